@@ -1,0 +1,215 @@
+"""The command line: a thin layer that parses arguments and calls the pipeline's stages.
+
+Exit status: 0 success; 1 a verification found a mismatch; 2 bad input or usage.
+Every error is one line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import BngraphError
+
+EXAMPLES = {
+    "derive": """examples:
+  bngraph derive                              # batchnorm, m = 3, named view, as text
+  bngraph derive --m 4 --view staged          # the 9-step staged backward
+  bngraph derive --format json -o bn.json     # the contract's JSON
+  bngraph derive --format latex -o bn.tex     # a standalone LaTeX document
+  bngraph derive --function my_bn.py:forward  # your own forward pass""",
+    "render": """examples:
+  bngraph render -o bn.svg                    # forward graph, named view
+  bngraph render --view staged --direction backward -o bn_back.pdf
+  bngraph render --m 64 -o big.png            # large m is drawn with an ellipsis""",
+    "verify": """examples:
+  bngraph verify                              # batchnorm, m = 3
+  bngraph verify layernorm --m 8""",
+    "check-backward": """examples:
+  bngraph check-backward layers.py:batchnorm_backward
+  bngraph check-backward my.py:bn_backward --forward my.py:bn_forward""",
+    "audit": """examples:
+  bngraph audit notes.md
+  bngraph audit derivation.tex --format json""",
+    "report": """examples:
+  bngraph report -o bngraph-output            # graphs, derivation, LaTeX, checks""",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse would print the usage too)
+        raise BngraphError(f"{self.prog}: {message} (see --help)")
+
+
+def _m(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"m must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"m must be at least 1, got {value}")
+    return value
+
+
+def _target_options(p: argparse.ArgumentParser, view: bool = True) -> None:
+    p.add_argument("layer", nargs="?", default=None, help="built-in layer (default: batchnorm; see `bngraph layers`)")
+    p.add_argument("--function", metavar="FILE.py:FUNC", help="trace your own function FUNC(x, p1, p2, ...)")
+    p.add_argument("--m", type=_m, default=3, help="batch size m (default: 3)")
+    if view:
+        p.add_argument("--view", choices=("named", "staged"), default="named", help="graph view (default: named)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="bngraph",
+        description="Trace, derive, check, draw and typeset the backward pass of Batch Norm "
+        "and other normalization layers.",
+        epilog="Run `bngraph COMMAND --help` for examples. Exit status: 0 ok, 1 mismatch found, 2 bad input.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name, help_):
+        return sub.add_parser(name, help=help_, description=help_, epilog=EXAMPLES.get(name),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = command("derive", "derive every adjoint and the closed form, as text, JSON, LaTeX or Markdown")
+    _target_options(p)
+    p.add_argument("--format", choices=("text", "json", "latex", "markdown"), default="text")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (LaTeX: a standalone document)")
+
+    p = command("render", "draw the forward or backward graph with Graphviz (SVG, PNG, PDF, DOT)")
+    _target_options(p)
+    p.add_argument("--direction", choices=("forward", "backward"), default="forward")
+    p.add_argument("--full", action="store_true", help="draw every example even for large m")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="FILE.svg, .png, .pdf or .dot")
+
+    p = command("verify", "check the derived formulas against NumPy, finite differences and autograd")
+    _target_options(p, view=False)
+
+    p = command("check-backward", "check your own backward code against the references")
+    p.add_argument("target", metavar="FILE.py:BACKWARD")
+    p.add_argument("--forward", metavar="FILE.py:FORWARD", help="your forward (default: BACKWARD with backward->forward)")
+    p.add_argument("--layer", default="batchnorm", help="layer your code implements (default: batchnorm)")
+
+    p = command("audit", "check the formulas of a write-up (.md, .tex, .ipynb, .txt)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--layer", default="batchnorm")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    command("layers", "list the built-in layers")
+
+    p = command("report", "the main job: graphs, derivation (text, JSON, LaTeX, Markdown) and checks in a folder")
+    _target_options(p, view=False)
+    p.add_argument("-o", "--output", metavar="FOLDER", default="bngraph-output", help="folder (default: bngraph-output)")
+    return parser
+
+
+def _derivation(args, view=None):
+    from .derive import derive
+    from .graph import build_graph
+    from .layers import trace_target
+
+    t = trace_target(args.layer, args.function, args.m)
+    layer = args.function or args.layer or "batchnorm"
+    return derive(build_graph(t, view or args.view, layer))
+
+
+def _closed_form(derivation):
+    from .simplify import closed_form
+
+    return closed_form(derivation)
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        from .output import write_atomic
+
+        write_atomic(output, text)
+    else:
+        sys.stdout.write(text)
+
+
+def cmd_derive(args) -> int:
+    from . import export
+
+    if args.function and args.layer:
+        raise BngraphError("give either a LAYER or --function, not both")
+    d = _derivation(args)
+    closed = _closed_form(d)
+    if args.format == "json":
+        text = export.to_json(d, closed)
+    elif args.format == "text":
+        text = export.to_text(d, closed)
+    else:
+        from . import latex
+
+        if args.format == "latex":
+            text = latex.to_latex(d, closed, standalone=bool(args.output))
+        else:
+            text = latex.to_markdown(d, closed)
+    _emit(text, args.output)
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .render import cli_render
+
+    return cli_render(args, _derivation(args))
+
+
+def cmd_verify(args) -> int:
+    from .verify import cli_verify
+
+    return cli_verify(args, _derivation(args, "named"))
+
+
+def cmd_check_backward(args) -> int:
+    from .check import cli_check_backward
+
+    return cli_check_backward(args)
+
+
+def cmd_audit(args) -> int:
+    from .audit import cli_audit
+
+    return cli_audit(args)
+
+
+def cmd_layers(args) -> int:
+    from .layers import LAYERS
+
+    width = max(map(len, LAYERS))
+    for layer in LAYERS.values():
+        print(f"{layer.name:<{width}}  {layer.summary}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    return write_report(args, Path(args.output))
+
+
+COMMANDS = {
+    "derive": cmd_derive, "render": cmd_render, "verify": cmd_verify, "check-backward": cmd_check_backward,
+    "audit": cmd_audit, "layers": cmd_layers, "report": cmd_report,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except BngraphError as exc:
+        print(f"bngraph: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bngraph: interrupted", file=sys.stderr)
+        return 2
+    except (OSError, RecursionError, MemoryError) as exc:
+        print(f"bngraph: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
