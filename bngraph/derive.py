@@ -73,7 +73,7 @@ class Derivation:
             adjoint = self.adjoints.get(node)
             if adjoint is None:  # an output: its adjoint is given
                 return adjoint_symbol(node)
-            self._memo[node] = sp.Add(*(self.substituted(c) * p for c, p in adjoint.terms))
+            self._memo[node] = sp.Add(*(_mul(self.substituted(c), p) for c, p in adjoint.terms))
         return self._memo[node]
 
     def local_partials_of(self, child: str) -> dict[str, sp.Expr]:
@@ -82,6 +82,31 @@ class Derivation:
 
     def __str__(self) -> str:
         return "\n".join(f"{a.name} = {sp.sstr(a.expr)}" for a in self.adjoints.values())
+
+    def to_latex(self, closed=None, **options) -> str:
+        """This derivation as LaTeX (see :func:`bngraph.latex.to_latex`)."""
+        from .latex import to_latex  # a later stage: import on use
+
+        return to_latex(self, closed, **options)
+
+    def _repr_latex_(self) -> str:
+        return self.to_latex()
+
+    def _repr_markdown_(self) -> str:
+        from .latex import to_markdown
+
+        return to_markdown(self)
+
+    def render(self, path=None, **options):
+        """Draw the backward graph with Graphviz (see :mod:`bngraph.render`)."""
+        from .render import render_graph  # the renderer is a later stage: import on use
+
+        return render_graph(self.graph, path, **{"direction": "backward", "derivation": self, **options})
+
+    def _repr_svg_(self):
+        from .render import render_graph
+
+        return render_graph(self.graph, None, direction="backward", derivation=self, format="svg")
 
 
 def derive(graph: Graph) -> Derivation:
@@ -92,9 +117,18 @@ def derive(graph: Graph) -> Derivation:
         if node.role in ("output", "constant"):
             continue
         terms = tuple((c, partials[node.name, c]) for c in graph.children(node.name))
-        expr = sp.Add(*(adjoint_symbol(c) * p for c, p in terms))
+        expr = sp.Add(*(_mul(adjoint_symbol(c), p) for c, p in terms))
         adjoints[node.name] = Adjoint(node.name, terms, expr)
     return Derivation(graph, MappingProxyType(partials), MappingProxyType(adjoints))
+
+
+def _mul(a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """a·b, skipping SymPy's work for a factor 1 (most seeds and partials on a path are 1)."""
+    if a is sp.S.One:
+        return b
+    if b is sp.S.One:
+        return a
+    return sp.Mul(a, b)
 
 
 def _op_partials(node, args: tuple) -> dict[str, list]:
@@ -109,7 +143,7 @@ def _op_partials(node, args: tuple) -> dict[str, list]:
 def _staged_partials(graph: Graph) -> dict:
     partials = {}
     for node in graph:
-        if node.expr is None:
+        if not node.parents:
             continue
         args = tuple(symbol(a) if isinstance(a, str) else a for a in node.args)
         for parent, ps in _op_partials(node, args).items():
@@ -118,22 +152,31 @@ def _staged_partials(graph: Graph) -> dict:
 
 
 def _named_partials(graph: Graph) -> dict:
-    """∂child/∂parent of named nodes: reverse mode over each child's contracted region."""
+    """∂child/∂parent of named nodes, through the unnamed staged nodes contracted into them.
+
+    Forward accumulation over the staged graph: each unnamed node keeps its partials with
+    respect to the named nodes it reads, computed once however many named nodes share it
+    (the m normalised values all share √(σ² + ε)).
+    """
     staged, value = graph.staged, graph.inlined
+    through: dict[str, dict[str, sp.Expr]] = {}  # unnamed node -> {named ancestor: partial}
     partials = {}
-    for node in graph:
-        if node.expr is None:
+    for node in staged:
+        if not node.parents:
             continue
-        members = set(node.region)
-        bar = defaultdict(list, {node.name: [sp.Integer(1)]})
-        local = defaultdict(list)
-        for r in reversed(node.region):
-            inner = staged[r]
-            seed = sp.Add(*bar.pop(r, ()))
-            args = tuple(value[a] if isinstance(a, str) else a for a in inner.args)
-            for parent, ps in _op_partials(inner, args).items():
-                into = bar if (parent in members and parent != node.name) else local
-                into[parent].extend(seed * p for p in ps)
-        for parent in node.parents:
-            partials[parent, node.name] = sp.Add(*local[parent])
+        args = tuple(value[a] if isinstance(a, str) else a for a in node.args)
+        gathered = defaultdict(list)
+        for parent, ps in _op_partials(node, args).items():
+            p = sp.Add(*ps)
+            if parent in graph:
+                gathered[parent].append(p)
+            else:
+                for ancestor, q in through[parent].items():
+                    gathered[ancestor].append(_mul(p, q))
+        result = {ancestor: sp.Add(*ps) for ancestor, ps in gathered.items()}
+        if node.name in graph:
+            for parent in graph[node.name].parents:
+                partials[parent, node.name] = result.get(parent, sp.S.Zero)
+        else:
+            through[node.name] = result
     return partials

@@ -9,7 +9,7 @@ Printers only read the immutable results; the same input gives byte-identical ou
 >>> list(doc)
 ['layer', 'm', 'view', 'nodes', 'forward', 'adjoints']
 >>> doc["forward"]["mu"]
-'x_1/2 + x_2/2'
+'(x_1 + x_2)/2'
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .derive import Derivation
 
 def expr_str(expr: sp.Expr) -> str:
     """An expression as text that ``sympy.parse_expr`` reads back (given the names as symbols)."""
-    return sp.sstr(expr, order=None)
+    return sp.sstr(expr, order="none")  # SymPy's own (deterministic) term order: fast, reads x_1 - mu
 
 
 def to_json_dict(derivation: Derivation, closed=None) -> dict[str, Any]:

@@ -9,6 +9,8 @@ into the named nodes that use it.
 >>> g = build_graph(LAYERS["batchnorm"].trace(3), "named")
 >>> g["mu"].parents
 ('x_1', 'x_2', 'x_3')
+>>> g["mu"].expr
+(x_1 + x_2 + x_3)/3
 >>> g["xhat_2"].expr
 (-mu + x_2)/sqrt(epsilon + sigma2)
 """
@@ -48,13 +50,20 @@ class Node:
     role: str
     args: tuple
     parents: tuple[str, ...]
-    expr: sp.Expr | None
+    definition: sp.Expr | None = None  # named view: the contracted value; staged: made on use
     region: tuple[str, ...] = ()
     named: bool = False  # named by the user: kept in the named view
 
     @property
     def symbol(self) -> sp.Symbol:
         return symbol(self.name)
+
+    @property
+    def expr(self) -> sp.Expr | None:
+        """The node's value in terms of its parents' symbols (None for a leaf)."""
+        if self.definition is not None or self.op in LEAF_OPS:
+            return self.definition
+        return forward(self.op, tuple(symbol(a) if isinstance(a, str) else a for a in self.args))
 
 
 @dataclass(frozen=True)
@@ -153,8 +162,7 @@ def _staged(trace: Trace, layer: str) -> Graph:
     nodes = []
     for r in trace.records:
         parents = tuple(dict.fromkeys(a for a in r.args if isinstance(a, str)))
-        expr = None if r.op in LEAF_OPS else forward(r.op, tuple(symbol(a) if isinstance(a, str) else a for a in r.args))
-        nodes.append(Node(r.name, r.op, _role(r, outputs), r.args, parents, expr, named=r.named))
+        nodes.append(Node(r.name, r.op, _role(r, outputs), r.args, parents, named=r.named))
     nodes = tuple(nodes)
     return Graph(layer, trace.m, "staged", nodes, _digraph(nodes), trace=trace)
 
@@ -166,11 +174,11 @@ def _named(staged: Graph) -> Graph:
     region: dict[str, frozenset] = {}  # unnamed staged node -> the unnamed nodes it stands for
     nodes = []
     for n in staged:
-        if n.expr is None:
+        if n.op in LEAF_OPS:
             value[n.name] = n.symbol
             nodes.append(n)
             continue
-        expr = forward(n.op, tuple(value[a] if isinstance(a, str) else a for a in n.args))
+        expr = _scaled_sum(n.op, tuple(value[a] if isinstance(a, str) else a for a in n.args))
         inner = frozenset().union(*(region[a] for a in n.parents if a not in kept))
         if n.name in kept:
             value[n.name] = n.symbol
@@ -187,6 +195,14 @@ def _named(staged: Graph) -> Graph:
     return Graph(staged.layer, staged.m, "named", nodes, _digraph(nodes), staged, MappingProxyType(value), staged.trace)
 
 
+def _scaled_sum(op: str, args: tuple) -> sp.Expr:
+    """A sum divided by a constant stays one: (x_1 + x_2 + x_3)/3, as a person writes it
+    (SymPy would distribute the 1/3 over the m terms, which also costs m products)."""
+    if op == "div" and args[0].is_Add and args[1].is_Number and args[1] != 0:
+        return sp.Mul(args[0], sp.Pow(args[1], -1, evaluate=False), evaluate=False)
+    return forward(op, args)
+
+
 def format_graph(g: Graph) -> str:
     """The trace as a jaxpr reads: leaves at the top, one node a line, outputs at the bottom."""
     head = f"{g.layer}  (m = {g.m}, {g.view} view)"
@@ -201,7 +217,7 @@ def format_graph(g: Graph) -> str:
         if g.view == "staged":
             rhs = f"{n.op} " + " ".join(str(a) for a in n.args)
         else:
-            rhs = sp.sstr(n.expr)
+            rhs = sp.sstr(n.expr, order="none")
         lines.append(f"  {n.name:<{width}} = {rhs}")
     lines.append(f"  {'outputs:':<12}{' '.join(n.name for n in g.outputs)}")
     return "\n".join(lines)

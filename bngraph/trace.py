@@ -38,6 +38,7 @@ class Record:
     op: str  # "input", "parameter", "constant" for leaves; a primitive's name otherwise
     args: tuple
     named: bool  # named by the user with ``name()`` (kept in the named view)
+    generated: bool = False  # its name is a generated t1, t2 …
 
 
 @dataclass(frozen=True)
@@ -372,5 +373,6 @@ def _name_records(nodes: list[_Node], args: dict[int, tuple], outputs: list[int]
         node = nodes[index]
         parents = tuple(names[p] if isinstance(p, int) else p for p in a)
         named = node.name is not None and node.op not in ("input", "parameter", "constant")
-        records.append(Record(names[index], node.op, parents, named or index in outputs))
+        generated = not (node.name or node.staged_name)
+        records.append(Record(names[index], node.op, parents, named or index in outputs, generated))
     return tuple(records)
