@@ -9,20 +9,16 @@ error of :func:`bngraph.numeric.relative_error`; it passes when the largest is a
 (:mod:`bngraph.diagnose`) to say what to fix.
 """
 
-import hashlib
-import importlib.util
-import inspect
-import sys
-import traceback
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from bngraph.diagnose import CORRECT_DX, Case, diagnose
+from bngraph.diagnose import CORRECT_DX, Case, diagnose, dx_scale
 from bngraph.errors import BngraphError
 from bngraph.numeric import max_relative_error
 from bngraph.reference import LAYERS, one_pass_variance_precision, reference_backward, reference_forward
+from bngraph.usercode import (GRADIENTS, UserCodeFailed, as_array, backward_style, call_forward, call_user,
+                              default_forward, forward_styles, function_name, gradients_from, load_function)
 
 __all__ = ["BackwardReport", "GradientCheck", "assert_backward_matches", "check_backward",
            "cli_check_backward", "load_function", "one_pass_variance_precision"]
@@ -35,184 +31,6 @@ DEFAULT_SHAPES = {
 }
 DEFAULT_SEEDS = (0, 1)
 DEFAULT_EPSILONS = (1e-5, 1e-2)  # the larger ε makes a forgotten ε visible
-GRADIENTS = ("dx", "dgamma", "dbeta")
-
-
-def _one_line(text):
-    return " ".join(str(text).split())
-
-
-def _import_file(path):
-    """Import a Python file under a name of its own, its folder on sys.path while it runs."""
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
-    name = f"bngraph_user_{path.stem.replace('-', '_')}_{digest}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(path.parent.resolve()))
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as error:
-        raise BngraphError(f"cannot import {path}: SyntaxError: {error.msg} (line {error.lineno})") from None
-    except (Exception, SystemExit) as error:
-        raise BngraphError(f"cannot import {path}: {type(error).__name__}: {_one_line(error)}") from None
-    finally:
-        sys.path.remove(str(path.parent.resolve()))
-    return module
-
-
-def load_function(spec):
-    """The function FUNC of ``"FILE.py:FUNC"``, importing FILE.py by its path.
-
-    >>> load_function("no_such_file.py:f")
-    Traceback (most recent call last):
-    bngraph.errors.BngraphError: no such file: no_such_file.py
-    """
-    path_text, colon, name = str(spec).rpartition(":")
-    if not colon or not path_text or not name:
-        raise BngraphError(f"expected FILE.py:FUNC, got {spec!r}")
-    path = Path(path_text)
-    if not path.is_file():
-        raise BngraphError(f"no such file: {path_text}")
-    if path.suffix != ".py":
-        raise BngraphError(f"not a Python file: {path_text}")
-    module = _import_file(path)
-    function = getattr(module, name, None)
-    if function is None:
-        known = sorted(k for k, v in vars(module).items() if inspect.isfunction(v) and not k.startswith("_"))
-        raise BngraphError(f"{path_text} has no function {name!r} (it has: {', '.join(known) or 'none'})")
-    if not callable(function):
-        raise BngraphError(f"{path_text}:{name} is not a function")
-    return function
-
-
-def _name(function):
-    code = getattr(function, "__code__", None)
-    where = f"{Path(code.co_filename).name}:" if code else ""
-    return where + getattr(function, "__name__", repr(function))
-
-
-def _positional_count(function):
-    """(required, most) positional parameters; most is None for *args or an uninspectable callable."""
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
-        return 0, None
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    positional = [p for p in parameters if p.kind in kinds]
-    required = sum(p.default is inspect.Parameter.empty for p in positional)
-    has_varargs = any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in parameters)
-    return required, None if has_varargs else len(positional)
-
-
-def _takes(function, count):
-    required, most = _positional_count(function)
-    return required <= count and (most is None or count <= most)
-
-
-def _backward_style(backward, layer):
-    """'cache' for BACKWARD(dout, cache), 'inputs' for (dout, x, gamma, beta, [running stats,] eps)."""
-    inputs = 7 if layer == "batchnorm-eval" else 5
-    if _takes(backward, 2):
-        return "cache"
-    if _takes(backward, inputs):
-        return "inputs"
-    expected = "(dout, x, gamma, beta, running_mean, running_var, eps)" if inputs == 7 else "(dout, x, gamma, beta, eps)"
-    raise BngraphError(f"{_name(backward)} must take (dout, cache) or {expected}")
-
-
-def _forward_styles(forward, layer):
-    """How to pass ε (and running statistics) to FORWARD, most likely first."""
-    if layer == "batchnorm-eval" and _takes(forward, 6):
-        return ["running"]  # (x, gamma, beta, running_mean, running_var, eps)
-    if not _takes(forward, 4):
-        raise BngraphError(f"{_name(forward)} must take (x, gamma, beta, eps) or (x, gamma, beta, bn_param)")
-    try:
-        fourth = list(inspect.signature(forward).parameters)[3].lower()
-    except (TypeError, ValueError, IndexError):
-        fourth = ""
-    if "param" in fourth:
-        return ["param"]
-    if fourth in ("eps", "epsilon"):
-        return ["eps"]
-    return ["eps", "param"]  # unknown name: try a number, then a dict
-
-
-def _default_forward(backward):
-    """FORWARD next to BACKWARD: ``backward`` → ``forward`` in the name (``bn_backward_alt`` → ``bn_forward``)."""
-    name = getattr(backward, "__name__", "")
-    namespace = getattr(backward, "__globals__", {})
-    if "backward" not in name:
-        raise BngraphError(f"{_name(backward)} takes (dout, cache); name its forward (--forward FILE.py:FUNC)")
-    guess = name.replace("backward", "forward")
-    for candidate in (guess, guess[: guess.find("forward") + len("forward")]):
-        if "forward" in candidate and callable(namespace.get(candidate)):
-            return namespace[candidate]
-    raise BngraphError(f"{_name(backward)} takes (dout, cache) but there is no {guess} next to it; "
-                       "name its forward (--forward FILE.py:FUNC)")
-
-
-class _UserCodeFailed(Exception):
-    """The user's forward or backward raised or returned something unusable: a verdict, not a crash."""
-
-
-def _run(role, function, *args):
-    try:
-        with np.errstate(all="ignore"):
-            return function(*args)
-    except Exception as error:
-        frames = traceback.extract_tb(error.__traceback__)
-        code = getattr(function, "__code__", None)
-        own = [f for f in frames if code and f.filename == code.co_filename] or frames[-1:]
-        where = f" ({Path(own[-1].filename).name}, line {own[-1].lineno})" if own else ""
-        message = _one_line(error)
-        raise _UserCodeFailed(f"{role} raised {type(error).__name__}{': ' + message if message else ''}{where}")
-
-
-def _call_forward(forward, styles, case):
-    x, gamma, beta, eps = case.x.copy(), case.gamma.copy(), case.beta.copy(), case.eps
-    first_failure = None
-    for style in styles:
-        if style == "running":
-            args = (x, gamma, beta, case.running_mean.copy(), case.running_var.copy(), eps)
-        elif style == "param":
-            param = {"mode": "test" if case.layer == "batchnorm-eval" else "train", "eps": eps, "momentum": 0.9}
-            if case.layer == "batchnorm-eval":
-                param.update(running_mean=case.running_mean.copy(), running_var=case.running_var.copy())
-            args = (x, gamma, beta, param)
-        else:
-            args = (x, gamma, beta, eps)
-        try:
-            result = _run("forward", forward, *args)
-        except _UserCodeFailed as failure:
-            first_failure = first_failure or failure
-            continue
-        styles[:] = [style]  # this convention works: keep it for the next cases
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            raise _UserCodeFailed(f"forward returned {_describe(result)}; expected a pair (out, cache)")
-        return result
-    raise first_failure
-
-
-def _describe(value):
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)} items"
-    return "None" if value is None else f"a {type(value).__name__}"
-
-
-def _as_array(role, name, value):
-    try:
-        if value is not None:
-            return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        pass
-    raise _UserCodeFailed(f"{role} returned {_describe(value)} for {name}; expected an array")
-
-
-def _as_arrays(result):
-    if not isinstance(result, (tuple, list)) or len(result) != 3:
-        raise _UserCodeFailed(f"backward returned {_describe(result)}; expected (dx, dgamma, dbeta)")
-    return [_as_array("backward", name, value) for name, value in zip(GRADIENTS, result)]
 
 
 def make_case(layer, shape, seed, eps):
@@ -238,6 +56,7 @@ class GradientCheck:
     worst_case: str
     worst_index: tuple
     passed: bool
+    cases_run: int  # cases in which the user's code returned this quantity
 
 
 @dataclass(frozen=True)
@@ -270,9 +89,11 @@ class BackwardReport:
         lines.append("")
         lines.append(f"  {'gradient':<9} {'max rel. error':<15} {'worst at':<40} result")
         for c in self.checks:
-            error = "—" if np.isnan(c.max_relative_error) else f"{c.max_relative_error:.2e}"
-            where = f"{c.worst_case} {list(c.worst_index)}" if c.worst_case else ""
-            lines.append(f"  {c.name:<9} {error:<15} {where:<40} {'ok' if c.passed else 'WRONG'}")
+            compared = not np.isnan(c.max_relative_error)
+            error = f"{c.max_relative_error:.2e}" if compared else "—"
+            where = f"{c.worst_case} {list(c.worst_index)}" if compared else ""
+            result = "ok" if c.passed else "WRONG" if c.cases_run else "not run"
+            lines.append(f"  {c.name:<9} {error:<15} {where:<40} {result}")
         lines.append("")
         lines += [f"  {p}" for p in self.problems] or [f"  all gradients match the reference on {len(self.cases)} cases"]
         lines.append("OK" if self.ok else "FAIL")
@@ -285,7 +106,7 @@ class _Tally:
     def __init__(self, name):
         self.name, self.worst, self.given, self.faults = name, (np.nan, "", ()), [], []
 
-    def add(self, case, given, expected):
+    def add(self, case, given, expected, scale=None):
         self.given.append(given)
         if given.shape != expected.shape:
             self.faults.append(f"{self.name} has shape {given.shape}; expected {expected.shape} ({case.label})")
@@ -294,30 +115,33 @@ class _Tally:
             kind = "NaN" if np.isnan(given[index]) else "inf"
             self.faults.append(f"{self.name} contains {kind} at {list(index)} ({case.label})")
         else:
-            error, index = max_relative_error(given, expected)
+            error, index = max_relative_error(given, expected, scale)
             if not error <= self.worst[0]:  # also replaces the initial nan
                 self.worst = (error, case.label, index)
 
     def result(self, threshold):
         passed = not self.faults and self.worst[0] <= threshold
-        return GradientCheck(self.name, self.worst[0], self.worst[1], self.worst[2], passed)
+        return GradientCheck(self.name, *self.worst, passed, len(self.given))
 
 
-def _verdict(tally, cases, threshold, layer):
+def _verdict(tally, cases, layer):
     """One line for a failed quantity: NaN first, then a named mistake, then shapes or the plain error."""
-    if any("contains" in f for f in tally.faults):
-        return next(f for f in tally.faults if "contains" in f)
-    if tally.name == "out":
-        error, where, _ = tally.worst
-        return tally.faults[0] if tally.faults else (
-            f"the forward's output differs from the reference (max relative error {error:.2g}, {where}); "
-            "gradients are checked against the reference forward")
+    non_finite = [f for f in tally.faults if " contains " in f]
+    if non_finite:
+        return non_finite[0]
     mistake = diagnose(tally.name, cases[: len(tally.given)], tally.given)
+    error, where, index = tally.worst
+    if tally.name == "out":
+        if mistake:
+            problem = f"the forward's output is wrong: {mistake}"
+        else:
+            problem = tally.faults[0] if tally.faults else (
+                f"the forward's output differs from the reference (max relative error {error:.2g}, {where})")
+        return problem + "; gradients are checked against the reference forward"
     if mistake:
         return f"{tally.name} is wrong: {mistake}"
     if tally.faults:
         return tally.faults[0]
-    error, where, index = tally.worst
     hint = f"; correct: {CORRECT_DX[layer]}" if tally.name == "dx" else ""
     return (f"{tally.name} is wrong (max relative error {error:.2g} at {list(index)}, {where}) "
             f"and matches none of the common mistakes bngraph knows{hint}")
@@ -334,10 +158,10 @@ def check_backward(backward, forward=None, layer="batchnorm", shapes=None, seeds
     """
     if layer not in LAYERS:
         raise BngraphError(f"unknown layer {layer!r}; built-in layers: {', '.join(LAYERS)}")
-    style = _backward_style(backward, layer)
+    style = backward_style(backward, layer)
     if forward is None and style == "cache":
-        forward = _default_forward(backward)
-    styles = _forward_styles(forward, layer) if forward is not None else []
+        forward = default_forward(backward)
+    styles = forward_styles(forward, layer) if forward is not None else []
     shapes = [tuple(shape) for shape in (shapes or DEFAULT_SHAPES[layer])]
     cases = [make_case(layer, shape, seed, eps) for shape in shapes for seed in seeds for eps in epsilons]
     coverage = (f"x {', '.join(map(str, shapes))} × seeds {', '.join(map(str, seeds))}"
@@ -348,28 +172,28 @@ def check_backward(backward, forward=None, layer="batchnorm", shapes=None, seeds
         extra = (case.running_mean, case.running_var) if layer == "batchnorm-eval" else ()
         try:
             if forward is not None:
-                out, cache = _call_forward(forward, styles, case)
+                out, cache, style_used = call_forward(forward, styles, case)
+                styles = [style_used]  # this convention works: keep it for the next cases
                 expected_out = reference_forward(layer, case.x, case.gamma, case.beta, case.eps, *extra)
-                tallies["out"].add(case, _as_array("forward", "out", out), expected_out)
+                tallies["out"].add(case, as_array("forward", "out", out), expected_out)
             dout = case.dout.copy()
             if style == "cache":
-                result = _run("backward", backward, dout, cache)
+                result = call_user("backward", backward, dout, cache)
             else:
-                result = _run("backward", backward, dout, case.x.copy(), case.gamma.copy(),
-                              case.beta.copy(), *[a.copy() for a in extra], case.eps)
-            given = _as_arrays(result)
-        except _UserCodeFailed as failure:
+                inputs = [a.copy() for a in (case.x, case.gamma, case.beta, *extra)]
+                result = call_user("backward", backward, dout, *inputs, case.eps)
+            given = gradients_from(result)
+        except UserCodeFailed as failure:
             problems.append(f"{failure} ({case.label})")
             break
         expected = reference_backward(layer, case.dout, case.x, case.gamma, case.beta, case.eps, *extra)
         for name, g, e in zip(GRADIENTS, given, expected):
-            tallies[name].add(case, g, np.asarray(e))
+            tallies[name].add(case, g, np.asarray(e), dx_scale(case) if name == "dx" else None)
     checks = tuple(t.result(threshold) for t in tallies.values())
-    problems += [_verdict(tallies[c.name], cases, threshold, layer)
-                 for c in checks if not c.passed and tallies[c.name].given]
+    problems += [_verdict(tallies[c.name], cases, layer) for c in checks if not c.passed and c.cases_run]
     return BackwardReport(
-        backward=_name(backward),
-        forward=_name(forward) if forward is not None else None,
+        backward=function_name(backward),
+        forward=function_name(forward) if forward is not None else None,
         layer=layer,
         threshold=threshold,
         cases=tuple(c.label for c in cases),
@@ -417,7 +241,7 @@ def cli_check_backward(args):
         forward = load_function(forward)
     elif forward:
         if not callable(backward.__globals__.get(forward)):
-            raise BngraphError(f"{_name(backward).split(':')[0]} has no function {forward!r}")
+            raise BngraphError(f"{function_name(backward).split(':')[0]} has no function {forward!r}")
         forward = backward.__globals__[forward]
     report = check_backward(backward, forward, layer=getattr(args, "layer", None) or "batchnorm")
     print(report.format())

@@ -62,9 +62,17 @@ def _target_options(p: argparse.ArgumentParser, view: bool = True) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bngraph",
-        description="Trace, derive, check, draw and typeset the backward pass of Batch Norm "
+        description="Trace, derive, check, draw and typeset the backward pass of Batch Norm\n"
         "and other normalization layers.",
-        epilog="Run `bngraph COMMAND --help` for examples. Exit status: 0 ok, 1 mismatch found, 2 bad input.",
+        epilog="""examples:
+  bngraph layers                              # the built-in layers
+  bngraph derive                              # Batch Norm, m = 3: every adjoint and the closed form
+  bngraph derive --function my_bn.py:forward --format json
+  bngraph render -o bn.svg                    # draw the graph
+  bngraph verify layernorm --m 8              # check against NumPy and finite differences
+
+Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch found, 2 bad input.""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 

@@ -57,17 +57,23 @@ class Pieces:
         self.wrong_axes = tuple(a for a in range(x.ndim) if a not in self.param_axes)
         self.n = int(np.prod([x.shape[a] for a in self.axes]))
         shape = param_broadcast_shape(layer, x.ndim)
-        self.dout, self.eps = case.dout, case.eps
-        self.g = case.dout * np.reshape(case.gamma, shape)
+        self.x, self.dout, self.eps = x, case.dout, case.eps
+        self.gamma, self.beta = np.reshape(case.gamma, shape), np.reshape(case.beta, shape)
+        self.g = case.dout * self.gamma
         self.xmu = x - x.mean(axis=self.axes, keepdims=True)
         self.var = self.total(self.xmu**2) / self.n
         self.var_unbiased = self.var * self.n / (self.n - 1) if self.n > 1 else self.var * np.nan
         if layer == "batchnorm-eval":
             self.running_var = np.reshape(case.running_var, shape)
             self.xhat = (x - np.reshape(case.running_mean, shape)) / np.sqrt(self.running_var + self.eps)
+            self.scale = np.abs(self.g / np.sqrt(self.running_var + self.eps)).max()
         else:
-            self.xhat = self.xmu / np.sqrt(self.var + self.eps)
-        self.x = x
+            self.xhat = self.xhat_with()
+            self.scale = np.abs(self.g / np.sqrt(self.var + self.eps)).max()  # size of dx's terms
+
+    def xhat_with(self, var=None, eps=None):
+        """x̂ from the batch statistics, with the variance or ε swapped if given."""
+        return self.xmu / np.sqrt((self.var if var is None else var) + (self.eps if eps is None else eps))
 
     def total(self, a):
         return a.sum(axis=self.axes, keepdims=True)
@@ -77,7 +83,7 @@ class Pieces:
         g = self.g if g is None else g
         var = self.var if var is None else var
         eps = self.eps if eps is None else eps
-        xhat = self.xmu / np.sqrt(var + eps)
+        xhat = self.xhat_with(var, eps)
         n_mu = self.n if n_mu is None else n_mu
         n_var = self.n if n_var is None else n_var
         mean_term = mean_path * self.total(g) / n_mu
@@ -142,6 +148,18 @@ MISTAKES = (
             lambda p: p.param_sum(p.dout * p.x)),
     Mistake("dgamma", ALL, "it matches Σ dout, which is dβ: are dgamma and dbeta swapped?",
             lambda p: p.param_sum(p.dout)),
+    Mistake("dgamma", TRAIN, "it matches Σ dout·x̂ with x̂ from the unbiased variance (1/({n}−1)); "
+            "use the biased σ² = (1/{n}) Σ (x−μ)²", lambda p: p.param_sum(p.dout * p.xhat_with(p.var_unbiased))),
+    Mistake("dgamma", TRAIN, "it matches Σ dout·x̂ with ε left out of x̂ = (x−μ)/√(σ²+ε)",
+            lambda p: p.param_sum(p.dout * p.xhat_with(eps=0.0))),
+    Mistake("out", TRAIN, "it matches γ·x̂ + β with ε left out of x̂ = (x−μ)/√(σ²+ε)",
+            lambda p: p.gamma * p.xhat_with(eps=0.0) + p.beta),
+    Mistake("out", TRAIN, "it matches γ·x̂ + β with x̂ from the unbiased variance (1/({n}−1)); "
+            "normalise with the biased σ² = (1/{n}) Σ (x−μ)²",
+            lambda p: p.gamma * p.xhat_with(p.var_unbiased) + p.beta),
+    Mistake("out", ("batchnorm-eval",), "it matches the training-mode output, normalised with the "
+            "batch's own μ and σ²; in eval mode use the running statistics",
+            lambda p: p.gamma * p.xhat_with() + p.beta),
     Mistake("dbeta", ALL, "it is not summed: it matches dout entry by entry; dβ = Σ dout over {over}",
             lambda p: p.dout),
     Mistake("dbeta", ALL, "it is summed over the wrong axis: it matches Σ dout over {wrong}; sum over "
@@ -165,17 +183,23 @@ def _fill(verdict, layer, pieces):
     )
 
 
-def _matches(candidate, given):
+def _matches(candidate, given, scale=None):
     if given is None or np.shape(candidate) != np.shape(given):
         return False
     with np.errstate(all="ignore"):
-        return max_relative_error(given, candidate)[0] <= MATCH_TOLERANCE
+        return max_relative_error(given, candidate, scale)[0] <= MATCH_TOLERANCE
+
+
+def dx_scale(case):
+    """The size of dx's terms (max |γ·dout/√(σ²+ε)|): the scale to measure dx's errors against."""
+    return float(Pieces(case).scale)
 
 
 def diagnose(gradient, cases, given):
     """Say which known mistake ``given`` (the student's gradient, one array per case) matches.
 
-    Returns a sentence, or None when no mistake bngraph knows fits in every case.
+    ``gradient`` is "dx", "dgamma", "dbeta", or "out" for the forward's output.  Returns a
+    sentence, or None when no mistake bngraph knows fits in every case.
 
     >>> rng = np.random.default_rng(0)
     >>> case = Case("batchnorm", rng.normal(size=(4, 3)), np.ones(3), np.zeros(3), rng.normal(size=(4, 3)), 1e-5)
@@ -188,7 +212,8 @@ def diagnose(gradient, cases, given):
         if mistake.gradient == gradient and layer in mistake.layers:
             with np.errstate(all="ignore"):
                 candidates = [mistake.compute(p) for p in pieces]
-            if all(_matches(c, g) for c, g in zip(candidates, given)):
+            scales = [p.scale if gradient == "dx" else None for p in pieces]
+            if all(_matches(c, g, s) for c, g, s in zip(candidates, given, scales)):
                 return _fill(mistake.verdict, layer, pieces[0])
     if gradient == "dx" and layer in TRAIN:
         return _fit_terms(layer, pieces, given)

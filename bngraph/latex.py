@@ -154,6 +154,8 @@ class PaperLatexPrinter(LatexPrinter):
         sign = "- " if coeff < 0 else ""
         coeff = abs(coeff)
         head = " ".join(self._print(a) for a in adjoints)
+        if rest == sp.Symbol("m"):  # the batch size reads as a coefficient: m ∂L/∂y_i
+            coeff, rest = coeff * rest, sp.S.One
         if coeff != 1:
             head = f"{self._print(coeff)} {head}"
         if rest == 1:
@@ -344,6 +346,8 @@ def _text(text: str) -> str:
             out.append(_SPECIAL.get(ch) or _UNICODE[ch])
         elif ord(ch) < 128:
             out.append(ch)
+        elif unicodedata.combining(ch):  # the hat of x̂: dropped
+            continue
         else:  # x̂ -> x; anything pdflatex cannot set becomes "?"
             plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
             out.append(plain or "?")

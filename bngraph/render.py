@@ -61,13 +61,14 @@ def render_graph(graph: Graph, path=None, *, direction="forward", derivation=Non
     fmt = _format(path, format)
     if direction not in DIRECTIONS:
         raise BngraphError(f"unknown direction {direction!r}; choose forward or backward")
-    if path is not None and not Path(path).parent.is_dir():
+    if path is not None and not Path(path).parent.is_dir():  # fail before the layout, not after
         raise BngraphError(f"cannot write {path}: the folder {Path(path).parent} does not exist")
     if derivation is None and (direction == "backward" or values is not None):
         derivation = derive(graph)
     numbers = evaluate(derivation, values) if values is not None else None
-    agraph = nx.nx_agraph.to_agraph(_picture(graph, direction, derivation, numbers, full, chain_rule))
-    _add_clusters(agraph, graph, full)
+    example, shown = examples(graph), shown_examples(graph.m, full)
+    agraph = nx.nx_agraph.to_agraph(_picture(graph, direction, derivation, numbers, example, shown, chain_rule))
+    _add_clusters(agraph, example, shown)
     if fmt == "dot":
         data = agraph.string()
     else:
@@ -115,6 +116,10 @@ def examples(graph: Graph) -> dict[str, int | None]:
         if node.name not in found:
             ks = {found.get(p) for p in node.parents} - {None}
             found[node.name] = ks.pop() if len(ks) == 1 else None
+    for node in reversed(graph.nodes):  # a shared value only one example uses (log(s) in y_k) joins it
+        if found[node.name] is None and node.expr is not None:
+            ks = {found[c] for c in graph.digraph.successors(node.name)}
+            found[node.name] = ks.pop() if len(ks) == 1 else None
     return found
 
 
@@ -124,9 +129,8 @@ def shown_examples(m: int, full: bool) -> tuple[int, ...]:
 
 # --- the picture, as an nx.DiGraph with Graphviz attributes ------------------------------
 
-def _picture(graph, direction, derivation, numbers, full, chain_rule) -> nx.DiGraph:
-    backward = direction == "backward"
-    example, shown = examples(graph), set(shown_examples(graph.m, full))
+def _picture(graph, direction, derivation, numbers, example, shown, chain_rule) -> nx.DiGraph:
+    backward, shown = direction == "backward", set(shown)
     hidden = [k for k in range(1, graph.m + 1) if k not in shown]
     pic = nx.DiGraph(name=f"{graph.layer}_{direction}")
     pic.graph["graph"] = {
@@ -168,15 +172,15 @@ def _picture(graph, direction, derivation, numbers, full, chain_rule) -> nx.DiGr
     return pic
 
 
-def _add_clusters(agraph, graph: Graph, full: bool) -> None:
+def _add_clusters(agraph, example: dict, shown: tuple[int, ...]) -> None:
     """One dashed box per drawn example (the fan-in to μ, σ² and back is then plain) and the legend."""
-    members: dict[int, list[str]] = {}
-    for name, k in examples(graph).items():
-        if k is not None and name in agraph:
-            members.setdefault(k, []).append(name)
-    for k in shown_examples(graph.m, full):
-        if k in members:
-            agraph.add_subgraph(members[k], name=f"cluster_example_{k}", label=f"example {k}",
+    members = {k: [] for k in shown}
+    for name in agraph.nodes():
+        if example.get(name) in members:
+            members[example[name]].append(name)
+    for k, names in members.items():
+        if names:
+            agraph.add_subgraph(names, name=f"cluster_example_{k}", label=f"example {k}",
                                 style="rounded,dashed", color="#9ca3af", fontsize="10")
     legend = [n for n in agraph.nodes() if n.startswith(LEGEND)]
     agraph.add_subgraph(legend, name="cluster_legend", label="legend", style="rounded", color="#9ca3af",

@@ -115,9 +115,11 @@ def closed_form_of(func: Callable, layer: str) -> ClosedForm:
             if found is not None:
                 identities.append(found)
     substituted = _substitute(plates, adjoints)
+    batch_definitions = [(n, plates.values[n]) for n in plates.kept
+                         if n in plates.values and plates[n].kind == "batch"]
     formulas, steps = {}, {}
     for key, (chain, full) in substituted.items():
-        steps[key] = _simplify(chain, full, inverse, identities)
+        steps[key] = _simplify(chain, full, inverse, identities, batch_definitions)
         formulas[key] = steps[key][-1].expr
     definitions = {_key(plates, n): plates.values[n] for n in plates.kept if n in plates.values}
     chain_rule = {key: chain for key, (chain, _) in substituted.items()}
@@ -273,42 +275,28 @@ def _identity_from_definition(name, definition, inverse, identities) -> Identity
     return Identity(new[0], sp.factor(solved[0]), f"from the definition of {name}")
 
 
-def _simplify(chain, full, inverse, identities) -> tuple[Step, ...]:
-    """The chain from the substituted adjoint to its closed form, one recorded step per rule.
-
-    Bases like σ² + ε are held as opaque symbols meanwhile, so expanding never splits them.
-    """
-    held = _held_bases([full] + [ident.rhs for ident in identities])
-    hold = lambda e: e.xreplace(held)  # noqa: E731
-    release = lambda e: e.xreplace({v: k for k, v in held.items()})  # noqa: E731
+def _simplify(chain, full, inverse, identities, definitions) -> tuple[Step, ...]:
+    """The chain from the substituted adjoint to its closed form, one recorded step per rule."""
     steps = [Step("chain rule over the plate graph", chain), Step("adjoints substituted", full)]
-    current = hold(full)
 
     def step(description, expr):
-        nonlocal current
-        if expr != current:
-            current = expr
-            steps.append(Step(description, release(expr)))
+        if expr != steps[-1].expr:
+            steps.append(Step(description, expr))
 
     if inverse is not None:
         ident = inverse[2]
         step(f"substitute {sp.sstr(ident.lhs)} = {sp.sstr(ident.rhs)} ({ident.reason})",
-             _linear_sums(_apply_inverse(current, (inverse[0], hold(inverse[1]), ident))))
+             _linear_sums(_apply_inverse(steps[-1].expr, inverse)))
+    for name, definition in reversed(definitions):
+        step(f"fold {sp.sstr(definition)} back into {name}", steps[-1].expr.xreplace({definition: sp.Symbol(name)}))
     for ident in identities:
         if isinstance(ident.lhs, sp.Sum):
             step(f"use {sp.sstr(ident.lhs)} = {sp.sstr(ident.rhs)} ({ident.reason})",
-                 current.xreplace({ident.lhs: hold(ident.rhs)}))
-    step("collect on the batch sums", _collect(current))
+                 steps[-1].expr.xreplace({ident.lhs: ident.rhs}))
+    step("collect on the batch sums", _collect(steps[-1].expr))
     if len(steps) == 2:  # nothing to simplify: the substituted form is the closed form
-        steps.append(Step("collect on the batch sums", release(_collect(current))))
+        steps.append(Step("collect on the batch sums", _collect(full)))
     return tuple(steps)
-
-
-def _held_bases(exprs) -> dict:
-    bases = set()
-    for e in exprs:
-        bases |= {p.base for p in e.atoms(sp.Pow) if p.base.is_Add}
-    return {b: sp.Dummy(f"h{k}", positive=True) for k, b in enumerate(sorted(bases, key=sp.default_sort_key))}
 
 
 def _collect(expr: sp.Expr) -> sp.Expr:

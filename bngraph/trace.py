@@ -206,7 +206,13 @@ def _unary(op: str, numeric: Callable[[float], float]):
     def apply(a):
         if isinstance(a, Value):
             return a._op(op, a)
-        return numeric(a)
+        if isinstance(a, (int, float)):
+            return numeric(a)
+        # anything else (a NumPy array, an autograd box) takes autograd.numpy's function,
+        # so a user's function also runs under an independent AD for `bngraph verify`
+        import autograd.numpy as anp
+
+        return getattr(anp, op)(a)
 
     apply.__name__ = op
     apply.__doc__ = f"{op} of a traced value (or of a plain number)."
@@ -228,9 +234,9 @@ def _check_name(label: str) -> None:
 def _set_name(value, label: str, attribute: str):
     if isinstance(value, (list, tuple)):
         return type(value)(_set_name(v, f"{label}_{k}", attribute) for k, v in enumerate(value, 1))
-    if not isinstance(value, Value):
-        raise BngraphError(f"cannot name {label!r}: it is a constant, not a traced value ({_caller()})")
     _check_name(label)
+    if not isinstance(value, Value):  # a plain number: the function is being run, not traced
+        return value
     node = value._recorder.nodes[value._index]
     if node.op in ("input", "parameter", "constant"):
         raise BngraphError(f"cannot name {label!r}: it is the input or parameter itself ({_caller()})")
@@ -244,6 +250,7 @@ def name(value, label: str):
     """Name an intermediate; named values form the *named* view (``mu``, ``sigma2`` ...).
 
     A list gets ``label_1 … label_m``. Returns ``value`` so it can wrap an expression.
+    On plain numbers it does nothing, so the same function also runs on numbers.
     """
     return _set_name(value, label, "name")
 

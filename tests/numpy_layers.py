@@ -7,7 +7,7 @@ Every backward takes the upstream ``dy`` too and returns ``{"x": dx, "gamma": dg
 "beta": dbeta}``.
 
 >>> out = batchnorm_forward(np.array([1.0, 3.0]), gamma=2.0, beta=0.5, epsilon=0.0)
->>> out["mu"], out["sigma2"], out["y"].tolist()
+>>> float(out["mu"]), float(out["sigma2"]), out["y"].tolist()
 (2.0, 1.0, [-1.5, 2.5])
 """
 from __future__ import annotations

@@ -125,7 +125,8 @@ def test_named_view_contracts_the_staged_steps_into_regions():
     g = build_graph(LAYERS["batchnorm"].trace(2), "named")
     assert g["xhat_1"].region == ("xmu_1", "t3", "sqrtvar", "ivar", "xhat_1")
     assert g["y_2"].region == ("gammax_2", "y_2")
-    assert g.staged.view == "staged" and g["mu"].expr == sp.Symbol("x_1") / 2 + sp.Symbol("x_2") / 2
+    assert g.staged.view == "staged"
+    assert sp.expand(g["mu"].expr - (sp.Symbol("x_1") + sp.Symbol("x_2")) / 2) == 0
 
 
 def test_an_unknown_view_is_an_error():
@@ -151,7 +152,7 @@ def test_printed_graph_reads_like_a_jaxpr(view):
     for line, n in zip(body, computed):
         rhs = line.split(" = ")[1]
         if view == "named":
-            assert parse_expr(rhs, local_dict=symbols) == n.expr
+            assert sp.expand(parse_expr(rhs, local_dict=symbols) - n.expr) == 0
         else:  # "op arg arg …"
             assert rhs.split() == [n.op, *map(str, n.args)]
     if view == "staged":

@@ -253,3 +253,15 @@ def test_cli_bad_output_exits_2_with_one_line(tmp_path, capsys, output):
     err = capsys.readouterr().err
     assert err.startswith("bngraph: error: ") and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_shared_value_only_one_example_uses_is_hidden_with_it():
+    from bngraph import exp, log, trace
+
+    def logsumexp_shift(x, a):  # log(s) is computed again for every example: t_k = log(s) in y_k only
+        s = sum(exp(xk) for xk in x)
+        return [log(s) - a * xk for xk in x]
+
+    g = build_graph(trace(logsumexp_shift, 40), "staged")
+    drawn = set(pygraphviz.AGraph(string=render_graph(g, format="dot")).nodes()) - LEGEND
+    assert len(drawn) == 3 * 5 + 3  # per example x, exp(x), log(s), a·x, y; shared a, the sum, "⋯"

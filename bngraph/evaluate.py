@@ -1,0 +1,67 @@
+"""Numbers from the symbolic results: walk the graph forward, the adjoints backward.
+
+This is how anyone can use the JSON: each node from its parents, in order, then each
+adjoint from its children's. The closed form is evaluated with its sums written out.
+
+>>> from bngraph.layers import LAYERS
+>>> from bngraph.graph import build_graph
+>>> from bngraph.derive import derive
+>>> d = derive(build_graph(LAYERS["batchnorm"].trace(2)))
+>>> v = forward_values(d.graph, {"x_1": 1.0, "x_2": 3.0, "gamma": 2.0, "beta": 0.5, "epsilon": 0.0})
+>>> v["mu"], v["sigma2"], v["y_2"]
+(2.0, 1.0, 2.5)
+>>> g = adjoint_values(d, v, {"dL_dy_1": 1.0, "dL_dy_2": 0.0})
+>>> g["gamma"], g["beta"]
+(-1.0, 1.0)
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import sympy as sp
+
+from .derive import Derivation, adjoint_name
+from .graph import Graph, symbol
+from .simplify import ClosedForm, concrete
+
+
+def _number(expr: sp.Expr, values: Mapping[sp.Symbol, sp.Float]) -> float:
+    return float(expr.xreplace(values).evalf())
+
+
+def forward_values(graph: Graph, leaves: Mapping[str, float]) -> dict[str, float]:
+    """Every node's value, given the leaves (inputs, parameters, constants) by name."""
+    known = {symbol(k): sp.Float(v) for k, v in leaves.items()}
+    values = dict(leaves)
+    for node in graph:
+        if node.expr is None:
+            if node.name not in leaves:
+                raise KeyError(f"no value given for {node.name}")
+            continue
+        values[node.name] = _number(node.expr, known)
+        known[node.symbol] = sp.Float(values[node.name])
+    return values
+
+
+def adjoint_values(derivation: Derivation, values: Mapping[str, float], upstream: Mapping[str, float]) -> dict[str, float]:
+    """Every adjoint's value by node name, from the forward values and dL_dy_k."""
+    known = {symbol(k): sp.Float(v) for k, v in values.items()}
+    known.update({symbol(k): sp.Float(v) for k, v in upstream.items()})
+    out = {}
+    for name, adjoint in derivation.adjoints.items():  # reverse topological order
+        out[name] = _number(adjoint.expr, known)
+        known[symbol(adjoint_name(name))] = sp.Float(out[name])
+    return out
+
+
+def closed_form_values(closed: ClosedForm, values: Mapping[str, float], upstream: Mapping[str, float], m: int) -> dict[str, list | float]:
+    """Each closed-form formula at m examples: a list over i = 1..m for per-example ones."""
+    known = {symbol(k): sp.Float(v) for k, v in values.items()}
+    known.update({symbol(k): sp.Float(v) for k, v in upstream.items()})
+    out: dict[str, list | float] = {}
+    for key, formula in closed.formulas.items():
+        if key.endswith("[i]"):
+            out[key] = [_number(concrete(formula, m, k), known) for k in range(1, m + 1)]
+        else:
+            out[key] = _number(concrete(formula, m), known)
+    return out

@@ -1,0 +1,626 @@
+r"""Read one equation of Batch-Norm notation, as people write it in LaTeX, into SymPy.
+
+A lark grammar (LALR, so reading is linear in the length) turns the text into a parse
+tree; a transformer builds the SymPy objects from the tree. Nothing the user wrote is
+ever handed to ``eval``, ``sympify`` or ``parse_expr``.
+
+The result uses the contract's symbolic-m names: IndexedBase ``x``, ``xhat``, ``y``,
+``dL_dx``, ``dL_dxhat``, ``dL_dy``; Symbols ``m``, ``mu``, ``sigma2``, ``gamma``,
+``beta``, ``epsilon``, ``L``, ``dL_dmu``, ``dL_dsigma2``, ``dL_dgamma``, ``dL_dbeta``;
+indices ``i``, ``j``, ``k``; sums ``Sum(..., (j, 1, m))``. Choices a reader should know:
+
+- ``\sigma`` without a square is the Symbol ``sigma`` (the standard deviation), never
+  ``sigma2``: ``\sigma_B`` and ``\sigma_B^2`` stay distinguishable.
+- Concrete indices read as Indexed: ``x_1`` is ``x[1]``, ``\hat{x}_3`` is ``xhat[3]``
+  (:func:`concrete_names` turns them into the engine's ``x_1``, ``xhat_3``).
+- A sum's bound index is renamed ``j`` (then ``k``, ``l`` …, skipping indices that are
+  free in the equation), so ``\sum_i x_i`` and ``\sum_j x_j`` read the same.
+- ``\partial L/\partial q`` for a loss letter (L, \ell, l, \mathcal{L}, J) is the
+  adjoint ``dL_dq``; any other ∂a/∂b is a SymPy ``Derivative`` (a local partial).
+- The batch marker (``\mu_B``, ``\mu_{\mathcal{B}}``, ``\mu_\B``) is dropped; other
+  word subscripts make names: ``\mu_{\text{run}}`` is ``mu_run``.
+
+>>> parse_expression(r"\frac{1}{m}\sum_{i=1}^m x_i")
+Sum(x[j], (j, 1, m))/m
+>>> eq = parse_equation(r"\hat{x}_i = \frac{x_i - \mu_\mathcal{B}}{\sqrt{\sigma^2_{\mathcal{B}} + \epsilon}}")
+>>> eq.lhs, eq.rhs
+(xhat[i], (-mu + x[i])/sqrt(epsilon + sigma2))
+>>> parse_equation(r"\frac{\partial \ell}{\partial \gamma} = \sum_i \frac{\partial \ell}{\partial y_i} \hat x_i").rhs
+Sum(dL_dy[j]*xhat[j], (j, 1, m))
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Iterator
+
+import sympy as sp
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from .errors import BngraphError
+from .texnames import KNOWN_COMMANDS, LOSS_NAMES, Name, Notation, index_symbol, resolve_name, symbol
+
+__all__ = ["Equation", "Notation", "TexSyntaxError", "concrete_names", "parse_equation", "parse_expression", "symbol"]
+
+MAX_CHARS = 4000  # one equation; longer input is not an equation someone wrote by hand
+MAX_DEPTH = 40  # nested braces/brackets; deeper is not notation, and would exhaust recursion
+
+
+class TexSyntaxError(BngraphError):
+    """The text is not an equation this grammar reads; the message says why, in one line."""
+
+
+GRAMMAR = r"""
+equation: [expr] relation+
+relation: REL expr
+expression: expr
+
+?expr: term
+     | expr PLUS term         -> add
+     | expr MINUS term        -> sub
+     | MINUS term             -> neg
+     | PLUS term              -> pos
+
+?term: factor
+     | term MULOP factor      -> mul
+     | term DIV factor        -> div
+     | term factor            -> mul
+
+?factor: postfix
+       | SUM script* term                   -> sum
+       | PARTIAL ["_" sarg] [postfix]       -> partial
+       | NABLA "_" sarg postfix             -> partial
+
+?postfix: primary
+        | postfix "_" sarg    -> sub
+        | postfix "^" sarg    -> sup
+
+script: "_" sarg -> lower
+      | "^" sarg -> upper
+
+?primary: atom
+        | "(" items ")"        -> paren
+        | "[" items "]"        -> paren
+        | LBRACE items RBRACE  -> paren
+        | FRAC sarg sarg       -> frac
+        | SQRT ["[" expr "]"] sarg -> sqrt
+        | DERIV sarg sarg      -> pdv
+        | FUNC postfix         -> func
+
+?sarg: atom
+     | DIGIT                  -> number
+
+?atom: LETTER                 -> letter
+     | NUMBER                 -> number
+     | CMD                    -> command
+     | "{" body "}"           -> group
+     | ACCENT sarg            -> accent
+     | FONT sarg              -> font
+     | WORD                   -> word
+
+body: [expr]
+    | expr (REL | IN | CMP) expr -> relbody
+    | expr ("," expr)+        -> listbody
+
+items: expr ("," expr)*
+
+PLUS: "+"
+MINUS: "-"
+DIV: "/"
+MULOP.3: /\*|\\(cdot|times|ast|bullet)(?![a-zA-Z])/
+REL.3: /=|:\s*=|\\(gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|doteq|approx|simeq)(?![a-zA-Z])/
+IN.3: /\\in(?![a-zA-Z])/
+CMP.3: /<|>|\\(le|leq|ge|geq|lt|gt|ne|neq)(?![a-zA-Z])/
+FRAC.3: /\\[dtc]?frac(?![a-zA-Z])/
+SQRT.3: /\\sqrt(?![a-zA-Z])/
+SUM.3: /\\sum(?![a-zA-Z])/
+PARTIAL.3: /\\partial(?![a-zA-Z])/
+NABLA.3: /\\nabla(?![a-zA-Z])/
+DERIV.3: /\\(pdv|dv|partialderivative|derivative)(?![a-zA-Z])/
+FUNC.3: /\\(exp|log|ln|max|min|tanh|sin|cos)(?![a-zA-Z])/
+ACCENT.3: /\\(hat|widehat|bar|overline|tilde|widetilde|check|breve|vec)(?![a-zA-Z])/
+FONT.3: /\\(mathcal|mathbb|mathscr|mathfrak|mathbf|boldsymbol|bm|mathit|mathnormal)(?![a-zA-Z])/
+WORD.4: /\\(text|textrm|textit|textbf|textsf|texttt|mbox|mathrm|operatorname|mathsf|mathtt)\s*\{[^{}]*\}/
+LBRACE.3: /\\\{|\\lbrace(?![a-zA-Z])/
+RBRACE.3: /\\\}|\\rbrace(?![a-zA-Z])/
+CMD.1: /\\[a-zA-Z]+/
+LETTER: /[a-zA-Z]/
+DIGIT.2: /[0-9]/
+NUMBER: /[0-9]+(\.[0-9]*)?|\.[0-9]+/
+
+SPACE: /\s+|~|&/
+THINSPACE.5: /\\[,;:!> ]/
+LEFTRIGHTDOT.5: /\\(left|right)\./
+LAYOUT.4: /\\(q?quad|displaystyle|textstyle|scriptstyle|limits|nolimits|left|right|middle|[bB]igg?[lr]?|nonumber|notag|enspace|thinspace|medspace|thickspace|negthinspace)(?![a-zA-Z])/
+LABEL.5: /\\(label|tag|hspace|vspace|phantom)\*?\{[^{}]*\}/
+%ignore SPACE
+%ignore THINSPACE
+%ignore LEFTRIGHTDOT
+%ignore LAYOUT
+%ignore LABEL
+"""
+
+_PARSER = Lark(GRAMMAR, start=["equation", "expression"], parser="lalr", propagate_positions=True,
+               maybe_placeholders=True)
+
+KEYWORD_RE = re.compile(r"\\(?!(?:text|textrm|textit|textbf|textsf|texttt|mbox|mathrm|operatorname|mathsf|mathtt)\b)[a-zA-Z]+")
+_WORD_COMMANDS = {"text", "textrm", "textit", "textbf", "textsf", "texttt", "mbox", "mathrm", "operatorname",
+                  "mathsf", "mathtt"}
+RELATION_KIND = {"=": "definition", "gets": "update", "leftarrow": "update", "longleftarrow": "update",
+                 "approx": "approximation", "simeq": "approximation"}
+
+
+@dataclass(frozen=True)
+class Equation:
+    """``lhs = rhs`` (``= chain[1] = …``), read from one line of LaTeX.
+
+    ``kind`` is "definition" (=, :=, \\coloneqq, \\equiv …), "update" (\\gets, \\leftarrow)
+    or "approximation" (\\approx). ``lhs`` is None for an align continuation row
+    (``&= …``). Iterating gives ``(lhs, rhs)``.
+    """
+
+    lhs: sp.Expr | None
+    rhs: sp.Expr
+    kind: str = "definition"
+    chain: tuple[sp.Expr, ...] = ()
+    notation: Notation = field(default_factory=Notation)
+    tex: str = ""
+
+    def __iter__(self) -> Iterator[sp.Expr | None]:
+        return iter((self.lhs, self.rhs))
+
+
+def _fail(message: str):
+    raise TexSyntaxError(message)
+
+
+class _Builder(Transformer):
+    """Parse tree -> SymPy. Names stay :class:`Name` until arithmetic needs their value."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+        self.notes: dict[str, str] = {}
+
+    # -- leaves
+    def letter(self, tok):
+        return Name(str(tok), tex=str(tok))
+
+    def number(self, tok):
+        value = Fraction(str(tok))  # the token matched [0-9.]+: a decimal literal, nothing else
+        return sp.Rational(value.numerator, value.denominator)
+
+    def command(self, tok):
+        name = str(tok)[1:]
+        if name not in KNOWN_COMMANDS:
+            _fail(f"\\{name} cannot stand here" if name in _STRUCTURAL else f"unknown command \\{name}")
+        return Name(KNOWN_COMMANDS[name], tex=str(tok))
+
+    def word(self, tok):
+        cmd, _, rest = str(tok)[1:].partition("{")
+        content = rest[:-1].replace("\\_", "_").strip()
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", content):
+            _fail(f"cannot read the text {{{content}}} inside a formula")
+        font = "text" if cmd.strip().startswith(("text", "mbox")) else cmd.strip()
+        return Name(content, font=font, tex=str(tok))
+
+    def group(self, body):
+        return body
+
+    def body(self, expr):
+        return expr
+
+    def relbody(self, lhs, op, rhs):
+        return _Relation(lhs, str(op), rhs)
+
+    def listbody(self, *items):
+        return _Items(tuple(items), "{")
+
+    def items(self, *items):
+        return items
+
+    def paren(self, *args):
+        open_, items = (args[0], args[1]) if len(args) == 3 else ("(", args[0])
+        if len(items) == 1:
+            return _value(items[0])
+        return _Items(tuple(items), str(open_))
+
+    # -- decorations and scripts
+    def accent(self, tok, arg):
+        if not isinstance(arg, Name) or arg.accent:
+            _fail(f"cannot read {tok} over an expression")
+        kind = {"widehat": "hat", "overline": "bar", "widetilde": "tilde"}.get(str(tok)[1:], str(tok)[1:])
+        return replace(arg, accent=kind, accent_tex=str(tok), inner_sub=arg.sub is not None,
+                       tex=f"{tok}{{{arg.tex}}}")
+
+    def font(self, tok, arg):
+        if not isinstance(arg, Name):
+            return arg  # \mathbf{(x - \mu)}: the font does not change the value
+        return replace(arg, font=str(tok)[1:], tex=f"{tok}{{{arg.tex}}}")
+
+    @v_args(meta=True)
+    def sub(self, meta, args):
+        base, arg = args
+        return self._script(base, "sub", arg, meta)
+
+    @v_args(meta=True)
+    def sup(self, meta, args):
+        base, arg = args
+        return self._script(base, "sup", arg, meta)
+
+    def _script(self, base, which, arg, meta):
+        tex = self.text[meta.start_pos:meta.end_pos]
+        if isinstance(base, Name):
+            if getattr(base, which) is not None:
+                _fail(f"double {'subscript' if which == 'sub' else 'superscript'} in {tex}")
+            return replace(base, **{which: arg}, tex=tex)
+        if which == "sup":
+            return sp.Pow(_value(base), _value(arg))
+        value = _value(base)
+        if isinstance(value, sp.Symbol):  # {\frac{\partial L}{\partial x}}_{i}: index a family
+            return resolve_name(Name(value.name, sub=arg, tex=tex), self.notes)
+        _fail(f"cannot read a subscript on {tex}")
+
+    def lower(self, arg):
+        return ("_", arg)
+
+    def upper(self, arg):
+        return ("^", arg)
+
+    # -- arithmetic
+    def add(self, a, _op, b):
+        return self._num(a) + self._num(b)
+
+    def sub_(self, a, b):  # pragma: no cover - named "sub" in the grammar, see __default__
+        return self._num(a) - self._num(b)
+
+    def neg(self, _op, a):
+        return -self._num(a)
+
+    def pos(self, _op, a):
+        return self._num(a)
+
+    def mul(self, *args):
+        a, b = args[0], args[-1]
+        if isinstance(a, _DiffOp):
+            return self._derivative(b, a.wrt, "frac")
+        if isinstance(a, _Partial) or isinstance(b, _Partial):
+            _fail("cannot read a \\partial outside a fraction")
+        return self._num(a) * self._num(b)
+
+    def div(self, a, _op, b):
+        if isinstance(a, _Partial) and isinstance(b, _Partial):
+            return self._derivative(a.target, b.target, "slash")
+        return self._num(a) / self._num(b)
+
+    def frac(self, tok, num, den):
+        if isinstance(den, _Partial):
+            if isinstance(num, _Partial):
+                if num.target is None:
+                    return _DiffOp(den.target)
+                self.notes.setdefault("frac", str(tok))
+                return self._derivative(num.target, den.target, "frac")
+            _fail("cannot read a fraction with \\partial only in the denominator")
+        top, bottom = _differential(self._num(num)), _differential(self._num(den))
+        if top is not None and bottom is not None:
+            return self._derivative(top, bottom, "d")
+        self.notes.setdefault("frac", str(tok))
+        return self._num(num) / self._num(den)
+
+    def sqrt(self, _tok, index, arg):
+        radicand = self._num(arg)
+        return sp.sqrt(radicand) if index is None else sp.root(radicand, self._num(index))
+
+    def pdv(self, _tok, num, den):
+        return self._derivative(num, den, "pdv")
+
+    def func(self, tok, arg):
+        name = str(tok)[1:]
+        args = arg.items if isinstance(arg, _Items) else (arg,)
+        values = [self._num(a) for a in args]
+        if name in ("max", "min"):
+            return (sp.Max if name == "max" else sp.Min)(*values)
+        if len(values) != 1:
+            _fail(f"\\{name} takes one argument")
+        return {"exp": sp.exp, "log": sp.log, "ln": sp.log, "tanh": sp.tanh, "sin": sp.sin, "cos": sp.cos}[name](values[0])
+
+    def partial(self, tok, sub, target):
+        if sub is not None:  # \partial_{\mu} \ell: the operator ∂/∂μ applied to the loss
+            if target is None:
+                _fail(f"{tok} needs something to differentiate")
+            return self._derivative(target, sub, "sub")
+        if str(tok) == "\\nabla":
+            _fail("\\nabla needs a subscript")
+        return _Partial(target)
+
+    def sum(self, tok, *args):
+        *scripts, body = args
+        lower = upper = None
+        for which, arg in scripts:
+            if which == "_":
+                lower = arg if lower is None else _fail("\\sum with two subscripts")
+            else:
+                upper = arg if upper is None else _fail("\\sum with two superscripts")
+        body = self._num(body)
+        var, start, stop = self._limits(lower, upper, body)
+        self.notes.setdefault("sum_style", "full" if upper is not None else ("index" if lower is not None else "bare"))
+        self.notes.setdefault("sum_index", var.name)
+        return sp.Sum(body, (var, start, stop))
+
+    def _limits(self, lower, upper, body):
+        start, stop, var = sp.Integer(1), symbol("m"), None
+        if isinstance(lower, _Relation):
+            if lower.op == "\\in":  # \sum_{i \in \mathcal{B}}
+                var = lower.lhs
+            elif lower.op.strip() == "=":
+                var, start = lower.lhs, self._num(lower.rhs)
+            else:
+                _fail(f"cannot read the sum's range {lower.op}")
+        elif lower is not None:
+            var = lower
+        if upper is not None:
+            stop = self._num(upper)
+            if isinstance(stop, sp.Symbol) and stop.name != "m":
+                self.notes.setdefault("m", stop.name)
+        if var is None:
+            free = sorted({s.name for s in _index_symbols(body)})
+            if len(free) != 1:
+                _fail("\\sum without a summation index")
+            return index_symbol(free[0]), start, stop
+        if not (isinstance(var, Name) and var.is_plain_letter()):
+            _fail("the summation index must be a single letter")
+        return index_symbol(var.base), start, stop
+
+    # -- derivatives
+    def _derivative(self, top, bottom, style):
+        bottom_value = self._num(bottom)
+        if isinstance(top, Name) and top.base in LOSS_NAMES and top.is_plain():
+            self.notes.setdefault("loss", top.tex)
+            self.notes.setdefault("derivative", style)
+            return _adjoint(bottom_value)
+        top_value = self._num(top)
+        if isinstance(top_value, sp.Symbol) and top_value.name == "L":
+            self.notes.setdefault("derivative", style)
+            return _adjoint(bottom_value)
+        if not isinstance(bottom_value, (sp.Symbol, sp.Indexed)):
+            _fail("cannot differentiate with respect to an expression")
+        return sp.Derivative(top_value, bottom_value, evaluate=False)
+
+    def _num(self, value):
+        if isinstance(value, Name):
+            return resolve_name(value, self.notes)
+        return _value(value)
+
+    # -- top level
+    def relation(self, op, expr):
+        return (str(op), self._num(expr))
+
+    def equation(self, lhs, *relations):
+        return (None if lhs is None else self._num(lhs), relations)
+
+    def expression(self, expr):
+        return self._num(expr)
+
+    def __default__(self, data, children, meta):
+        if data == "sub":  # arithmetic "a - b" shares the rule name with subscripts? no: see _ARITH
+            raise AssertionError("unreachable")
+        return super().__default__(data, children, meta)
+
+
+_STRUCTURAL = {"frac", "dfrac", "tfrac", "sqrt", "sum", "partial", "hat", "mathcal", "text", "pdv"}
+
+
+def _value(value):
+    """The SymPy value of an intermediate, or a clear error for one that has none."""
+    if isinstance(value, Name):
+        return resolve_name(value, {})
+    if isinstance(value, (_Partial, _DiffOp)):
+        _fail("cannot read a \\partial outside a derivative")
+    if isinstance(value, _Items):
+        _fail("cannot read a comma-separated list here")
+    if isinstance(value, _Relation):
+        _fail(f"cannot read a relation {value.op} inside braces")
+    if value is None:
+        _fail("empty braces {} where a value is needed")
+    if isinstance(value, tuple):
+        _fail("cannot read a comma-separated list here")
+    return value
+
+
+def _adjoint(wrt):
+    """``dL_d<name>`` for the quantity ``wrt`` (Symbol or Indexed)."""
+    if isinstance(wrt, sp.Indexed):
+        return sp.IndexedBase(symbol(f"dL_d{wrt.base.label.name}"))[wrt.indices]
+    if isinstance(wrt, sp.Symbol):
+        return symbol(f"dL_d{wrt.name}")
+    _fail("cannot read the derivative of the loss with respect to an expression")
+
+
+def _differential(expr):
+    """``q`` when ``expr`` is ``d q`` (the d of dL/dx), else None."""
+    if isinstance(expr, sp.Mul):
+        d = [a for a in expr.args if isinstance(a, sp.Symbol) and a.name == "d"]
+        if len(d) == 1 and len(expr.args) == 2:
+            return next(a for a in expr.args if a is not d[0])
+    return None
+
+
+def _index_symbols(expr) -> set[sp.Symbol]:
+    """Index symbols free in ``expr``: those in Indexed subscripts, not bound by a Sum."""
+    found = set()
+    for indexed in expr.atoms(sp.Indexed):
+        for index in indexed.indices:
+            found |= index.free_symbols
+    return found & expr.free_symbols
+
+
+# The grammar names both "a - b" and "x_i" differently: fix the rule names here.
+_Builder.sub_arith = None
+
+
+def _canonical_bound(expr, avoid: set[str]):
+    """Rename each Sum's bound index to j, k, l … (not one in ``avoid`` or free inside)."""
+    if not isinstance(expr, sp.Basic) or not expr.args:
+        return expr
+    if isinstance(expr, sp.Sum) and len(expr.limits) == 1:
+        (var, start, stop), body = expr.limits[0], expr.function
+        taken = avoid | {s.name for s in body.free_symbols if s != var} | {s.name for s in (start, stop) if isinstance(s, sp.Symbol)}
+        new = next(index_symbol(n) for n in "jklnpqrstuvw" if n not in taken or n == var.name and n not in avoid)
+        body = body.xreplace({var: new}) if new != var else body
+        return sp.Sum(_canonical_bound(body, avoid | {new.name}), (new, start, stop))
+    return expr.func(*(_canonical_bound(a, avoid) for a in expr.args))
+
+
+def _free_index_names(exprs) -> set[str]:
+    names = set()
+    for e in exprs:
+        if e is not None:
+            names |= {s.name for s in _index_symbols(e)}
+    return names
+
+
+# -- cleaning what people write around the mathematics ------------------------------------
+_QUALIFIER = re.compile(
+    r"(?:[,;.]\s*)?(?:\\q?quad\s*|\\[,;:! ]\s*|~\s*)*"
+    r"(?:\\forall\b|//|\\(?:text|textrm|mbox|textit)\s*\{\s*(?:[^A-Za-z{}]|(?:for|where|if|with|and|when|since|over|on|i\.e|e\.g|all|each|every)\b|[^{}]*\s))")
+_TRAILING = re.compile(r"(?:\s|\\[,;!]|\\q?quad)*[,.;]?(?:\s|\\[,;!]|\\q?quad)*$")
+
+
+def clean(tex: str) -> str:
+    r"""``tex`` without what surrounds the formula: ``\text{for } i = 1 \dots m``, ``//`` comments,
+    a trailing comma or full stop.
+
+    >>> clean(r"\hat{x}_i = x_i - \mu, \quad \text{for all } i.")
+    '\\hat{x}_i = x_i - \\mu'
+    """
+    match = _QUALIFIER.search(tex)
+    if match:
+        tex = tex[:match.start()]
+    return _TRAILING.sub("", tex).strip()
+
+
+def _check_balance(tex: str) -> None:
+    depth = 0
+    deepest = 0
+    for k, ch in enumerate(tex):
+        if k and tex[k - 1] == "\\":
+            continue
+        if ch == "{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == "}":
+            depth -= 1
+            if depth < 0:
+                _fail("unbalanced braces: a } without its {")
+    if depth > 0:
+        _fail(f"unbalanced braces: {depth} {{ without }}")
+    brackets = len(re.findall(r"[(\[]", tex))
+    if deepest > MAX_DEPTH or brackets > 4 * MAX_DEPTH:
+        _fail("the formula is nested too deeply to be read")
+
+
+def _check_commands(tex: str) -> None:
+    for match in re.finditer(r"\\([a-zA-Z]+)", tex):
+        name = match[1]
+        if name not in KNOWN_COMMANDS and name not in _GRAMMAR_COMMANDS:
+            _fail(f"unknown command \\{name}")
+
+
+_GRAMMAR_COMMANDS = set(re.findall(r"[a-zA-Z]+", " ".join(re.findall(r"\\\\\(([a-zA-Z|\[\]?]+)\)", GRAMMAR))))
+_GRAMMAR_COMMANDS |= {"frac", "dfrac", "tfrac", "cfrac", "sqrt", "sum", "partial", "nabla", "in", "lbrace", "rbrace",
+                      "left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr",
+                      "Biggl", "Biggr", "label", "tag", "hspace", "vspace", "phantom"}
+
+
+def _syntax_error(exc: UnexpectedInput, tex: str) -> TexSyntaxError:
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        return TexSyntaxError("the formula ends too early (a missing argument or closing bracket?)")
+    if isinstance(exc, UnexpectedCharacters):
+        return TexSyntaxError(f"cannot read {tex[exc.pos_in_stream]!r} at column {exc.column}")
+    token = exc.token
+    if token.type in ("RBRACE", "RPAR", "RSQB") or str(token) in ")]}":
+        return TexSyntaxError(f"unbalanced brackets: unexpected {str(token)!r} at column {exc.column}")
+    if token.type == "REL":
+        return TexSyntaxError(f"unexpected {str(token)!r} at column {exc.column}: a relation where a value is needed")
+    return TexSyntaxError(f"unexpected {str(token)!r} at column {exc.column}")
+
+
+def _parse(tex: str, start: str):
+    if not isinstance(tex, str):
+        raise TexSyntaxError("a formula must be text")
+    if len(tex) > MAX_CHARS:
+        _fail(f"the formula is too long ({len(tex)} characters)")
+    if "\\\\" in tex:
+        _fail("several rows (\\\\) in one equation: pass one row at a time")
+    _check_balance(tex)
+    _check_commands(tex)
+    if not tex.strip():
+        _fail("empty formula")
+    try:
+        tree = _PARSER.parse(tex, start=start)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, tex) from None
+    builder = _Builder(tex)
+    try:
+        return builder.transform(tree), builder.notes
+    except VisitError as exc:
+        orig = exc.orig_exc
+        if isinstance(orig, BngraphError):
+            raise TexSyntaxError(str(orig)) from None
+        raise TexSyntaxError(f"cannot build the formula: {type(orig).__name__}: {orig}".splitlines()[0]) from None
+    except RecursionError:
+        raise TexSyntaxError("the formula is nested too deeply to be read") from None
+
+
+def parse_expression(tex: str) -> sp.Expr:
+    r"""One expression (no relation) as SymPy.
+
+    >>> parse_expression(r"\gamma \hat{x}_{i} + \beta")
+    beta + gamma*xhat[i]
+    >>> parse_expression(r"\left(\sigma_B^2 + \varepsilon\right)^{-\frac{3}{2}}")
+    (epsilon + sigma2)**(-3/2)
+    """
+    expr, _ = _parse(clean(tex), "expression")
+    expr = _value(expr)
+    return _canonical_bound(expr, _free_index_names([expr]))
+
+
+def parse_equation(tex: str) -> Equation:
+    r"""One equation ``lhs = rhs`` (or ``lhs \gets rhs``, a chain ``a = b = c``, or an
+    align continuation ``= rhs`` with no left side).
+
+    >>> eq = parse_equation(r"\sigma^2_\B \gets \frac{1}{m}\sum_{i=1}^m (x_i - \mu_\B)^2")
+    >>> eq.lhs, eq.kind, eq.rhs
+    (sigma2, 'update', Sum((-mu + x[j])**2, (j, 1, m))/m)
+    """
+    text = clean(tex)
+    (lhs, relations), notes = _parse(text, "equation")
+    sides = [expr for _, expr in relations]
+    avoid = _free_index_names([lhs, *sides])
+    lhs = None if lhs is None else _canonical_bound(lhs, avoid)
+    sides = tuple(_canonical_bound(s, avoid) for s in sides)
+    op = relations[0][0].lstrip("\\").replace(" ", "")
+    kind = RELATION_KIND.get(op, "definition" if op != ":=" else "definition")
+    if notes.get("sum_index") in avoid:
+        notes.pop("sum_index")
+    return Equation(lhs, sides[0], kind, sides, Notation.of(notes), text)
+
+
+def concrete_names(expr: sp.Expr) -> sp.Expr:
+    """The engine's concrete-m names: ``x[2]`` -> ``x_2``, ``dL_dxhat[1]`` -> ``dL_dxhat_1``,
+    ∂σ²/∂μ -> ``dsigma2_dmu``.
+
+    >>> concrete_names(parse_expression(r"\\frac{\\partial \\sigma^{2}}{\\partial \\mu} + \\hat{x}_{2}"))
+    dsigma2_dmu + xhat_2
+    """
+    def name(e):
+        if isinstance(e, sp.Indexed):
+            return f"{e.base.label.name}_{'_'.join(str(k) for k in e.indices)}"
+        return e.name
+
+    expr = expr.replace(lambda e: isinstance(e, sp.Derivative) and len(e.variables) == 1,
+                        lambda e: sp.Symbol(f"d{name(e.expr)}_d{name(e.variables[0])}"))
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and all(k.is_Integer for k in e.indices),
+                        lambda e: sp.Symbol(name(e)))

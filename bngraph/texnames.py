@@ -1,0 +1,230 @@
+r"""Names in Batch-Norm notation: how ``\mu_\mathcal{B}``, ``\sigma_B^2``, ``\hat{x}_i`` or
+``\mu_{\text{run}}`` become the contract's SymPy names, and how a document writes them.
+
+A :class:`Name` is a letter, Greek letter or word with its decorations (accent, font,
+subscript, superscript) as written; :func:`resolve_name` decides what it denotes.
+:class:`Notation` remembers the surface form of each name, so a correction can be
+printed back the way its author writes (``\mu_B`` vs ``\mu_{\mathcal{B}}``, ``\ell`` vs ``L``).
+
+>>> resolve_name(Name("sigma", sub=Name("B"), sup=sp.Integer(2)), {})
+sigma2
+>>> resolve_name(Name("x", accent="hat", sub=Name("i")), {})
+xhat[i]
+>>> resolve_name(Name("mu", sub=Name("run", font="text")), {})
+mu_run
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import sympy as sp
+
+from .errors import BngraphError
+
+GREEK = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau "
+         "upsilon phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega").split()
+KNOWN_COMMANDS = {g: g for g in GREEK}
+KNOWN_COMMANDS.update(varepsilon="epsilon", eps="epsilon", vartheta="theta", varphi="phi", varrho="rho",
+                      varsigma="sigma", ell="ell", B="B", cB="B", calB="B", imath="i", jmath="j")
+LOSS_NAMES = {"L", "l", "ell", "J"}
+BATCH_MARKERS = {"B", "b"}  # μ_B, μ_𝓑, μ_b: "of the mini-batch"; dropped from the name
+SCALARS = ("mu", "sigma2", "sigma", "epsilon", "gamma", "beta", "m", "L")
+# The contract's assumptions: m is a positive integer, the indices are integers (as the engine's).
+ASSUMPTIONS: Mapping[str, dict] = {"m": {"integer": True, "positive": True},
+                                   **{n: {"integer": True} for n in "ijklnt"}}
+
+
+def symbol(name: str) -> sp.Symbol:
+    """The Symbol for ``name`` with the contract's assumptions (``m`` positive integer,
+    indices integer, everything else plain).
+
+    >>> symbol("m").is_positive, symbol("mu").is_positive
+    (True, None)
+    """
+    return sp.Symbol(name, **ASSUMPTIONS.get(name, {}))
+
+
+def index_symbol(letter: str) -> sp.Symbol:
+    """An index: an integer Symbol."""
+    return sp.Symbol(letter, **(ASSUMPTIONS.get(letter) or {"integer": True}))
+
+
+@dataclass(frozen=True)
+class Name:
+    """A name as written: base (``x``, ``mu``, ``B``, ``running_mean``) and decorations."""
+
+    base: str
+    accent: str | None = None  # "hat", "bar", "tilde" …
+    font: str | None = None  # "mathcal", "mathbf", "text", "mathrm" …
+    sub: object = None
+    sup: object = None
+    tex: str = ""
+    accent_tex: str = ""
+    inner_sub: bool = False  # \hat{x_i} rather than \hat{x}_i
+
+    def is_plain(self) -> bool:
+        return self.accent is None and self.sub is None and self.sup is None
+
+    def is_plain_letter(self) -> bool:
+        return self.is_plain() and len(self.base) == 1 and self.base.isalpha() and self.font in (None, "mathit")
+
+
+@dataclass(frozen=True)
+class ParenIndex:
+    """``(i)`` in ``x^{(i)}``: a superscript index, as in ``\\hat{x}^{(i)}``."""
+
+    value: object
+
+
+@dataclass(frozen=True)
+class Partial:
+    """``\\partial q`` (target None for a bare ``\\partial``), waiting for its fraction."""
+
+    target: object
+
+
+@dataclass(frozen=True)
+class DiffOp:
+    """``\\frac{\\partial}{\\partial q}``: the operator, applied to the next factor."""
+
+    wrt: object
+
+
+@dataclass(frozen=True)
+class Items:
+    """``a, b`` inside brackets or braces: arguments of max/min, or a multi-index."""
+
+    items: tuple
+
+
+@dataclass(frozen=True)
+class Relation:
+    """``i = 1`` or ``i \\in \\mathcal{B}`` inside braces: a sum's range."""
+
+    lhs: object
+    op: str
+    rhs: object
+
+
+def value(obj, notes: dict | None = None) -> sp.Expr:
+    """The SymPy value of what the transformer passes up, or a clear error if it has none."""
+    if isinstance(obj, Name):
+        return resolve_name(obj, {} if notes is None else notes)
+    if isinstance(obj, ParenIndex):
+        return value(obj.value, notes)
+    if isinstance(obj, (Partial, DiffOp)):
+        _fail("cannot read a \\partial outside a derivative")
+    if isinstance(obj, (Items, tuple)):
+        _fail("cannot read a comma-separated list here")
+    if isinstance(obj, Relation):
+        _fail(f"cannot read the relation {obj.op} inside braces")
+    if obj is None:
+        _fail("empty braces {} where a value is needed")
+    return obj
+
+
+@dataclass(frozen=True)
+class Notation:
+    """How one document writes things: ``get("mu")`` -> ``\\mu_{\\mathcal{B}}``.
+
+    Keys: the scalars (``mu``, ``sigma2``, ``sigma``, ``epsilon``, ``gamma``, ``beta``),
+    templates for families (``xhat`` -> ``\\hat{x}_{%s}``), ``loss`` (``\\ell``),
+    ``derivative`` (frac, pdv, slash, d, sub), ``frac`` (``\\dfrac``), ``sum_style``
+    (full, index, bare), ``sum_index``, ``m`` (the batch-size letter).
+    """
+
+    entries: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, notes: Mapping[str, str]) -> "Notation":
+        return cls(tuple(sorted(notes.items())))
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return dict(self.entries).get(key, default)
+
+    def merged(self, other: "Notation") -> "Notation":
+        """This notation, with what it lacks taken from ``other``."""
+        return Notation.of({**dict(other.entries), **dict(self.entries)})
+
+
+def _fail(message: str):
+    raise BngraphError(message)
+
+
+def _sub_kind(sub) -> tuple[str, object]:
+    """("batch", tex) | ("index", (i,)) | ("word", "run") for a subscript."""
+    if isinstance(sub, Name):
+        if sub.is_plain() and sub.base in BATCH_MARKERS:
+            return "batch", sub.tex or sub.base
+        if sub.is_plain_letter() and sub.base.islower():
+            return "index", (index_symbol(sub.base),)
+        if sub.is_plain() and sub.base.replace("_", "").isalnum():
+            return "word", sub.base
+        _fail(f"cannot read the subscript {sub.tex or sub.base}")
+    if isinstance(sub, ParenIndex):
+        return _sub_kind(sub.value)
+    if isinstance(sub, sp.Integer) and sub > 0:
+        return "index", (sub,)
+    if isinstance(sub, sp.Expr) and _is_index_expr(sub):
+        return "index", (sub,)
+    if isinstance(sub, Items):
+        kinds = [_sub_kind(item) for item in sub.items]
+        if all(k == "index" for k, _ in kinds):
+            return "index", tuple(v[0] for _, v in kinds)
+        return "word", "_".join(str(v[0]) if k == "index" else str(v) for k, v in kinds)
+    if isinstance(sub, Relation):
+        _fail("cannot read a relation in a subscript")
+    _fail(f"cannot read the subscript {sub}")
+
+
+def _is_index_expr(expr: sp.Expr) -> bool:
+    """i, j + 1, t - 1: an index symbol plus an integer."""
+    symbols = expr.free_symbols
+    return (len(symbols) == 1 and all(len(s.name) == 1 for s in symbols)
+            and expr.is_polynomial() and sp.Poly(expr, *symbols).degree() == 1
+            and all(c.is_Integer for c in sp.Poly(expr, *symbols).coeffs()))
+
+
+def resolve_name(n: Name, notes: dict) -> sp.Expr:
+    """What the written name denotes, in the contract's names; records its notation."""
+    base = "L" if n.base == "ell" else n.base
+    if n.accent:
+        base += n.accent
+    sup = n.sup
+    if base.startswith("sigma") and sup is not None and value(sup) == 2:
+        base, sup = base.replace("sigma", "sigma2", 1), None
+    indices = ()
+    if n.sub is not None:
+        kind, value = _sub_kind(n.sub)
+        if kind == "index":
+            indices = value
+        elif kind == "word":
+            base = f"{base}_{value}"
+        else:
+            notes.setdefault("batch", value)
+    if isinstance(sup, ParenIndex) and not indices:
+        indices, sup = _sub_kind(sup)[1], None
+        notes.setdefault(f"{base}_style", "paren")
+    if indices:
+        expr = sp.IndexedBase(symbol(base))[indices]
+        notes.setdefault(base, _template(n, base, sup_index=notes.get(f"{base}_style") == "paren"))
+    else:
+        expr = symbol(base)
+        if base in SCALARS and sup is None and n.tex:
+            notes.setdefault(base, n.tex)
+    if sup is not None:
+        expr = sp.Pow(expr, value(sup))
+    return expr
+
+
+def _template(n: Name, base: str, sup_index: bool) -> str:
+    r"""How a family member is written, with %s for the index: ``\hat{x}_{%s}``."""
+    letter = n.base if len(n.base) == 1 else (("\\" + n.base) if n.base in KNOWN_COMMANDS else rf"\mathrm{{{n.base}}}")
+    if n.font and n.font not in ("text", "mathrm", "mathit"):
+        letter = rf"\{n.font}{{{letter}}}"
+    script = "^{(%s)}" if sup_index else "_{%s}"
+    if n.accent:
+        accent = n.accent_tex or "\\" + n.accent
+        return rf"{accent}{{{letter}{script}}}" if n.inner_sub else rf"{accent}{{{letter}}}{script}"
+    return letter + script
