@@ -26,6 +26,11 @@ def expr_str(expr: sp.Expr) -> str:
     return sp.sstr(expr, order="none")  # SymPy's own (deterministic) term order: fast, reads x_1 - mu
 
 
+def closed_str(expr: sp.Expr) -> str:
+    """A (short) closed-form formula in SymPy's sorted term order: m*dL_dy[i] - ... - ..."""
+    return sp.sstr(expr)
+
+
 def to_json_dict(derivation: Derivation, closed=None) -> dict[str, Any]:
     """The contract's JSON object: layer, m, view, nodes, forward, adjoints[, closed_form]."""
     g = derivation.graph
@@ -38,7 +43,7 @@ def to_json_dict(derivation: Derivation, closed=None) -> dict[str, Any]:
         "adjoints": {a.name: expr_str(a.expr) for a in derivation.adjoints.values()},
     }
     if closed is not None:
-        doc["closed_form"] = {key: expr_str(e) for key, e in closed.formulas.items()}
+        doc["closed_form"] = {key: closed_str(e) for key, e in closed.formulas.items()}
     return doc
 
 
@@ -52,7 +57,7 @@ def to_text(derivation: Derivation, closed=None) -> str:
     lines += [f"  {a.name} = {expr_str(a.expr)}" for a in derivation.adjoints.values()]
     if closed is not None:
         lines += ["", "closed form (symbolic m, for every m >= 1; i free, j summed over 1..m):"]
-        lines += [f"  {key} = {expr_str(e)}" for key, e in closed.formulas.items()]
+        lines += [f"  {key} = {closed_str(e)}" for key, e in closed.formulas.items()]
         lines += ["", "compact backward (common subexpressions):"]
         lines += [f"  {line}" for line in closed.compact_backward().splitlines()]
     return "\n".join(lines) + "\n"

@@ -288,7 +288,7 @@ def _simplify(chain, full, inverse, identities, definitions) -> tuple[Step, ...]
         step(f"substitute {sp.sstr(ident.lhs)} = {sp.sstr(ident.rhs)} ({ident.reason})",
              _linear_sums(_apply_inverse(steps[-1].expr, inverse)))
     for name, definition in reversed(definitions):
-        step(f"fold {sp.sstr(definition)} back into {name}", steps[-1].expr.xreplace({definition: sp.Symbol(name)}))
+        step(f"fold {sp.sstr(definition)} back into {name}", _fold(steps[-1].expr, definition, sp.Symbol(name)))
     for ident in identities:
         if isinstance(ident.lhs, sp.Sum):
             step(f"use {sp.sstr(ident.lhs)} = {sp.sstr(ident.rhs)} ({ident.reason})",
@@ -297,6 +297,15 @@ def _simplify(chain, full, inverse, identities, definitions) -> tuple[Step, ...]
     if len(steps) == 2:  # nothing to simplify: the substituted form is the closed form
         steps.append(Step("collect on the batch sums", _collect(full)))
     return tuple(steps)
+
+
+def _fold(expr: sp.Expr, definition: sp.Expr, name: sp.Symbol) -> sp.Expr:
+    """Write ``definition`` as ``name`` where it appears, also as a power: 1/√(…) -> 1/rms."""
+    expr = expr.xreplace({definition: name})
+    if isinstance(definition, sp.Pow) and definition.base.is_Add:
+        base, e = definition.base, definition.exp
+        expr = expr.replace(lambda p: isinstance(p, sp.Pow) and p.base == base, lambda p: name ** (p.exp / e))
+    return expr
 
 
 def _collect(expr: sp.Expr) -> sp.Expr:

@@ -40,7 +40,8 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .errors import BngraphError
-from .texnames import KNOWN_COMMANDS, LOSS_NAMES, Name, Notation, index_symbol, resolve_name, symbol
+from .texnames import (KNOWN_COMMANDS, LOSS_NAMES, DiffOp, Items, Name, Notation, ParenIndex, Partial, Relation,
+                       index_symbol, resolve_name, symbol, value)
 
 __all__ = ["Equation", "Notation", "TexSyntaxError", "concrete_names", "parse_equation", "parse_expression", "symbol"]
 
@@ -59,7 +60,7 @@ expression: expr
 
 ?expr: term
      | expr PLUS term         -> add
-     | expr MINUS term        -> sub
+     | expr MINUS term        -> minus
      | MINUS term             -> neg
      | PLUS term              -> pos
 
@@ -74,8 +75,8 @@ expression: expr
        | NABLA "_" sarg postfix             -> partial
 
 ?postfix: primary
-        | postfix "_" sarg    -> sub
-        | postfix "^" sarg    -> sup
+        | postfix "_" sarg    -> subscript
+        | postfix "^" sarg    -> superscript
 
 script: "_" sarg -> lower
       | "^" sarg -> upper
@@ -195,8 +196,9 @@ class _Builder(Transformer):
     def command(self, tok):
         name = str(tok)[1:]
         if name not in KNOWN_COMMANDS:
-            _fail(f"\\{name} cannot stand here" if name in _STRUCTURAL else f"unknown command \\{name}")
-        return Name(KNOWN_COMMANDS[name], tex=str(tok))
+            _fail(f"\\{name} cannot stand here")
+        font = "mathcal" if KNOWN_COMMANDS[name] == "B" else None
+        return Name(KNOWN_COMMANDS[name], font=font, tex=str(tok))
 
     def word(self, tok):
         cmd, _, rest = str(tok)[1:].partition("{")
@@ -213,22 +215,27 @@ class _Builder(Transformer):
         return expr
 
     def relbody(self, lhs, op, rhs):
-        return _Relation(lhs, str(op), rhs)
+        return Relation(lhs, str(op).strip(), rhs)
 
     def listbody(self, *items):
-        return _Items(tuple(items), "{")
+        return Items(tuple(items))
 
     def items(self, *items):
         return items
 
     def paren(self, *args):
-        open_, items = (args[0], args[1]) if len(args) == 3 else ("(", args[0])
-        if len(items) == 1:
-            return _value(items[0])
-        return _Items(tuple(items), str(open_))
+        items = args[1] if len(args) == 3 else args[0]  # \{ items \} keeps its bracket tokens
+        if len(items) > 1:
+            return Items(tuple(items))
+        item = items[0]
+        if isinstance(item, sp.Integer) or (isinstance(item, Name) and item.is_plain_letter()):
+            return ParenIndex(item)  # (i) may be the index of x^{(i)}
+        return self._num(item)
 
     # -- decorations and scripts
     def accent(self, tok, arg):
+        if isinstance(arg, ParenIndex):
+            arg = arg.value
         if not isinstance(arg, Name) or arg.accent:
             _fail(f"cannot read {tok} over an expression")
         kind = {"widehat": "hat", "overline": "bar", "widetilde": "tilde"}.get(str(tok)[1:], str(tok)[1:])
@@ -237,30 +244,29 @@ class _Builder(Transformer):
 
     def font(self, tok, arg):
         if not isinstance(arg, Name):
-            return arg  # \mathbf{(x - \mu)}: the font does not change the value
+            return arg  # \mathbf{(x - \mu)}: a font does not change a value
         return replace(arg, font=str(tok)[1:], tex=f"{tok}{{{arg.tex}}}")
 
     @v_args(meta=True)
-    def sub(self, meta, args):
-        base, arg = args
-        return self._script(base, "sub", arg, meta)
+    def subscript(self, meta, args):
+        return self._script(args[0], "sub", args[1], meta)
 
     @v_args(meta=True)
-    def sup(self, meta, args):
-        base, arg = args
-        return self._script(base, "sup", arg, meta)
+    def superscript(self, meta, args):
+        return self._script(args[0], "sup", args[1], meta)
 
     def _script(self, base, which, arg, meta):
         tex = self.text[meta.start_pos:meta.end_pos]
+        if isinstance(base, ParenIndex):
+            base = base.value
         if isinstance(base, Name):
             if getattr(base, which) is not None:
                 _fail(f"double {'subscript' if which == 'sub' else 'superscript'} in {tex}")
             return replace(base, **{which: arg}, tex=tex)
         if which == "sup":
-            return sp.Pow(_value(base), _value(arg))
-        value = _value(base)
-        if isinstance(value, sp.Symbol):  # {\frac{\partial L}{\partial x}}_{i}: index a family
-            return resolve_name(Name(value.name, sub=arg, tex=tex), self.notes)
+            return sp.Pow(self._num(base), self._num(arg))
+        if isinstance(base, sp.Symbol):  # {\frac{\partial L}{\partial x}}_{i}: index a family
+            return resolve_name(Name(base.name, sub=arg, tex=tex), self.notes)
         _fail(f"cannot read a subscript on {tex}")
 
     def lower(self, arg):
@@ -273,7 +279,7 @@ class _Builder(Transformer):
     def add(self, a, _op, b):
         return self._num(a) + self._num(b)
 
-    def sub_(self, a, b):  # pragma: no cover - named "sub" in the grammar, see __default__
+    def minus(self, a, _op, b):
         return self._num(a) - self._num(b)
 
     def neg(self, _op, a):
@@ -284,29 +290,26 @@ class _Builder(Transformer):
 
     def mul(self, *args):
         a, b = args[0], args[-1]
-        if isinstance(a, _DiffOp):
+        if isinstance(a, DiffOp):
             return self._derivative(b, a.wrt, "frac")
-        if isinstance(a, _Partial) or isinstance(b, _Partial):
-            _fail("cannot read a \\partial outside a fraction")
         return self._num(a) * self._num(b)
 
     def div(self, a, _op, b):
-        if isinstance(a, _Partial) and isinstance(b, _Partial):
+        if isinstance(a, Partial) and isinstance(b, Partial) and a.target is not None:
             return self._derivative(a.target, b.target, "slash")
         return self._num(a) / self._num(b)
 
     def frac(self, tok, num, den):
-        if isinstance(den, _Partial):
-            if isinstance(num, _Partial):
-                if num.target is None:
-                    return _DiffOp(den.target)
-                self.notes.setdefault("frac", str(tok))
-                return self._derivative(num.target, den.target, "frac")
-            _fail("cannot read a fraction with \\partial only in the denominator")
+        self.notes.setdefault("frac", str(tok))
+        if isinstance(den, Partial):
+            if not isinstance(num, Partial):
+                _fail("cannot read a fraction with \\partial only in the denominator")
+            if num.target is None:
+                return DiffOp(den.target)
+            return self._derivative(num.target, den.target, "frac")
         top, bottom = _differential(self._num(num)), _differential(self._num(den))
         if top is not None and bottom is not None:
             return self._derivative(top, bottom, "d")
-        self.notes.setdefault("frac", str(tok))
         return self._num(num) / self._num(den)
 
     def sqrt(self, _tok, index, arg):
@@ -318,8 +321,7 @@ class _Builder(Transformer):
 
     def func(self, tok, arg):
         name = str(tok)[1:]
-        args = arg.items if isinstance(arg, _Items) else (arg,)
-        values = [self._num(a) for a in args]
+        values = [self._num(a) for a in (arg.items if isinstance(arg, Items) else (arg,))]
         if name in ("max", "min"):
             return (sp.Max if name == "max" else sp.Min)(*values)
         if len(values) != 1:
@@ -331,35 +333,31 @@ class _Builder(Transformer):
             if target is None:
                 _fail(f"{tok} needs something to differentiate")
             return self._derivative(target, sub, "sub")
-        if str(tok) == "\\nabla":
-            _fail("\\nabla needs a subscript")
-        return _Partial(target)
+        return Partial(target)
 
-    def sum(self, tok, *args):
+    def sum(self, _tok, *args):
         *scripts, body = args
-        lower = upper = None
+        limits = {"_": None, "^": None}
         for which, arg in scripts:
-            if which == "_":
-                lower = arg if lower is None else _fail("\\sum with two subscripts")
-            else:
-                upper = arg if upper is None else _fail("\\sum with two superscripts")
+            if limits[which] is not None:
+                _fail("\\sum with two " + ("subscripts" if which == "_" else "superscripts"))
+            limits[which] = arg
         body = self._num(body)
-        var, start, stop = self._limits(lower, upper, body)
-        self.notes.setdefault("sum_style", "full" if upper is not None else ("index" if lower is not None else "bare"))
+        var, start, stop = self._limits(limits["_"], limits["^"], body)
+        style = "full" if limits["^"] is not None else ("index" if limits["_"] is not None else "bare")
+        self.notes.setdefault("sum_style", style)
         self.notes.setdefault("sum_index", var.name)
         return sp.Sum(body, (var, start, stop))
 
     def _limits(self, lower, upper, body):
-        start, stop, var = sp.Integer(1), symbol("m"), None
-        if isinstance(lower, _Relation):
-            if lower.op == "\\in":  # \sum_{i \in \mathcal{B}}
+        start, stop, var = sp.Integer(1), symbol("m"), lower
+        if isinstance(lower, Relation):
+            if lower.op == "\\in":  # \sum_{i \in \mathcal{B}}: over the batch
                 var = lower.lhs
-            elif lower.op.strip() == "=":
+            elif lower.op == "=":
                 var, start = lower.lhs, self._num(lower.rhs)
             else:
                 _fail(f"cannot read the sum's range {lower.op}")
-        elif lower is not None:
-            var = lower
         if upper is not None:
             stop = self._num(upper)
             if isinstance(stop, sp.Symbol) and stop.name != "m":
@@ -369,29 +367,31 @@ class _Builder(Transformer):
             if len(free) != 1:
                 _fail("\\sum without a summation index")
             return index_symbol(free[0]), start, stop
+        if isinstance(var, ParenIndex):
+            var = var.value
         if not (isinstance(var, Name) and var.is_plain_letter()):
             _fail("the summation index must be a single letter")
         return index_symbol(var.base), start, stop
 
     # -- derivatives
     def _derivative(self, top, bottom, style):
+        if isinstance(top, ParenIndex):
+            top = top.value
         bottom_value = self._num(bottom)
+        if not isinstance(bottom_value, (sp.Symbol, sp.Indexed)):
+            _fail("cannot differentiate with respect to an expression")
         if isinstance(top, Name) and top.base in LOSS_NAMES and top.is_plain():
-            self.notes.setdefault("loss", top.tex)
+            self.notes.setdefault("loss", top.tex or top.base)
             self.notes.setdefault("derivative", style)
             return _adjoint(bottom_value)
         top_value = self._num(top)
         if isinstance(top_value, sp.Symbol) and top_value.name == "L":
             self.notes.setdefault("derivative", style)
             return _adjoint(bottom_value)
-        if not isinstance(bottom_value, (sp.Symbol, sp.Indexed)):
-            _fail("cannot differentiate with respect to an expression")
         return sp.Derivative(top_value, bottom_value, evaluate=False)
 
-    def _num(self, value):
-        if isinstance(value, Name):
-            return resolve_name(value, self.notes)
-        return _value(value)
+    def _num(self, obj):
+        return value(obj, self.notes)
 
     # -- top level
     def relation(self, op, expr):
@@ -403,46 +403,19 @@ class _Builder(Transformer):
     def expression(self, expr):
         return self._num(expr)
 
-    def __default__(self, data, children, meta):
-        if data == "sub":  # arithmetic "a - b" shares the rule name with subscripts? no: see _ARITH
-            raise AssertionError("unreachable")
-        return super().__default__(data, children, meta)
-
-
-_STRUCTURAL = {"frac", "dfrac", "tfrac", "sqrt", "sum", "partial", "hat", "mathcal", "text", "pdv"}
-
-
-def _value(value):
-    """The SymPy value of an intermediate, or a clear error for one that has none."""
-    if isinstance(value, Name):
-        return resolve_name(value, {})
-    if isinstance(value, (_Partial, _DiffOp)):
-        _fail("cannot read a \\partial outside a derivative")
-    if isinstance(value, _Items):
-        _fail("cannot read a comma-separated list here")
-    if isinstance(value, _Relation):
-        _fail(f"cannot read a relation {value.op} inside braces")
-    if value is None:
-        _fail("empty braces {} where a value is needed")
-    if isinstance(value, tuple):
-        _fail("cannot read a comma-separated list here")
-    return value
-
 
 def _adjoint(wrt):
     """``dL_d<name>`` for the quantity ``wrt`` (Symbol or Indexed)."""
     if isinstance(wrt, sp.Indexed):
         return sp.IndexedBase(symbol(f"dL_d{wrt.base.label.name}"))[wrt.indices]
-    if isinstance(wrt, sp.Symbol):
-        return symbol(f"dL_d{wrt.name}")
-    _fail("cannot read the derivative of the loss with respect to an expression")
+    return symbol(f"dL_d{wrt.name}")
 
 
 def _differential(expr):
     """``q`` when ``expr`` is ``d q`` (the d of dL/dx), else None."""
-    if isinstance(expr, sp.Mul):
+    if isinstance(expr, sp.Mul) and len(expr.args) == 2:
         d = [a for a in expr.args if isinstance(a, sp.Symbol) and a.name == "d"]
-        if len(d) == 1 and len(expr.args) == 2:
+        if len(d) == 1:
             return next(a for a in expr.args if a is not d[0])
     return None
 
@@ -454,10 +427,6 @@ def _index_symbols(expr) -> set[sp.Symbol]:
         for index in indexed.indices:
             found |= index.free_symbols
     return found & expr.free_symbols
-
-
-# The grammar names both "a - b" and "x_i" differently: fix the rule names here.
-_Builder.sub_arith = None
 
 
 def _canonical_bound(expr, avoid: set[str]):
@@ -583,7 +552,7 @@ def parse_expression(tex: str) -> sp.Expr:
     (epsilon + sigma2)**(-3/2)
     """
     expr, _ = _parse(clean(tex), "expression")
-    expr = _value(expr)
+    expr = value(expr)
     return _canonical_bound(expr, _free_index_names([expr]))
 
 
