@@ -15,6 +15,7 @@ across runs. Above m = 8 only examples 1, 2 and m are drawn, the rest as one ``�
 """
 from __future__ import annotations
 
+import math
 import re
 from html import escape
 from pathlib import Path
@@ -22,13 +23,15 @@ from pathlib import Path
 import networkx as nx
 import sympy as sp
 
-from .derive import adjoint_name, adjoint_symbol, derive
+from .derive import adjoint_name, derive
 from .errors import BngraphError
+from .evaluate import adjoint_values, forward_values
 from .graph import Graph
 from .output import write_atomic
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 DIRECTIONS = ("forward", "backward")
+LEAVES = ("input", "parameter", "constant")
 COLLAPSE_ABOVE = 8  # larger batches draw examples 1, 2 and m only, unless full=True
 SHORT = 40  # characters of an edge's partial (or a chain-rule term) before "…"
 
@@ -117,7 +120,7 @@ def examples(graph: Graph) -> dict[str, int | None]:
             ks = {found.get(p) for p in node.parents} - {None}
             found[node.name] = ks.pop() if len(ks) == 1 else None
     for node in reversed(graph.nodes):  # a shared value only one example uses (log(s) in y_k) joins it
-        if found[node.name] is None and node.expr is not None:
+        if found[node.name] is None and node.role not in LEAVES:
             ks = {found[c] for c in graph.digraph.successors(node.name)}
             found[node.name] = ks.pop() if len(ks) == 1 else None
     return found
@@ -189,7 +192,7 @@ def _add_clusters(agraph, example: dict, shown: tuple[int, ...]) -> None:
 
 def _node_lines(graph, node, backward, derivation, numbers, chain_rule, drawn) -> list[str]:
     lines = [pretty(node.name)]
-    if graph.view == "staged" and node.expr is not None:
+    if graph.view == "staged" and node.role not in LEAVES:
         lines.append(_small("= " + formula(node)))
     if backward and node.role == "output":
         lines.append(f"∂L/∂{pretty(node.name)} (given)")
@@ -286,35 +289,21 @@ def evaluate(derivation, values) -> tuple[dict[str, float], dict[str, float]]:
     (2.0, 2.0, 2.0)
     """
     graph = derivation.graph
-    leaves = [n.name for n in graph if n.expr is None]
-    upstream = [adjoint_name(n.name) for n in graph.outputs]
+    leaves = [n.name for n in graph if n.role in LEAVES]
+    upstream = {adjoint_name(n.name): n.name for n in graph.outputs}
     missing = [n for n in leaves if n not in values]
     unknown = sorted(set(values) - set(leaves) - set(upstream))
     if missing:
         raise BngraphError(f"values: no number for {', '.join(missing)}")
     if unknown:
         raise BngraphError(f"values: {', '.join(unknown)}: not a leaf or upstream gradient of this graph")
-    env: dict[sp.Symbol, sp.Float] = {}
-    for node in graph:
-        env[node.symbol] = _leaf(values, node.name) if node.expr is None else _number(node.expr, env, node.name)
-    for name in upstream:
-        env[sp.Symbol(name)] = _leaf(values, name, default=1.0)
-    for adjoint in derivation.adjoints.values():  # reverse topological: children first
-        env[adjoint.symbol] = _number(adjoint.expr, env, adjoint.name)
-    value = {n.name: float(env[n.symbol]) for n in graph}
-    grad = {n.name: float(env[adjoint_symbol(n.name)]) for n in graph if adjoint_symbol(n.name) in env}
-    return value, grad
-
-
-def _leaf(values, name: str, default=None) -> sp.Float:
     try:
-        return sp.Float(float(values.get(name, default)))
-    except (TypeError, ValueError):
-        raise BngraphError(f"values: {name} must be a number, got {values.get(name)!r}") from None
-
-
-def _number(expr: sp.Expr, env: dict, name: str) -> sp.Float:
-    result = expr.xreplace(env)
-    if not result.is_real or not result.is_finite:
-        raise BngraphError(f"values: {name} is not a finite real number ({result}); check epsilon and the inputs")
-    return sp.Float(result)
+        value = forward_values(graph, {n: float(values[n]) for n in leaves})
+        given = {a: float(values.get(a, 1.0)) for a in upstream}
+        grad = adjoint_values(derivation, value, given) | {n: given[a] for a, n in upstream.items()}
+    except (TypeError, ValueError) as exc:  # a value that is no number, or a complex result
+        raise BngraphError(f"values: {exc}; give every leaf a real number") from None
+    for name, number in {**value, **grad}.items():
+        if not math.isfinite(number):
+            raise BngraphError(f"values: {name} is not a finite real number; check epsilon and the inputs")
+    return value, grad

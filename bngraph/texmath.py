@@ -46,14 +46,15 @@ from .texnames import (KNOWN_COMMANDS, LOSS_NAMES, DiffOp, Items, Name, Notation
 __all__ = ["Equation", "Notation", "TexSyntaxError", "concrete_names", "parse_equation", "parse_expression", "symbol"]
 
 MAX_CHARS = 4000  # one equation; longer input is not an equation someone wrote by hand
-MAX_DEPTH = 40  # nested braces/brackets; deeper is not notation, and would exhaust recursion
+MAX_DEPTH = 40
+BOUND_NAMES = "jklnpqrstuvw"  # a sum's bound index is renamed to the first one that is free  # nested braces/brackets; deeper is not notation, and would exhaust recursion
 
 
 class TexSyntaxError(BngraphError):
     """The text is not an equation this grammar reads; the message says why, in one line."""
 
 
-GRAMMAR = r"""
+GRAMMAR_TEMPLATE = r"""
 equation: [expr] relation+
 relation: REL expr
 expression: expr
@@ -71,6 +72,7 @@ expression: expr
 
 ?factor: postfix
        | SUM script* term                   -> sum
+       | SUM script* MINUS term             -> sum
        | PARTIAL ["_" sarg] [postfix]       -> partial
        | NABLA "_" sarg postfix             -> partial
 
@@ -110,20 +112,20 @@ items: expr ("," expr)*
 PLUS: "+"
 MINUS: "-"
 DIV: "/"
-MULOP.3: /\*|\\(cdot|times|ast|bullet)(?![a-zA-Z])/
-REL.3: /=|:\s*=|\\(gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|doteq|approx|simeq)(?![a-zA-Z])/
+MULOP.3: /\*|\\(<MULOP>)(?![a-zA-Z])/
+REL.3: /=|:\s*=|\\(<REL>)(?![a-zA-Z])/
 IN.3: /\\in(?![a-zA-Z])/
-CMP.3: /<|>|\\(le|leq|ge|geq|lt|gt|ne|neq)(?![a-zA-Z])/
-FRAC.3: /\\[dtc]?frac(?![a-zA-Z])/
+CMP.3: /<|>|\\(<CMP>)(?![a-zA-Z])/
+FRAC.3: /\\(<FRAC>)(?![a-zA-Z])/
 SQRT.3: /\\sqrt(?![a-zA-Z])/
 SUM.3: /\\sum(?![a-zA-Z])/
 PARTIAL.3: /\\partial(?![a-zA-Z])/
 NABLA.3: /\\nabla(?![a-zA-Z])/
-DERIV.3: /\\(pdv|dv|partialderivative|derivative)(?![a-zA-Z])/
-FUNC.3: /\\(exp|log|ln|max|min|tanh|sin|cos)(?![a-zA-Z])/
-ACCENT.3: /\\(hat|widehat|bar|overline|tilde|widetilde|check|breve|vec)(?![a-zA-Z])/
-FONT.3: /\\(mathcal|mathbb|mathscr|mathfrak|mathbf|boldsymbol|bm|mathit|mathnormal)(?![a-zA-Z])/
-WORD.4: /\\(text|textrm|textit|textbf|textsf|texttt|mbox|mathrm|operatorname|mathsf|mathtt)\s*\{[^{}]*\}/
+DERIV.3: /\\(<DERIV>)(?![a-zA-Z])/
+FUNC.3: /\\(<FUNC>)(?![a-zA-Z])/
+ACCENT.3: /\\(<ACCENT>)(?![a-zA-Z])/
+FONT.3: /\\(<FONT>)(?![a-zA-Z])/
+WORD.4: /\\(<WORD>)\s*\{[^{}]*\}/
 LBRACE.3: /\\\{|\\lbrace(?![a-zA-Z])/
 RBRACE.3: /\\\}|\\rbrace(?![a-zA-Z])/
 CMD.1: /\\[a-zA-Z]+/
@@ -134,8 +136,8 @@ NUMBER: /[0-9]+(\.[0-9]*)?|\.[0-9]+/
 SPACE: /\s+|~|&/
 THINSPACE.5: /\\[,;:!> ]/
 LEFTRIGHTDOT.5: /\\(left|right)\./
-LAYOUT.4: /\\(q?quad|displaystyle|textstyle|scriptstyle|limits|nolimits|left|right|middle|[bB]igg?[lr]?|nonumber|notag|enspace|thinspace|medspace|thickspace|negthinspace)(?![a-zA-Z])/
-LABEL.5: /\\(label|tag|hspace|vspace|phantom)\*?\{[^{}]*\}/
+LAYOUT.4: /\\(<LAYOUT>)(?![a-zA-Z])/
+LABEL.5: /\\(<LABEL>)\*?\{[^{}]*\}/
 %ignore SPACE
 %ignore THINSPACE
 %ignore LEFTRIGHTDOT
@@ -143,12 +145,28 @@ LABEL.5: /\\(label|tag|hspace|vspace|phantom)\*?\{[^{}]*\}/
 %ignore LABEL
 """
 
+# The commands each terminal reads; ``_check_commands`` accepts exactly these and the names.
+COMMANDS = {
+    "MULOP": "cdot times ast bullet",
+    "REL": "gets leftarrow longleftarrow coloneqq coloneq triangleq equiv defeq doteq approx simeq",
+    "CMP": "le leq ge geq lt gt ne neq",
+    "FRAC": "frac dfrac tfrac cfrac",
+    "DERIV": "pdv dv partialderivative derivative",
+    "FUNC": "exp log ln max min tanh sin cos",
+    "ACCENT": "hat widehat bar overline tilde widetilde check breve vec",
+    "FONT": "mathcal mathbb mathscr mathfrak mathbf boldsymbol bm mathit mathnormal",
+    "WORD": "text textrm textit textbf textsf texttt mbox mathrm operatorname mathsf mathtt",
+    "LAYOUT": "qquad quad displaystyle textstyle scriptstyle limits nolimits left right middle big Big bigg Bigg "
+              "bigl bigr Bigl Bigr biggl biggr Biggl Biggr nonumber notag enspace thinspace medspace thickspace",
+    "LABEL": "label tag hspace vspace phantom",
+}
+GRAMMAR = re.sub(r"<([A-Z]+)>", lambda k: "|".join(COMMANDS[k[1]].split()), GRAMMAR_TEMPLATE)
+GRAMMAR_COMMANDS = {c for v in COMMANDS.values() for c in v.split()} | {
+    "sqrt", "sum", "partial", "nabla", "in", "lbrace", "rbrace"}
+
 _PARSER = Lark(GRAMMAR, start=["equation", "expression"], parser="lalr", propagate_positions=True,
                maybe_placeholders=True)
 
-KEYWORD_RE = re.compile(r"\\(?!(?:text|textrm|textit|textbf|textsf|texttt|mbox|mathrm|operatorname|mathsf|mathtt)\b)[a-zA-Z]+")
-_WORD_COMMANDS = {"text", "textrm", "textit", "textbf", "textsf", "texttt", "mbox", "mathrm", "operatorname",
-                  "mathsf", "mathtt"}
 RELATION_KIND = {"=": "definition", "gets": "update", "leftarrow": "update", "longleftarrow": "update",
                  "approx": "approximation", "simeq": "approximation"}
 
@@ -177,6 +195,7 @@ def _fail(message: str):
     raise TexSyntaxError(message)
 
 
+@v_args(inline=True)
 class _Builder(Transformer):
     """Parse tree -> SymPy. Names stay :class:`Name` until arithmetic needs their value."""
 
@@ -337,6 +356,8 @@ class _Builder(Transformer):
 
     def sum(self, _tok, *args):
         *scripts, body = args
+        if scripts and isinstance(scripts[-1], Token):  # \sum_j - a_j: the body is negated
+            scripts, body = scripts[:-1], -self._num(body)
         limits = {"_": None, "^": None}
         for which, arg in scripts:
             if limits[which] is not None:
@@ -435,8 +456,8 @@ def _canonical_bound(expr, avoid: set[str]):
         return expr
     if isinstance(expr, sp.Sum) and len(expr.limits) == 1:
         (var, start, stop), body = expr.limits[0], expr.function
-        taken = avoid | {s.name for s in body.free_symbols if s != var} | {s.name for s in (start, stop) if isinstance(s, sp.Symbol)}
-        new = next(index_symbol(n) for n in "jklnpqrstuvw" if n not in taken or n == var.name and n not in avoid)
+        taken = avoid | {s.name for s in (body.free_symbols - {var}) | start.free_symbols | stop.free_symbols}
+        new = next(index_symbol(n) for n in BOUND_NAMES if n not in taken)
         body = body.xreplace({var: new}) if new != var else body
         return sp.Sum(_canonical_bound(body, avoid | {new.name}), (new, start, stop))
     return expr.func(*(_canonical_bound(a, avoid) for a in expr.args))
@@ -454,6 +475,8 @@ def _free_index_names(exprs) -> set[str]:
 _QUALIFIER = re.compile(
     r"(?:[,;.]\s*)?(?:\\q?quad\s*|\\[,;:! ]\s*|~\s*)*"
     r"(?:\\forall\b|//|\\(?:text|textrm|mbox|textit)\s*\{\s*(?:[^A-Za-z{}]|(?:for|where|if|with|and|when|since|over|on|i\.e|e\.g|all|each|every)\b|[^{}]*\s))")
+_RANGE = re.compile(  # ", i = 1, \dots, m" or "\quad i \in \mathcal{B}" after the formula
+    r"(?:,|\\q?quad|\\[,;])\s*(?:\\q?quad\s*|\\[,;]\s*)*[a-z]\s*(?:=\s*[01]\s*,|\\in\b|=\s*1\s*(?:,\s*)?\\[lc]?dots)")
 _TRAILING = re.compile(r"(?:\s|\\[,;!]|\\q?quad)*[,.;]?(?:\s|\\[,;!]|\\q?quad)*$")
 
 
@@ -464,9 +487,11 @@ def clean(tex: str) -> str:
     >>> clean(r"\hat{x}_i = x_i - \mu, \quad \text{for all } i.")
     '\\hat{x}_i = x_i - \\mu'
     """
-    match = _QUALIFIER.search(tex)
-    if match:
-        tex = tex[:match.start()]
+    for match in sorted([*_QUALIFIER.finditer(tex), *_RANGE.finditer(tex)], key=lambda k: k.start()):
+        before = tex[:match.start()]
+        if before.count("{") - before.count("\\{") == before.count("}") - before.count("\\}"):
+            tex = before
+            break
     return _TRAILING.sub("", tex).strip()
 
 
@@ -493,14 +518,8 @@ def _check_balance(tex: str) -> None:
 def _check_commands(tex: str) -> None:
     for match in re.finditer(r"\\([a-zA-Z]+)", tex):
         name = match[1]
-        if name not in KNOWN_COMMANDS and name not in _GRAMMAR_COMMANDS:
+        if name not in KNOWN_COMMANDS and name not in GRAMMAR_COMMANDS:
             _fail(f"unknown command \\{name}")
-
-
-_GRAMMAR_COMMANDS = set(re.findall(r"[a-zA-Z]+", " ".join(re.findall(r"\\\\\(([a-zA-Z|\[\]?]+)\)", GRAMMAR))))
-_GRAMMAR_COMMANDS |= {"frac", "dfrac", "tfrac", "cfrac", "sqrt", "sum", "partial", "nabla", "in", "lbrace", "rbrace",
-                      "left", "right", "big", "Big", "bigg", "Bigg", "bigl", "bigr", "Bigl", "Bigr", "biggl", "biggr",
-                      "Biggl", "Biggr", "label", "tag", "hspace", "vspace", "phantom"}
 
 
 def _syntax_error(exc: UnexpectedInput, tex: str) -> TexSyntaxError:

@@ -30,14 +30,14 @@ KNOWN_COMMANDS.update(varepsilon="epsilon", eps="epsilon", vartheta="theta", var
 LOSS_NAMES = {"L", "l", "ell", "J"}
 BATCH_MARKERS = {"B", "b"}  # μ_B, μ_𝓑, μ_b: "of the mini-batch"; dropped from the name
 SCALARS = ("mu", "sigma2", "sigma", "epsilon", "gamma", "beta", "m", "L")
-# The contract's assumptions: m is a positive integer, the indices are integers (as the engine's).
-ASSUMPTIONS: Mapping[str, dict] = {"m": {"integer": True, "positive": True},
-                                   **{n: {"integer": True} for n in "ijklnt"}}
+# The contract's assumptions: m is a positive integer; every other name (indices too) is plain,
+# as ``parse_expr`` reads the engine's JSON back.
+ASSUMPTIONS: Mapping[str, dict] = {"m": {"integer": True, "positive": True}}
 
 
 def symbol(name: str) -> sp.Symbol:
-    """The Symbol for ``name`` with the contract's assumptions (``m`` positive integer,
-    indices integer, everything else plain).
+    """The Symbol for ``name`` with the contract's assumptions (``m`` a positive integer,
+    everything else plain).
 
     >>> symbol("m").is_positive, symbol("mu").is_positive
     (True, None)
@@ -46,8 +46,8 @@ def symbol(name: str) -> sp.Symbol:
 
 
 def index_symbol(letter: str) -> sp.Symbol:
-    """An index: an integer Symbol."""
-    return sp.Symbol(letter, **(ASSUMPTIONS.get(letter) or {"integer": True}))
+    """An index (``i`` in ``x_i``, ``j`` in ``\\sum_j``): a plain Symbol, like the contract's."""
+    return symbol(letter)
 
 
 @dataclass(frozen=True)
@@ -196,19 +196,20 @@ def resolve_name(n: Name, notes: dict) -> sp.Expr:
         base, sup = base.replace("sigma", "sigma2", 1), None
     indices = ()
     if n.sub is not None:
-        kind, value = _sub_kind(n.sub)
+        kind, found = _sub_kind(n.sub)
         if kind == "index":
-            indices = value
+            indices = found
         elif kind == "word":
-            base = f"{base}_{value}"
+            base = f"{base}_{found}"
         else:
-            notes.setdefault("batch", value)
+            notes.setdefault("batch", found)
     if isinstance(sup, ParenIndex) and not indices:
         indices, sup = _sub_kind(sup)[1], None
         notes.setdefault(f"{base}_style", "paren")
     if indices:
         expr = sp.IndexedBase(symbol(base))[indices]
-        notes.setdefault(base, _template(n, base, sup_index=notes.get(f"{base}_style") == "paren"))
+        if not base.startswith("dL_d"):
+            notes.setdefault(base, _template(n, sup_index=notes.get(f"{base}_style") == "paren"))
     else:
         expr = symbol(base)
         if base in SCALARS and sup is None and n.tex:
@@ -218,7 +219,7 @@ def resolve_name(n: Name, notes: dict) -> sp.Expr:
     return expr
 
 
-def _template(n: Name, base: str, sup_index: bool) -> str:
+def _template(n: Name, sup_index: bool) -> str:
     r"""How a family member is written, with %s for the index: ``\hat{x}_{%s}``."""
     letter = n.base if len(n.base) == 1 else (("\\" + n.base) if n.base in KNOWN_COMMANDS else rf"\mathrm{{{n.base}}}")
     if n.font and n.font not in ("text", "mathrm", "mathit"):

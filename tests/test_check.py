@@ -2,6 +2,8 @@
 
 import argparse
 import dataclasses
+import importlib.metadata
+import os
 import subprocess
 import sys
 import textwrap
@@ -38,7 +40,7 @@ def check_named(report, name):
     ("layernorm_backward", {"layer": "layernorm"}),
     ("spatial_batchnorm_backward", {"shapes": [(2, 3, 4, 5), (3, 2, 2, 2)]}),
     ("batchnorm_backward", {"shapes": [(1, 3)]}),  # N = 1: σ² = 0, dx = 0 exactly
-])
+], ids=["staged", "compact", "eps-dict-cache", "no-cache", "layernorm", "spatial", "one-example"])
 def test_correct_backwards_pass(name, options):
     report = check(CORRECT, name, **options)
     assert report.ok and report.exit_code == 0, report.format()
@@ -59,7 +61,7 @@ def test_default_cases_cover_small_and_larger_batches_and_two_epsilons():
     report = check(CORRECT, "batchnorm_backward_alt")
     assert len(report.cases) == 12
     assert report.cases[0] == "x (2, 3), seed 0, ε 1e-05"
-    assert "x (16, 5)" in report.coverage and "0.01" in report.coverage
+    assert report.coverage == "x (2, 3), (4, 3), (16, 5) × seeds 0, 1 × ε 1e-05, 0.01"
 
 
 def test_report_is_a_frozen_table():
@@ -88,7 +90,7 @@ MISTAKE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, options, gradient, diagnosis", MISTAKE_CASES)
+@pytest.mark.parametrize("name, options, gradient, diagnosis", MISTAKE_CASES, ids=[c[0] for c in MISTAKE_CASES])
 def test_wrong_backward_is_named(name, options, gradient, diagnosis):
     report = check(MISTAKES, name, **options)
     assert not report.ok and report.exit_code == 1
@@ -134,8 +136,8 @@ def test_unknown_mistake_gets_the_correct_formula():
 def test_diagnose_names_a_mistake_from_arrays():
     rng = np.random.default_rng(0)
     case = Case("batchnorm", rng.normal(size=(5, 2)), np.array([1.5, 0.7]), np.zeros(2), rng.normal(size=(5, 2)), 1e-3)
-    not_summed = case.dout * 0 + case.dout  # a student's "dbeta = dout"
-    assert diagnose("dbeta", [case], [not_summed]).startswith("it is not summed")
+    student_dbeta = case.dout.copy()  # "dbeta = dout", not summed over the batch
+    assert diagnose("dbeta", [case], [student_dbeta]).startswith("it is not summed")
     assert diagnose("dbeta", [case], [case.dout.sum(axis=0) * 3.0]) is None  # nothing known fits
 
 
@@ -146,7 +148,7 @@ def test_diagnose_names_a_mistake_from_arrays():
     ("batchnorm_backward_two_items", "backward returned a tuple of 2 items; expected (dx, dgamma, dbeta)"),
     ("batchnorm_backward_nan", "dx contains inf at [0, 0] (x (2, 3), seed 0, ε 1e-05)"),
     ("batchnorm_backward_transposed", "dx has shape (3, 2); expected (2, 3) (x (2, 3), seed 0, ε 1e-05)"),
-])
+], ids=["raises", "two-items", "inf", "transposed"])
 def test_broken_backward_gets_a_named_verdict(name, verdict):
     report = check(MISTAKES, name)
     assert not report.ok and report.exit_code == 1
@@ -232,10 +234,11 @@ def test_usage_errors():
         check_backward(staged, layer="instancenorm")
     with pytest.raises(BngraphError, match="must take \\(dout, cache\\) or \\(dout, x, gamma, beta, eps\\)"):
         check_backward(lambda dout, x, cache: None)
+
+    def my_backward(dout, cache):
+        return None
+
     with pytest.raises(BngraphError, match="there is no my_forward next to it; name its forward"):
-        check_backward(lambda dout, cache: None) if False else None
-        def my_backward(dout, cache):
-            return None
         check_backward(my_backward)
     with pytest.raises(BngraphError, match="must take \\(x, gamma, beta, eps\\) or \\(x, gamma, beta, bn_param\\)"):
         check_backward(staged, forward=lambda x: None)
@@ -259,11 +262,12 @@ def test_plugin_fails_a_test_with_the_report(tmp_path):
         def test_sign(bngraph_check):
             bngraph_check({str(MISTAKES) + ':batchnorm_backward_sign'!r})
     """))
-    root = Path(__file__).parent.parent
+    installed = any(ep.name == "bngraph" for ep in importlib.metadata.entry_points(group="pytest11"))
+    load_plugin = [] if installed else ["-p", "bngraph.pytest_plugin"]  # loading it twice is an error
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "bngraph.pytest_plugin", "-p", "no:cacheprovider",
-         str(tmp_path / "test_student.py")],
-        capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(root), "PATH": ""}, timeout=60)
+        [sys.executable, "-m", "pytest", "-q", *load_plugin, "-p", "no:cacheprovider", str(tmp_path / "test_student.py")],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert result.returncode == 1
     assert "sign flipped" in result.stdout and "1 failed" in result.stdout
 

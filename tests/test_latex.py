@@ -61,7 +61,9 @@ def _document_equations(derivation, closed):
 
 def _value(expr: sp.Expr, point: dict, m: int = 3, i: int = 2) -> complex:
     """``expr`` at a point given by symbol names; symbolic m, i and sums made concrete first."""
-    expr = sp.sympify(expr).subs({sp.Symbol("m"): m, sp.Symbol("i"): i}).doit()
+    expr = sp.sympify(expr)
+    concrete = {"m": m, "i": i}  # by name: a parser may give m and i assumptions
+    expr = expr.subs({s: concrete[s.name] for s in expr.free_symbols if s.name in concrete}).doit()
     expr = expr.replace(lambda e: isinstance(e, sp.Indexed), lambda e: sp.Symbol(f"{e.base.name}_{e.indices[0]}"))
     values = {s: point.setdefault(s.name, random.Random(s.name).uniform(0.5, 2.0)) for s in expr.free_symbols}
     return complex(expr.subs(values).evalf())

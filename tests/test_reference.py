@@ -37,7 +37,8 @@ def test_batchnorm_forward_normalises_each_feature_by_hand():
     out, _ = batchnorm_forward(x, gamma=[2.0, 1.0], beta=[0.5, -1.0], eps=0.0)
     expected_first = 2.0 * (np.array([1.0, 2.0, 6.0]) - 3.0) / np.sqrt(14 / 3) + 0.5
     np.testing.assert_allclose(out[:, 0], expected_first, rtol=1e-13)
-    np.testing.assert_allclose(out[:, 1], expected_first - 1.5, rtol=1e-13)  # same x̂, γ = 1, β = −1
+    xhat = (np.array([1.0, 2.0, 6.0]) - 3.0) / np.sqrt(14 / 3)  # feature 2 is feature 1 times 10: same x̂
+    np.testing.assert_allclose(out[:, 1], xhat - 1.0, rtol=1e-13)
 
 
 def test_spatial_batchnorm_uses_one_mean_and_variance_per_channel():

@@ -195,8 +195,10 @@ def test_dot_and_svg_are_byte_identical_across_runs_and_hash_seeds():
         "        for f in ('dot', 'svg'):\n"
         "            print(hashlib.sha256(render_graph(g, format=f, direction=d).encode()).hexdigest())\n"
     )
-    runs = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT,
-                           env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout for seed in ("0", "1", "12345")}
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                              env={"PYTHONHASHSEED": seed, "PATH": ""}) for seed in ("0", "1", "12345")]
+    runs = {p.communicate()[0] for p in procs}
+    assert all(p.returncode == 0 for p in procs)
     assert len(runs) == 1
     here = hashlib.sha256(render_graph(build_graph(LAYERS["batchnorm"].trace(3)), format="dot").encode())
     assert runs.pop().split()[0] == here.hexdigest()
@@ -218,7 +220,7 @@ def test_m_1024_collapsed_renders_in_well_under_a_few_seconds():
     g = build_graph(LAYERS["batchnorm"].trace(1024), "staged")
     start = time.perf_counter()
     svg = render_graph(g, format="svg")
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 3.0  # about 0.05 s on a laptop
     assert "1021 more examples" in svg
 
 

@@ -1,0 +1,33 @@
+"""The benchmark harness at tiny sizes, so that it cannot rot: one documented command, run whole."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_writes_table_json_and_plot(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))
+
+    # every stage of the named derivation is timed, and the stages make up the total
+    run = results["derivation"]["4"]["runs"][0]
+    assert set(run) == {"trace", "view", "derive", "json", "total"}
+    assert abs(sum(run[k] for k in ("trace", "view", "derive", "json")) - run["total"]) < 1e-9
+    assert results["growth"] == {"from": 2, "to": 4, "ratio": results["growth"]["ratio"]}
+
+    # the plain-SymPy baseline finished at m = 2 and bngraph is compared with it at the same m
+    assert results["baseline"]["2"]["timed_out"] is False and results["baseline"]["2"]["ops"] > 0
+    assert set(results["cold_start"]) == {"import sympy", "derive m=3"}
+    # the compiled closed form computes the same gradients as the NumPy reference
+    assert results["lambdified"]["max_relative_difference"] < 1e-9
+    assert {g["goal"].split(",")[0] for g in results["goals"]} >= {"closed form", "lambdified closed form vs NumPy compact backward"}
+
+    table = (tmp_path / "latest.md").read_text(encoding="utf-8")
+    assert "## Goals" in table and "| 2 |" in table and "plain SymPy" in table
+    assert (tmp_path / "derive_vs_m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
