@@ -85,7 +85,7 @@ class BackwardReport:
         if self.forward:
             lines.append(f"  forward: {self.forward}")
         lines.append(f"  {len(self.cases)} cases: {self.coverage}")
-        lines.append(f"  pass: max relative error ≤ {self.threshold:g}, |a−b|/max(|a|, |b|, 1e-6·max)")
+        lines.append(f"  pass: max relative error ≤ {self.threshold:g}, |a−b| / max(|a|, |b|, 1e-6·scale)")
         lines.append("")
         lines.append(f"  {'gradient':<9} {'max rel. error':<15} {'worst at':<40} result")
         for c in self.checks:
@@ -149,7 +149,12 @@ def _verdict(tally, cases, layer):
 
 def check_backward(backward, forward=None, layer="batchnorm", shapes=None, seeds=DEFAULT_SEEDS,
                    epsilons=DEFAULT_EPSILONS, threshold=THRESHOLD):
-    """Compare a user's backward with the reference backward; see the module docstring.
+    """Compare a user's backward with the reference backward on every case; a :class:`BackwardReport`.
+
+    ``backward`` takes ``(dout, cache)`` (then ``forward``, default: found by name, supplies
+    the cache) or ``(dout, x, gamma, beta, eps)``.  ``layer`` is one of :data:`LAYERS`;
+    cases are ``shapes`` (default :data:`DEFAULT_SHAPES`) × ``seeds`` × ``epsilons``.
+    Faults of the user's code become ``problems``; bad usage raises BngraphError.
 
     >>> from bngraph.reference import batchnorm_forward, batchnorm_backward_staged
     >>> report = check_backward(batchnorm_backward_staged, batchnorm_forward)
@@ -184,7 +189,7 @@ def check_backward(backward, forward=None, layer="batchnorm", shapes=None, seeds
                 result = call_user("backward", backward, dout, *inputs, case.eps)
             given = gradients_from(result)
         except UserCodeFailed as failure:
-            problems.append(f"{failure} ({case.label})")
+            problems.append(f"{failure}; case {case.label}")
             break
         expected = reference_backward(layer, case.dout, case.x, case.gamma, case.beta, case.eps, *extra)
         for name, g, e in zip(GRADIENTS, given, expected):

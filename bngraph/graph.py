@@ -17,6 +17,7 @@ into the named nodes that use it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Iterator, Mapping
 
@@ -58,7 +59,7 @@ class Node:
     def symbol(self) -> sp.Symbol:
         return symbol(self.name)
 
-    @property
+    @cached_property
     def expr(self) -> sp.Expr | None:
         """The node's value in terms of its parents' symbols (None for a leaf)."""
         if self.definition is not None or self.op in LEAF_OPS:

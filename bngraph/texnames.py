@@ -29,7 +29,6 @@ KNOWN_COMMANDS.update(varepsilon="epsilon", eps="epsilon", vartheta="theta", var
                       varsigma="sigma", ell="ell", B="B", cB="B", calB="B", imath="i", jmath="j")
 LOSS_NAMES = {"L", "l", "ell", "J"}
 BATCH_MARKERS = {"B", "b"}  # μ_B, μ_𝓑, μ_b: "of the mini-batch"; dropped from the name
-SCALARS = ("mu", "sigma2", "sigma", "epsilon", "gamma", "beta", "m", "L")
 # The contract's assumptions: m is a positive integer; every other name (indices too) is plain,
 # as ``parse_expr`` reads the engine's JSON back.
 ASSUMPTIONS: Mapping[str, dict] = {"m": {"integer": True, "positive": True}}
@@ -43,6 +42,20 @@ def symbol(name: str) -> sp.Symbol:
     (True, None)
     """
     return sp.Symbol(name, **ASSUMPTIONS.get(name, {}))
+
+
+def canonical(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every Symbol (IndexedBase labels too) replaced by :func:`symbol` of its
+    name: expressions from elsewhere (the engine, a test) then compare with parsed ones.
+
+    >>> canonical(sp.Symbol("m") + sp.Symbol("mu")) == symbol("m") + symbol("mu")
+    True
+    """
+    if isinstance(expr, int):
+        return sp.Integer(expr)
+    if not isinstance(expr, sp.Basic):
+        raise BngraphError(f"not a SymPy expression: {expr!r}")
+    return expr.xreplace({s: symbol(s.name) for s in expr.atoms(sp.Symbol)})
 
 
 def index_symbol(letter: str) -> sp.Symbol:
@@ -212,7 +225,7 @@ def resolve_name(n: Name, notes: dict) -> sp.Expr:
             notes.setdefault(base, _template(n, sup_index=notes.get(f"{base}_style") == "paren"))
     else:
         expr = symbol(base)
-        if base in SCALARS and sup is None and n.tex:
+        if sup is None and n.tex and n.tex != base and base not in LOSS_NAMES:
             notes.setdefault(base, n.tex)
     if sup is not None:
         expr = sp.Pow(expr, value(sup))

@@ -185,7 +185,7 @@ def test_forward_that_raises_is_a_verdict():
 
     report = check_backward(batchnorm_backward_compact, forward=broken_forward)
     assert report.problems == ("forward raised ValueError: shapes do not match (test_check.py, line "
-                               f"{broken_forward.__code__.co_firstlineno + 1}) (x (2, 3), seed 0, ε 1e-05)",)
+                               f"{broken_forward.__code__.co_firstlineno + 1}); case x (2, 3), seed 0, ε 1e-05",)
     assert [c.cases_run for c in report.checks] == [0, 0, 0, 0]
     assert "not run" in report.format()
 
