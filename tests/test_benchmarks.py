@@ -17,8 +17,9 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path):
 
     # every stage of the named derivation is timed, and the stages make up the total
     run = results["derivation"]["4"]["runs"][0]
-    assert set(run) == {"trace", "view", "derive", "json", "total"}
+    assert set(run) == {"trace", "view", "derive", "json", "derivation", "total"}
     assert abs(sum(run[k] for k in ("trace", "view", "derive", "json")) - run["total"]) < 1e-9
+    assert abs(run["total"] - run["json"] - run["derivation"]) < 1e-9
     assert results["growth"] == {"from": 2, "to": 4, "ratio": results["growth"]["ratio"]}
 
     # the plain-SymPy baseline finished at m = 2 and bngraph is compared with it at the same m
