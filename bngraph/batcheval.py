@@ -197,10 +197,10 @@ class Evaluator:
         raise Unevaluable(f"cannot evaluate {type(expr).__name__}")
 
     def _sum(self, expr: sp.Sum, env) -> float:
-        total = []
-        for var, start, stop in reversed(expr.limits[1:]):
+        if len(expr.limits) != 1:
             raise Unevaluable("a sum over several indices at once")
         (var, start, stop), = expr.limits
+        total = []
         lo, hi = self._value(start, env), self._value(stop, env)
         if lo != int(lo) or hi != int(hi) or hi - lo > 1000:
             raise Unevaluable("a sum whose range is not 1..m")

@@ -10,14 +10,12 @@ steps of the staged view after the well-known 9-step backward (xmu, sq, sqrtvar,
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from .errors import BngraphError
 from .trace import Trace, name, sqrt, stage, trace
+from .usercode import load_function
 
 
 def batchnorm(x, gamma, beta, epsilon):
@@ -83,31 +81,6 @@ def get_layer(layer: str) -> Layer:
         return LAYERS[layer]
     except KeyError:
         raise BngraphError(f"unknown layer {layer!r}; known layers: {', '.join(LAYERS)}") from None
-
-
-def load_function(spec: str) -> Callable:
-    """The function ``FUNC`` of ``FILE.py:FUNC``, imported from that file."""
-    path, sep, func = spec.rpartition(":")
-    if not sep or not path or not func:
-        raise BngraphError(f"expected FILE.py:FUNCTION, got {spec!r}")
-    file = Path(path)
-    if not file.is_file():
-        raise BngraphError(f"no such file: {path}")
-    module_name = f"_bngraph_user_{abs(hash(str(file.resolve())))}"
-    spec_ = importlib.util.spec_from_file_location(module_name, file)
-    if spec_ is None or spec_.loader is None:
-        raise BngraphError(f"cannot import {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec_)
-    sys.modules[module_name] = module
-    try:
-        spec_.loader.exec_module(module)
-    except Exception as exc:  # the user's module failed to import: one line
-        sys.modules.pop(module_name, None)
-        raise BngraphError(f"cannot import {path}: {type(exc).__name__}: {exc}") from None
-    target = getattr(module, func, None)
-    if not callable(target):
-        raise BngraphError(f"{path} has no function {func!r}")
-    return target
 
 
 def trace_target(layer: str | None = None, function: str | None = None, m: int = 3) -> Trace:
