@@ -245,7 +245,8 @@ def _chain_rule(derivation: Derivation) -> list[Block]:
 def _closed_form(closed) -> list[Block]:
     blocks = [Block("heading2", "Closed form for every batch size $m$"),
               Block("text", "The identities the simplification uses:"),
-              Block("math", equations=tuple(Equation(i.lhs, (i.rhs,), (i.reason,)) for i in closed.identities))]
+              Block("math", equations=tuple(Equation(i.lhs, (i.rhs,), (f"({k}) {i.reason}",))
+                                            for k, i in enumerate(closed.identities, 1)))]
     for key, formula in closed.formulas.items():
         steps = tuple(closed.steps.get(key, ()))
         sides = [closed.chain_rule[key]] if key in closed.chain_rule else []

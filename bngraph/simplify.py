@@ -245,7 +245,7 @@ def _inverse_rule(plates: Plates):
         solved = sp.solve(sp.Eq(sp.IndexedBase(name)[i], definition), x[i], dict=True)
         if len(solved) == 1:
             rhs = solved[0][x[i]]
-            return x, rhs, Identity(x[i], rhs, f"the definition of {name} solved for x_i")
+            return x, rhs, Identity(x[i], rhs, f"the definition of {name} solved for x")
     return None
 
 
@@ -283,16 +283,13 @@ def _simplify(chain, full, inverse, identities, definitions) -> tuple[Step, ...]
         if expr != steps[-1].expr:
             steps.append(Step(description, expr))
 
-    if inverse is not None:
-        ident = inverse[2]
-        step(f"substitute {sp.sstr(ident.lhs)} = {sp.sstr(ident.rhs)} ({ident.reason})",
-             _linear_sums(_apply_inverse(steps[-1].expr, inverse)))
+    if inverse is not None:  # identities are numbered (1), (2) … in the order they are listed
+        step(f"by identity (1): {inverse[2].reason}", _linear_sums(_apply_inverse(steps[-1].expr, inverse)))
     for name, definition in reversed(definitions):
-        step(f"fold {sp.sstr(definition)} back into {name}", _fold(steps[-1].expr, definition, sp.Symbol(name)))
-    for ident in identities:
+        step(f"fold the definition of {name} back into {name}", _fold(steps[-1].expr, definition, sp.Symbol(name)))
+    for number, ident in enumerate(identities, 1):
         if isinstance(ident.lhs, sp.Sum):
-            step(f"use {sp.sstr(ident.lhs)} = {sp.sstr(ident.rhs)} ({ident.reason})",
-                 steps[-1].expr.xreplace({ident.lhs: ident.rhs}))
+            step(f"by identity ({number}): {ident.reason}", steps[-1].expr.xreplace({ident.lhs: ident.rhs}))
     step("collect on the batch sums", _collect(steps[-1].expr))
     if len(steps) == 2:  # nothing to simplify: the substituted form is the closed form
         steps.append(Step("collect on the batch sums", _collect(full)))
