@@ -14,16 +14,42 @@ Printers only read the immutable results; the same input gives byte-identical ou
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 import sympy as sp
+from sympy.printing.str import StrPrinter
 
 from .derive import Derivation
 
 
+class _MemoPrinter(StrPrinter):
+    """SymPy's str printer, remembering what it printed: √(σ² + ε) appears in m adjoints.
+
+    StrPrinter prints a subexpression the same wherever it stands (the parentheses are the
+    caller's), so one printer can reuse its strings across a whole document.
+    """
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self._printed: dict = {}
+
+    def _print(self, expr, **kwargs):
+        if kwargs:
+            return super()._print(expr, **kwargs)
+        text = self._printed.get(expr)
+        if text is None:
+            text = self._printed[expr] = super()._print(expr)
+        return text
+
+
+def expr_printer() -> Callable[[sp.Expr], str]:
+    """A printer of expressions as text that ``sympy.parse_expr`` reads back (given the names
+    as symbols), in SymPy's own deterministic term order (fast; reads ``x_1 - mu``)."""
+    return _MemoPrinter({"order": "none"}).doprint
+
+
 def expr_str(expr: sp.Expr) -> str:
-    """An expression as text that ``sympy.parse_expr`` reads back (given the names as symbols)."""
-    return sp.sstr(expr, order="none")  # SymPy's own (deterministic) term order: fast, reads x_1 - mu
+    return expr_printer()(expr)
 
 
 def closed_str(expr: sp.Expr) -> str:
@@ -34,6 +60,7 @@ def closed_str(expr: sp.Expr) -> str:
 def to_json_dict(derivation: Derivation, closed=None) -> dict[str, Any]:
     """The contract's JSON object: layer, m, view, nodes, forward, adjoints[, closed_form]."""
     g = derivation.graph
+    expr_str = expr_printer()
     doc: dict[str, Any] = {
         "layer": g.layer,
         "m": g.m,
@@ -53,6 +80,7 @@ def to_json(derivation: Derivation, closed=None) -> str:
 
 def to_text(derivation: Derivation, closed=None) -> str:
     """The trace (one node a line), then one adjoint a line, then the closed form."""
+    expr_str = expr_printer()
     lines = [str(derivation.graph), "", "adjoints (reverse mode; the upstream dL_dy_k are given):"]
     lines += [f"  {a.name} = {expr_str(a.expr)}" for a in derivation.adjoints.values()]
     if closed is not None:

@@ -15,7 +15,6 @@ from typing import Callable
 
 from .errors import BngraphError
 from .trace import Trace, name, sqrt, stage, trace
-from .usercode import load_function
 
 
 def batchnorm(x, gamma, beta, epsilon):
@@ -81,6 +80,13 @@ def get_layer(layer: str) -> Layer:
         return LAYERS[layer]
     except KeyError:
         raise BngraphError(f"unknown layer {layer!r}; known layers: {', '.join(LAYERS)}") from None
+
+
+def load_function(spec: str) -> Callable:
+    """The function FUNC of ``FILE.py:FUNC`` (see :func:`bngraph.usercode.load_function`)."""
+    from .usercode import load_function as load  # imports NumPy: only when a file is named
+
+    return load(spec)
 
 
 def trace_target(layer: str | None = None, function: str | None = None, m: int = 3) -> Trace:
