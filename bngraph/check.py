@@ -16,7 +16,7 @@ import numpy as np
 from bngraph.diagnose import CORRECT_DX, Case, diagnose, dx_scale
 from bngraph.errors import BngraphError
 from bngraph.numeric import max_relative_error
-from bngraph.reference import LAYERS, one_pass_variance_precision, reference_backward, reference_forward
+from bngraph.reference import LAYERS, one_pass_variance_precision, reference_backward, reference_forward, validate_inputs
 from bngraph.usercode import (GRADIENTS, UserCodeFailed, as_array, backward_style, call_forward, call_user,
                               default_forward, forward_styles, function_name, gradients_from, load_function)
 
@@ -168,6 +168,8 @@ def check_backward(backward, forward=None, layer="batchnorm", shapes=None, seeds
         forward = default_forward(backward)
     styles = forward_styles(forward, layer) if forward is not None else []
     shapes = [tuple(shape) for shape in (shapes or DEFAULT_SHAPES[layer])]
+    for eps in epsilons:
+        validate_inputs(0.0, eps)
     cases = [make_case(layer, shape, seed, eps) for shape in shapes for seed in seeds for eps in epsilons]
     coverage = (f"x {', '.join(map(str, shapes))} × seeds {', '.join(map(str, seeds))}"
                 f" × ε {', '.join(f'{e:g}' for e in epsilons)}")

@@ -78,7 +78,7 @@ def central_difference(f, arrays, h=1e-5):
 def numeric_backward(layer, dout, x, gamma, beta, eps=1e-5, running_mean=None, running_var=None, h=1e-5):
     """``(dx, dgamma, dbeta)`` by central differences of L = Σ y·dout through the reference forward.
 
-    >>> dx, dgamma, dbeta = numeric_backward("batchnorm-eval", [[1.0]], [[3.0]], [2.0], [1.0], 0.0, [1.0], [4.0])
+    >>> dx, dgamma, dbeta = numeric_backward("batchnorm-eval", [[1.0]], [[3.0]], [2.0], [1.0], 1e-12, [1.0], [4.0])
     >>> [round(float(g[0]), 6) for g in (dx.ravel(), dgamma, dbeta)]
     [1.0, 1.0, 1.0]
     """

@@ -243,19 +243,24 @@ def layernorm_backward(dout, cache):
 def reference_forward(layer, x, gamma, beta, eps=1e-5, running_mean=None, running_var=None):
     """The output y of a built-in layer (one of :data:`LAYERS`).
 
-    >>> reference_forward("layernorm", [[1.0, 3.0]], [1.0, 1.0], [0.0, 0.0], eps=0.0).tolist()
+    >>> reference_forward("layernorm", [[1.0, 3.0]], [1.0, 1.0], [0.0, 0.0], eps=1e-12).round(9).tolist()
     [[-1.0, 1.0]]
+    >>> reference_forward("batchnorm", [[1.0], [2.0]], [1.0], [0.0], eps=0.0)
+    Traceback (most recent call last):
+    bngraph.errors.BngraphError: eps must be a positive number, got 0.0
     """
+    validate_inputs(x, eps)
     return _forward(layer, x, gamma, beta, eps, running_mean, running_var)[0]
 
 
 def reference_backward(layer, dout, x, gamma, beta, eps=1e-5, running_mean=None, running_var=None):
     """``(dx, dgamma, dbeta)`` of a built-in layer for upstream gradient dout.
 
-    >>> dx, dgamma, dbeta = reference_backward("batchnorm", [[1.0], [0.0]], [[0.0], [2.0]], [1.0], [0.0], eps=0.0)
-    >>> dgamma.tolist(), dbeta.tolist()
+    >>> dx, dgamma, dbeta = reference_backward("batchnorm", [[1.0], [0.0]], [[0.0], [2.0]], [1.0], [0.0], eps=1e-12)
+    >>> dgamma.round(9).tolist(), dbeta.tolist()
     ([-1.0], [1.0])
     """
+    validate_inputs(x, eps, dout)
     out, cache = _forward(layer, x, gamma, beta, eps, running_mean, running_var)
     backward = {
         "batchnorm": batchnorm_backward_compact,
@@ -263,6 +268,18 @@ def reference_backward(layer, dout, x, gamma, beta, eps=1e-5, running_mean=None,
         "layernorm": layernorm_backward,
     }[layer]
     return backward(dout, cache)
+
+
+def validate_inputs(x, eps, dout=None):
+    """Bad input is one clear error: ε a positive number, the arrays free of NaN and infinity.
+
+    (The layer functions above accept ε = 0: the diagnosis of a forgotten ε needs it.)
+    """
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not np.isfinite(eps) or eps <= 0:
+        raise BngraphError(f"eps must be a positive number, got {eps!r}")
+    for name, array in (("x", x), ("dout", dout)):
+        if array is not None and not np.all(np.isfinite(np.asarray(array, dtype=np.float64))):
+            raise BngraphError(f"{name} contains NaN or infinity")
 
 
 def _forward(layer, x, gamma, beta, eps, running_mean, running_var):

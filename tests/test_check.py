@@ -16,7 +16,7 @@ from bngraph.check import BackwardReport, assert_backward_matches, check_backwar
 from bngraph.diagnose import Case, diagnose
 from bngraph.errors import BngraphError
 from bngraph.pytest_plugin import bngraph_check  # noqa: F401  (the plugin's fixture, for this module)
-from bngraph.reference import batchnorm_backward_compact, batchnorm_forward
+from bngraph.reference import batchnorm_backward_compact, batchnorm_forward, reference_backward, reference_forward
 
 DATA = Path(__file__).parent / "data"
 CORRECT = DATA / "student_correct.py"
@@ -285,3 +285,23 @@ def test_cli_check_backward_prints_the_report_and_returns_the_exit_code(capsys):
     assert "forward: student_mistakes.py:bn_forward_no_eps" in capsys.readouterr().out
     with pytest.raises(BngraphError, match="has no function 'nope'"):
         cli_check_backward(argparse.Namespace(target=f"{CORRECT}:batchnorm_backward", forward="nope", layer=None))
+
+
+@pytest.mark.parametrize("eps", [0.0, -1e-5, float("nan"), "0.1"])
+def test_a_non_positive_or_non_numeric_epsilon_is_bad_input(eps):
+    with pytest.raises(BngraphError, match="eps must be a positive number"):
+        check_backward(load_function(f"{CORRECT}:batchnorm_backward"), epsilons=(eps,))
+    with pytest.raises(BngraphError, match="eps must be a positive number"):
+        reference_forward("batchnorm", np.ones((3, 2)), np.ones(2), np.zeros(2), eps)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_input_is_bad_input(bad):
+    x = np.ones((3, 2))
+    x[1, 1] = bad
+    with pytest.raises(BngraphError, match="x contains NaN or infinity"):
+        reference_forward("batchnorm", x, np.ones(2), np.zeros(2))
+    dout = np.ones((2, 3))
+    dout[0, 2] = bad
+    with pytest.raises(BngraphError, match="dout contains NaN or infinity"):
+        reference_backward("layernorm", dout, np.arange(6.0).reshape(2, 3), np.ones(3), np.zeros(3))
