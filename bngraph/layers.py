@@ -10,6 +10,7 @@ steps of the staged view after the well-known 9-step backward (xmu, sq, sqrtvar,
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -61,7 +62,8 @@ class Layer:
     summary: str
 
     def trace(self, m: int) -> Trace:
-        return trace(self.function, m)
+        """The layer traced at m, under its registry name (``batchnorm-eval``, not the function's)."""
+        return dataclasses.replace(trace(self.function, m), function=self.name)
 
 
 LAYERS = {

@@ -9,6 +9,7 @@ backward ``(dout, x, gamma, beta, running_mean, running_var, eps)``.
 """
 
 import hashlib
+import importlib.machinery
 import importlib.util
 import inspect
 import sys
@@ -31,11 +32,19 @@ def one_line(text):
     return " ".join(str(text).split())
 
 
+class _FreshLoader(importlib.machinery.SourceFileLoader):
+    """Always compile the file as it is now: a cached .pyc of a file rewritten within the
+    same second (same size) would otherwise run the old code, and none is written."""
+
+    def get_code(self, fullname):
+        return compile(self.get_data(self.path), self.path, "exec", dont_inherit=True)
+
+
 def _import_file(path):
     """Import a Python file under a name of its own, its folder on sys.path while it runs."""
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
     name = f"bngraph_user_{path.stem.replace('-', '_')}_{digest}"
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=_FreshLoader(name, str(path)))
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses and pickling in the file look themselves up here
     sys.path.insert(0, str(path.parent.resolve()))  # so that it can import its neighbours

@@ -305,3 +305,13 @@ def test_nan_or_infinite_input_is_bad_input(bad):
     dout[0, 2] = bad
     with pytest.raises(BngraphError, match="dout contains NaN or infinity"):
         reference_backward("layernorm", dout, np.arange(6.0).reshape(2, 3), np.ones(3), np.zeros(3))
+
+
+def test_a_file_rewritten_within_the_same_second_is_imported_afresh(tmp_path):
+    path = tmp_path / "twice.py"
+    path.write_text("def f():\n    return 1\n")
+    assert load_function(f"{path}:f")() == 1
+    stat = path.stat()
+    path.write_text("def f():\n    return 2\n")  # same size, and keep the same mtime too
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert load_function(f"{path}:f")() == 2

@@ -59,3 +59,9 @@ def test_user_functions_are_checked_against_their_own_finite_differences_and_aut
     assert main(["verify", "--function", f"{USER}:{func}", "--m", "4"]) == 0
     out = capsys.readouterr().out
     assert "vs finite differences" in out and "vs autograd" in out and "FAIL" not in out
+
+
+def test_builtin_layers_keep_their_registry_name_so_every_reference_is_used():
+    d = derive(build_graph(LAYERS["batchnorm-eval"].trace(3), "named"))  # no layer name given
+    assert d.graph.layer == "batchnorm-eval"
+    assert any(c.check.endswith("vs NumPy reference") for c in verify(d).checks)
