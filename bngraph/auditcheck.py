@@ -22,13 +22,12 @@ a formula that drops it is still right (correct-other-form); dropping the x̂ pa
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
+from typing import Callable
 
 import sympy as sp
 
 from .batcheval import SIZES, Batch, Evaluator, Helper, Unevaluable, _rename_bound, close
-from .texmath import _index_symbols
-from .texnames import Notation, symbol
+from .texnames import Notation, free_index_names, symbol
 from .texprint import to_latex
 
 CORRECT, OTHER_FORM, WRONG = "correct", "correct-other-form", "wrong"
@@ -90,11 +89,11 @@ class Context:
 # -- names and shapes -----------------------------------------------------------------------
 def names_in(expr: sp.Expr) -> set[str]:
     """Every name an expression uses: symbols and the bases of Indexed, indices excluded."""
-    indices = {s for e in expr.atoms(sp.Indexed) for k in e.indices for s in k.free_symbols}
+    indexed = expr.atoms(sp.Indexed)
+    indices = {s for e in indexed for k in e.indices for s in k.free_symbols}
     bound = {v for s in expr.atoms(sp.Sum) for v in s.variables}
-    return {s.name for s in expr.atoms(sp.Symbol) - indices - bound
-            if not any(s == e.base.label for e in expr.atoms(sp.Indexed))} | {
-        e.base.label.name for e in expr.atoms(sp.Indexed)}
+    labels = {e.base.label for e in indexed}
+    return {s.name for s in expr.atoms(sp.Symbol) - indices - bound - labels} | {label.name for label in labels}
 
 
 def target_of(lhs: sp.Expr) -> tuple[str, sp.Expr | None] | None:
@@ -106,10 +105,6 @@ def target_of(lhs: sp.Expr) -> tuple[str, sp.Expr | None] | None:
     return None
 
 
-def free_index_names(expr: sp.Expr) -> set[str]:
-    return {s.name for s in _index_symbols(expr)}
-
-
 def sizes_for(exprs, ctx: Context) -> tuple[int, ...]:
     """m = 2, 3, 5, 8; or the document's own m for an equation in x_1, x_2 … or Σ_{i=1}^{3}."""
     concrete = set()
@@ -118,7 +113,9 @@ def sizes_for(exprs, ctx: Context) -> tuple[int, ...]:
         concrete |= {int(s.limits[0][2]) for s in e.atoms(sp.Sum) if s.limits[0][2].is_Integer}
     if not concrete:
         return SIZES
-    return (max(ctx.doc_m or 0, *concrete),)
+    if ctx.doc_m:
+        return (max(ctx.doc_m, *concrete),)
+    return tuple(m for m in SIZES if m >= max(concrete)) or (max(concrete),)
 
 
 # -- comparing ----------------------------------------------------------------------------
@@ -157,7 +154,7 @@ class SideResult:
 
 def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None, sizes) -> SideResult:
     """Is ``actual`` (one right side) the ``expected`` reference?"""
-    stray = free_index_names(actual) - ({index} if index else set())
+    stray = free_index_names([actual]) - ({index} if index else set())
     if stray:
         return SideResult(WRONG, f"the index {', '.join(sorted(stray))} is free on the right side only (a missing sum?)")
     where = "numerically at m = " + ", ".join(map(str, sizes))
@@ -219,15 +216,22 @@ def repairs(size: sp.Symbol) -> list[tuple[str, Callable[[sp.Expr], sp.Expr]]]:
     ]
 
 
+def candidates(actual: sp.Expr, size: sp.Symbol, notation: Notation):
+    """(slip, the formula with it undone) for each slip that could explain ``actual``."""
+    for reason, repair in repairs(size):
+        yield reason, repair(actual)
+    for add in sorted(actual.atoms(sp.Add), key=sp.default_sort_key)[:8]:
+        for term in add.args:
+            yield (f"the sign of the term {to_latex(term, notation)} is wrong",
+                   actual.xreplace({add: add - 2 * term}))
+
+
 def diagnose(ctx: Context, expected, actual, index, sizes) -> tuple[str, sp.Expr | None]:
     """(why it is wrong, the author's formula repaired) — or a plain reason and None."""
     size = symbol(next(iter(sorted(ctx.size_names - {"m"})), "m"))
-    for reason, repair in repairs(size):
+    for reason, candidate in candidates(actual, size, ctx.notation):
         try:
-            candidate = repair(actual)
-            if candidate == actual:
-                continue
-            if find_mismatch(ctx, expected, candidate, index, sizes) is None:
+            if candidate != actual and find_mismatch(ctx, expected, candidate, index, sizes) is None:
                 return reason, candidate
         except (Unevaluable, TypeError, ValueError):
             continue
@@ -299,7 +303,8 @@ def with_warnings(j: Judgement, warnings: tuple[str, ...]) -> Judgement:
 # -- judging one equation ------------------------------------------------------------------
 def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Context) -> Judgement:
     """The verdict on ``lhs = sides[0] = sides[1] …`` (canonical SymPy, contract names)."""
-    from .runningavg import judge_update, is_update
+    from .runningavg import is_update, judge_update  # it builds on this module's Judgement
+
 
     warnings = warnings_for((lhs, *sides), ctx)
     lhs, sides = scalarize(lhs, ctx), tuple(scalarize(s, ctx) for s in sides)
@@ -316,7 +321,7 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
         return with_warnings(judge_update(lhs, sides, ctx), warnings)
     if name in ctx.refs and (ctx.refs[name][1] is None) == (index is None):
         return with_warnings(judge_quantity(lhs, name, index, sides, notation, ctx), warnings)
-    if name == "sigma" and index is None and "sigma" not in ctx.helpers:
+    if name == "sigma" and index is None:
         return with_warnings(judge_sigma(lhs, sides, notation, ctx), warnings)
     if name in GIVEN or name in ctx.size_names:
         return with_warnings(judge_setting(name, sides, ctx), warnings)
@@ -329,13 +334,13 @@ def _off_topic(lhs, sides, ctx: Context) -> bool:
     if names & ctx.layer_names or names & set(ctx.helpers):
         return False
     known = set(ctx.refs) | GIVEN | ctx.size_names | {"sigma"}
-    foreign = any(e.atoms(sp.Function) - e.atoms(sp.KroneckerDelta) for e in (lhs, *sides))
+    foreign = any(e.atoms(sp.Function, sp.Max, sp.Min) - e.atoms(sp.KroneckerDelta) for e in (lhs, *sides))
     return foreign or bool(names - known)
 
 
 def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement:
     expected = expected_for(ctx, name, index)
-    free = free_index_names(lhs)
+    free = free_index_names([lhs])
     if len(free) > 1:
         return Judgement(name, ctx.label(name), CANNOT_READ, "more than one free index on the left side")
     index_name = next(iter(free), None)
@@ -346,7 +351,10 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
     key = f"{name}[i]" if index is not None else name
     fix = None
     if result.verdict == WRONG:
-        fix = correction(lhs, result.repaired if result.repaired is not None else expected, notation, free)
+        right = result.repaired if result.repaired is not None else expected
+        if sizes != SIZES and len(sizes) == 1:  # a worked example at one m: say it at that m
+            right = right.xreplace({symbol("m"): sp.Integer(sizes[0])})
+        fix = correction(lhs, right, notation, free)
     return Judgement(key, ctx.label(name), result.verdict, result.reason, (), result.counterexample, fix,
                      result.checked)
 
@@ -374,7 +382,7 @@ def judge_sigma(lhs, sides, notation, ctx: Context) -> Judgement:
 
 def judge_setting(name, sides, ctx: Context) -> Judgement:
     if all(s.is_Number for s in sides):
-        return Judgement(f"setting:{name}", f"setting {name}", HELPER, f"sets {name} = {sides[0]}")
+        return Judgement(f"setting:{name}", f"setting {name}", HELPER, f"sets {name} = {float(sides[0]):g}")
     return Judgement(name, ctx.label(name), NOT_ABOUT, f"gives {name}, which is data of the batch, a formula")
 
 
@@ -382,7 +390,7 @@ def judge_helper(name, sides, ctx: Context) -> Judgement:
     """A name of the document's own: nothing to check, but it must mean something here."""
     batch = Batch.random(3, 0)
     try:
-        ctx.evaluator(batch).value(sides[0], {s: 1.0 for s in free_index_names(sides[0])})
+        ctx.evaluator(batch).value(sides[0], {s: 1.0 for s in free_index_names([sides[0]])})
     except Unevaluable as exc:
         if names_in(sides[0]) & ctx.layer_names:
             return Judgement(f"helper:{name}", f"helper {name}", CANNOT_READ, f"cannot evaluate it: {exc}")
@@ -393,7 +401,7 @@ def judge_helper(name, sides, ctx: Context) -> Judgement:
 def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
     """A left side that is not one quantity: check that both sides agree."""
     label = "local partial" if isinstance(lhs, sp.Derivative) else "identity"
-    free = free_index_names(lhs)
+    free = free_index_names([lhs])
     if len(free) > 1:
         return Judgement("identity", label, CANNOT_READ, "more than one free index on the left side")
     sizes = sizes_for((lhs, *sides), ctx)

@@ -98,6 +98,9 @@ class Evaluator:
         self.rng = random.Random(7919 * batch.m + 17)
         self.memo: dict[tuple, float] = {}
         self.active: set[tuple] = set()
+        # other inputs the references use (running_mean, running_var of an eval-mode layer)
+        used = {s.name for ref, _ in self.refs.values() for s in ref.free_symbols}
+        self.inputs = used - set(self.refs) - {index for _, index in self.refs.values()} - {"m", "sigma"}
 
     # -- names
     def _symbol(self, name: str, env: Mapping[str, float]) -> float:
@@ -115,6 +118,9 @@ class Evaluator:
             return math.sqrt(self._symbol("sigma2", env))
         if name in self.refs and self.refs[name][1] is None:
             return self._cached((name,), lambda: self.value(self.refs[name][0]))
+        if name in self.inputs:
+            seeded = random.Random(sum(map(ord, name)) + 31 * self.batch.m)  # the same at every call
+            return seeded.uniform(0.5, 2.0) if "var" in name else seeded.gauss(0.0, 1.0)
         raise Unevaluable(f"{name} is not defined")
 
     def _indexed(self, expr: sp.Indexed, env: Mapping[str, float]) -> float:

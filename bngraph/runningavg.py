@@ -93,4 +93,7 @@ def _convention(w_old: sp.Expr, w_new: sp.Expr) -> str:
     if isinstance(w_old, sp.Symbol):
         p = GREEK.get(w_old.name, w_old.name)
         return f"running ← {p}·running + (1 − {p})·batch ({p} the decay, as in Keras)"
-    return f"running ← {w_old}·running + {w_new}·batch"
+    def number(w):
+        return f"{float(w):g}" if w.is_Number else str(w)
+
+    return f"running ← {number(w_old)}·running + {number(w_new)}·batch"

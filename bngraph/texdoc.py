@@ -220,7 +220,9 @@ def _argument(tex: str, pos: int) -> tuple[str, int]:
 
 
 # -- finding the math -------------------------------------------------------------------
-_OPEN = re.compile(r"\$\$|\\\[|\\\(|\\begin\{(%s)(\*?)\}|(?<![\\$])\$(?!\$)" % DISPLAY_ENVS)
+# Inline $…$ as pandoc reads it: no space just inside the dollars, no digit right after the
+# closing one — so "costs $5 and $10" is not math.
+_OPEN = re.compile(r"\$\$|\\\[|\\\(|\\begin\{(%s)(\*?)\}|(?<![\\$])\$(?![$\s])" % DISPLAY_ENVS)
 
 
 def math_blocks(text: str) -> list[tuple[int, str, str, bool]]:
@@ -238,7 +240,7 @@ def math_blocks(text: str) -> list[tuple[int, str, str, bool]]:
         elif opener == "\\(":
             close, env, display = re.compile(r"\\\)"), "(", False
         elif opener == "$":
-            close, env, display = re.compile(r"(?<!\\)\$(?!\d)"), "$", False
+            close, env, display = re.compile(r"(?<![\\\s])\$(?!\d)"), "$", False
         else:
             env, display = match[1], True
             close = re.compile(r"\\end\{%s%s\}" % (match[1], re.escape(match[2])))

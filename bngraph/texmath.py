@@ -40,18 +40,14 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .errors import BngraphError
+from .texclean import brace_short_arguments, check_balance, clean
 from .texnames import (KNOWN_COMMANDS, LOSS_NAMES, DiffOp, Items, Name, Notation, ParenIndex, Partial, Relation,
-                       index_symbol, resolve_name, symbol, value)
+                       TexSyntaxError, canonical_bound, concrete_names, free_index_names, index_symbol, index_symbols, resolve_name,
+                       symbol, value)
 
 __all__ = ["Equation", "Notation", "TexSyntaxError", "concrete_names", "parse_equation", "parse_expression", "symbol"]
 
 MAX_CHARS = 4000  # one equation; longer input is not an equation someone wrote by hand
-MAX_DEPTH = 40
-BOUND_NAMES = "jklnpqrstuvw"  # a sum's bound index is renamed to the first one that is free  # nested braces/brackets; deeper is not notation, and would exhaust recursion
-
-
-class TexSyntaxError(BngraphError):
-    """The text is not an equation this grammar reads; the message says why, in one line."""
 
 
 GRAMMAR_TEMPLATE = r"""
@@ -84,6 +80,7 @@ script: "_" sarg -> lower
       | "^" sarg -> upper
 
 ?primary: atom
+        | NUMBER               -> number
         | "(" items ")"        -> paren
         | "[" items "]"        -> paren
         | LBRACE items RBRACE  -> paren
@@ -96,7 +93,6 @@ script: "_" sarg -> lower
      | DIGIT                  -> number
 
 ?atom: LETTER                 -> letter
-     | NUMBER                 -> number
      | CMD                    -> command
      | "{" body "}"           -> group
      | ACCENT sarg            -> accent
@@ -130,8 +126,8 @@ LBRACE.3: /\\\{|\\lbrace(?![a-zA-Z])/
 RBRACE.3: /\\\}|\\rbrace(?![a-zA-Z])/
 CMD.1: /\\[a-zA-Z]+/
 LETTER: /[a-zA-Z]/
-DIGIT.2: /[0-9]/
-NUMBER: /[0-9]+(\.[0-9]*)?|\.[0-9]+/
+DIGIT: /[0-9]/
+NUMBER.2: /[0-9]+(\.[0-9]*)?|\.[0-9]+/
 
 SPACE: /\s+|~|&/
 THINSPACE.5: /\\[,;:!> ]/
@@ -167,7 +163,7 @@ GRAMMAR_COMMANDS = {c for v in COMMANDS.values() for c in v.split()} | {
 _PARSER = Lark(GRAMMAR, start=["equation", "expression"], parser="lalr", propagate_positions=True,
                maybe_placeholders=True)
 
-RELATION_KIND = {"=": "definition", "gets": "update", "leftarrow": "update", "longleftarrow": "update",
+RELATION_KIND = {"gets": "update", "leftarrow": "update", "longleftarrow": "update",
                  "approx": "approximation", "simeq": "approximation"}
 
 
@@ -384,7 +380,7 @@ class _Builder(Transformer):
             if isinstance(stop, sp.Symbol) and stop.name != "m":
                 self.notes.setdefault("m", stop.name)
         if var is None:
-            free = sorted({s.name for s in _index_symbols(body)})
+            free = sorted({s.name for s in index_symbols(body)})
             if len(free) != 1:
                 _fail("\\sum without a summation index")
             return index_symbol(free[0]), start, stop
@@ -441,80 +437,6 @@ def _differential(expr):
     return None
 
 
-def _index_symbols(expr) -> set[sp.Symbol]:
-    """Index symbols free in ``expr``: those in Indexed subscripts, not bound by a Sum."""
-    found = set()
-    for indexed in expr.atoms(sp.Indexed):
-        for index in indexed.indices:
-            found |= index.free_symbols
-    return found & expr.free_symbols
-
-
-def _canonical_bound(expr, avoid: set[str]):
-    """Rename each Sum's bound index to j, k, l … (not one in ``avoid`` or free inside)."""
-    if not isinstance(expr, sp.Basic) or not expr.args:
-        return expr
-    if isinstance(expr, sp.Sum) and len(expr.limits) == 1:
-        (var, start, stop), body = expr.limits[0], expr.function
-        taken = avoid | {s.name for s in (body.free_symbols - {var}) | start.free_symbols | stop.free_symbols}
-        new = next(index_symbol(n) for n in BOUND_NAMES if n not in taken)
-        body = body.xreplace({var: new}) if new != var else body
-        return sp.Sum(_canonical_bound(body, avoid | {new.name}), (new, start, stop))
-    return expr.func(*(_canonical_bound(a, avoid) for a in expr.args))
-
-
-def _free_index_names(exprs) -> set[str]:
-    names = set()
-    for e in exprs:
-        if e is not None:
-            names |= {s.name for s in _index_symbols(e)}
-    return names
-
-
-# -- cleaning what people write around the mathematics ------------------------------------
-_QUALIFIER = re.compile(
-    r"(?:[,;.]\s*)?(?:\\q?quad\s*|\\[,;:! ]\s*|~\s*)*"
-    r"(?:\\forall\b|//|\\(?:text|textrm|mbox|textit)\s*\{\s*(?:[^A-Za-z{}]|(?:for|where|if|with|and|when|since|over|on|i\.e|e\.g|all|each|every)\b|[^{}]*\s))")
-_RANGE = re.compile(  # ", i = 1, \dots, m" or "\quad i \in \mathcal{B}" after the formula
-    r"(?:,|\\q?quad|\\[,;])\s*(?:\\q?quad\s*|\\[,;]\s*)*[a-z]\s*(?:=\s*[01]\s*,|\\in\b|=\s*1\s*(?:,\s*)?\\[lc]?dots)")
-_TRAILING = re.compile(r"(?:\s|\\[,;!]|\\q?quad)*[,.;]?(?:\s|\\[,;!]|\\q?quad)*$")
-
-
-def clean(tex: str) -> str:
-    r"""``tex`` without what surrounds the formula: ``\text{for } i = 1 \dots m``, ``//`` comments,
-    a trailing comma or full stop.
-
-    >>> clean(r"\hat{x}_i = x_i - \mu, \quad \text{for all } i.")
-    '\\hat{x}_i = x_i - \\mu'
-    """
-    for match in sorted([*_QUALIFIER.finditer(tex), *_RANGE.finditer(tex)], key=lambda k: k.start()):
-        before = tex[:match.start()]
-        if before.count("{") - before.count("\\{") == before.count("}") - before.count("\\}"):
-            tex = before
-            break
-    return _TRAILING.sub("", tex).strip()
-
-
-def _check_balance(tex: str) -> None:
-    depth = 0
-    deepest = 0
-    for k, ch in enumerate(tex):
-        if k and tex[k - 1] == "\\":
-            continue
-        if ch == "{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch == "}":
-            depth -= 1
-            if depth < 0:
-                _fail("unbalanced braces: a } without its {")
-    if depth > 0:
-        _fail(f"unbalanced braces: {depth} {{ without }}")
-    brackets = len(re.findall(r"[(\[]", tex))
-    if deepest > MAX_DEPTH or brackets > 4 * MAX_DEPTH:
-        _fail("the formula is nested too deeply to be read")
-
-
 def _check_commands(tex: str) -> None:
     for match in re.finditer(r"\\([a-zA-Z]+)", tex):
         name = match[1]
@@ -542,10 +464,11 @@ def _parse(tex: str, start: str):
         _fail(f"the formula is too long ({len(tex)} characters)")
     if "\\\\" in tex:
         _fail("several rows (\\\\) in one equation: pass one row at a time")
-    _check_balance(tex)
+    check_balance(tex)
     _check_commands(tex)
     if not tex.strip():
         _fail("empty formula")
+    tex = brace_short_arguments(tex)
     try:
         tree = _PARSER.parse(tex, start=start)
     except UnexpectedInput as exc:
@@ -572,7 +495,7 @@ def parse_expression(tex: str) -> sp.Expr:
     """
     expr, _ = _parse(clean(tex), "expression")
     expr = value(expr)
-    return _canonical_bound(expr, _free_index_names([expr]))
+    return canonical_bound(expr, free_index_names([expr]))
 
 
 def parse_equation(tex: str) -> Equation:
@@ -586,29 +509,11 @@ def parse_equation(tex: str) -> Equation:
     text = clean(tex)
     (lhs, relations), notes = _parse(text, "equation")
     sides = [expr for _, expr in relations]
-    avoid = _free_index_names([lhs, *sides])
-    lhs = None if lhs is None else _canonical_bound(lhs, avoid)
-    sides = tuple(_canonical_bound(s, avoid) for s in sides)
+    avoid = free_index_names([lhs, *sides])
+    lhs = None if lhs is None else canonical_bound(lhs, avoid)
+    sides = tuple(canonical_bound(s, avoid) for s in sides)
     op = relations[0][0].lstrip("\\").replace(" ", "")
-    kind = RELATION_KIND.get(op, "definition" if op != ":=" else "definition")
+    kind = RELATION_KIND.get(op, "definition")
     if notes.get("sum_index") in avoid:
         notes.pop("sum_index")
     return Equation(lhs, sides[0], kind, sides, Notation.of(notes), text)
-
-
-def concrete_names(expr: sp.Expr) -> sp.Expr:
-    """The engine's concrete-m names: ``x[2]`` -> ``x_2``, ``dL_dxhat[1]`` -> ``dL_dxhat_1``,
-    ∂σ²/∂μ -> ``dsigma2_dmu``.
-
-    >>> concrete_names(parse_expression(r"\\frac{\\partial \\sigma^{2}}{\\partial \\mu} + \\hat{x}_{2}"))
-    dsigma2_dmu + xhat_2
-    """
-    def name(e):
-        if isinstance(e, sp.Indexed):
-            return f"{e.base.label.name}_{'_'.join(str(k) for k in e.indices)}"
-        return e.name
-
-    expr = expr.replace(lambda e: isinstance(e, sp.Derivative) and len(e.variables) == 1,
-                        lambda e: sp.Symbol(f"d{name(e.expr)}_d{name(e.variables[0])}"))
-    return expr.replace(lambda e: isinstance(e, sp.Indexed) and all(k.is_Integer for k in e.indices),
-                        lambda e: sp.Symbol(name(e)))

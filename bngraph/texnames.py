@@ -34,6 +34,10 @@ BATCH_MARKERS = {"B", "b"}  # μ_B, μ_𝓑, μ_b: "of the mini-batch"; dropped 
 ASSUMPTIONS: Mapping[str, dict] = {"m": {"integer": True, "positive": True}}
 
 
+class TexSyntaxError(BngraphError):
+    """The text is not an equation the grammar reads; the message says why, in one line."""
+
+
 def symbol(name: str) -> sp.Symbol:
     """The Symbol for ``name`` with the contract's assumptions (``m`` a positive integer,
     everything else plain).
@@ -142,7 +146,7 @@ class Notation:
     """How one document writes things: ``get("mu")`` -> ``\\mu_{\\mathcal{B}}``.
 
     Keys: the scalars (``mu``, ``sigma2``, ``sigma``, ``epsilon``, ``gamma``, ``beta``),
-    templates for families (``xhat`` -> ``\\hat{x}_{%s}``), ``loss`` (``\\ell``),
+    templates for families (``xhat[]`` -> ``\\hat{x}_{%s}``), ``loss`` (``\\ell``),
     ``derivative`` (frac, pdv, slash, d, sub), ``frac`` (``\\dfrac``), ``sum_style``
     (full, index, bare), ``sum_index``, ``m`` (the batch-size letter).
     """
@@ -222,7 +226,7 @@ def resolve_name(n: Name, notes: dict) -> sp.Expr:
     if indices:
         expr = sp.IndexedBase(symbol(base))[indices]
         if not base.startswith("dL_d"):
-            notes.setdefault(base, _template(n, sup_index=notes.get(f"{base}_style") == "paren"))
+            notes.setdefault(f"{base}[]", _template(n, sup_index=notes.get(f"{base}_style") == "paren"))
     else:
         expr = symbol(base)
         if sup is None and n.tex and n.tex != base and base not in LOSS_NAMES:
@@ -242,3 +246,55 @@ def _template(n: Name, sup_index: bool) -> str:
         accent = n.accent_tex or "\\" + n.accent
         return rf"{accent}{{{letter}{script}}}" if n.inner_sub else rf"{accent}{{{letter}}}{script}"
     return letter + script
+
+
+# -- indices --------------------------------------------------------------------------------
+BOUND_NAMES = "jklnpqrstuvw"  # a sum's bound index is renamed to the first one that is free
+
+
+def index_symbols(expr) -> set[sp.Symbol]:
+    """Index symbols free in ``expr``: those in Indexed subscripts, not bound by a Sum."""
+    found = set()
+    for indexed in expr.atoms(sp.Indexed):
+        for index in indexed.indices:
+            found |= index.free_symbols
+    return found & expr.free_symbols
+
+
+def canonical_bound(expr, avoid: set[str]):
+    """Rename each Sum's bound index to j, k, l … (not one in ``avoid`` or free inside)."""
+    if not isinstance(expr, sp.Basic) or not expr.args:
+        return expr
+    if isinstance(expr, sp.Sum) and len(expr.limits) == 1:
+        (var, start, stop), body = expr.limits[0], expr.function
+        taken = avoid | {s.name for s in (body.free_symbols - {var}) | start.free_symbols | stop.free_symbols}
+        new = next(index_symbol(n) for n in BOUND_NAMES if n not in taken)
+        body = body.xreplace({var: new}) if new != var else body
+        return sp.Sum(canonical_bound(body, avoid | {new.name}), (new, start, stop))
+    return expr.func(*(canonical_bound(a, avoid) for a in expr.args))
+
+
+def free_index_names(exprs) -> set[str]:
+    names = set()
+    for e in exprs:
+        if e is not None:
+            names |= {s.name for s in index_symbols(e)}
+    return names
+
+
+def concrete_names(expr: sp.Expr) -> sp.Expr:
+    """The engine's concrete-m names: ``x[2]`` -> ``x_2``, ``dL_dxhat[1]`` -> ``dL_dxhat_1``,
+    ∂σ²/∂μ -> ``dsigma2_dmu``.
+
+    >>> concrete_names(sp.IndexedBase("xhat")[2] + sp.Derivative(symbol("sigma2"), symbol("mu"), evaluate=False))
+    dsigma2_dmu + xhat_2
+    """
+    def name(e):
+        if isinstance(e, sp.Indexed):
+            return f"{e.base.label.name}_{'_'.join(str(k) for k in e.indices)}"
+        return e.name
+
+    expr = expr.replace(lambda e: isinstance(e, sp.Derivative) and len(e.variables) == 1,
+                        lambda e: sp.Symbol(f"d{name(e.expr)}_d{name(e.variables[0])}"))
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and all(k.is_Integer for k in e.indices),
+                        lambda e: sp.Symbol(name(e)))

@@ -9,7 +9,7 @@ changes what it prints, and :func:`bngraph.texmath.parse_expression` reads its o
 >>> from bngraph.texmath import parse_equation, parse_expression
 >>> seen = parse_equation(r"\pdv{\ell}{\mu_{\mathcal{B}}} = \sum_{k=1}^{m} \pdv{\ell}{\hat{x}_k}").notation
 >>> to_latex(parse_expression(r"\frac{1}{m}\sum_{j=1}^{m} \frac{\partial L}{\partial y_j} - \mu"), seen)
-'- \\mu_{\\mathcal{B}} + \\frac{\\sum_{j=1}^{m} \\pdv{\\ell}{y_{j}}}{m}'
+'\\frac{1}{m} \\sum_{j=1}^{m} \\pdv{\\ell}{y_{j}} - \\mu_{\\mathcal{B}}'
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class NotationPrinter(LatexPrinter):
         return self.notation.get(name) or name_tex(name)
 
     def family(self, base: str, index: str) -> str:
-        template = self.notation.get(base) or FAMILY_DEFAULTS.get(base) or (name_tex(base) + "_{%s}")
+        template = self.notation.get(f"{base}[]") or FAMILY_DEFAULTS.get(base) or (name_tex(base) + "_{%s}")
         return template % index
 
     def _print_Indexed(self, expr):
@@ -75,6 +75,34 @@ class NotationPrinter(LatexPrinter):
         if style == "d":
             return rf"\frac{{d{loss}}}{{d{target}}}"
         return rf"\frac{{\partial {loss}}}{{\partial {target}}}"
+
+    def _print_Add(self, expr, order=None):
+        """Positive terms first and ε last, as people write: x_i − μ, σ² + ε."""
+        def key(term):
+            return term.could_extract_minus_sign(), getattr(term, "name", "") == "epsilon"
+
+        tex = ""
+        for k, term in enumerate(sorted(self._as_ordered_terms(expr, order=order), key=key)):
+            negative = term.could_extract_minus_sign()
+            tex += (" - " if k else "- ") if negative else (" + " if k else "")
+            term = -term if negative else term
+            text = self._print(term)
+            tex += rf"\left({text}\right)" if self._needs_add_brackets(term) else text
+        return tex
+
+    def _print_Mul(self, expr):
+        """``\\frac{1}{m} \\sum …`` rather than ``\\frac{\\sum …}{m}``."""
+        negative = expr.could_extract_minus_sign()
+        factors = sp.Mul.make_args(-expr if negative else expr)
+        inverse = [f for f in factors if f.is_Pow and f.exp == -1 and f.base.is_Symbol]
+        rest = [f for f in factors if f not in inverse]
+        if not inverse or not any(isinstance(f, sp.Sum) for f in rest):
+            return super()._print_Mul(expr)
+        body = sp.Mul(*rest)
+        text = self._print(body)
+        if body.is_Add:
+            text = rf"\left({text}\right)"
+        return ("- " if negative else "") + rf"\frac{{1}}{{{self._print(sp.Mul(*(f.base for f in inverse)))}}} {text}"
 
     def _print_Derivative(self, expr):
         (var, count), = expr.variable_count
