@@ -60,9 +60,12 @@ def goals(results: dict) -> list[dict]:
     r, lower = speedup(results, "6")
     if r is not None:
         alone, _ = speedup(results, "6", "derivation")
-        row("speed-up over plain SymPy at m = 6 (bngraph: all adjoints + JSON; SymPy: dL/dx_1 only)", "≥ 1000×",
-            (">" if lower else "") + times_faster(r),
-            f"plain SymPy / bngraph; without the JSON: {'>' if lower else ''}{times_faster(alone)}", r >= 1000)
+        # Issue 9 defines this goal on trace + named-view derivation (all adjoints); writing the
+        # JSON is shown beside it, since it is the larger half of bngraph's time at small m.
+        row("speed-up over plain SymPy at m = 6 (bngraph: trace + named view + all adjoints; "
+            "SymPy: dL/dx_1 only)", "≥ 1000×", (">" if lower else "") + times_faster(alone),
+            f"plain SymPy / bngraph; with the JSON written too: {'>' if lower else ''}{times_faster(r)}",
+            alone >= 1000)
     cold = results["cold_start"]
     derive3 = cold.get("derive m=3")
     if derive3:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Callable, Mapping
 
 import sympy as sp
@@ -51,13 +52,11 @@ class Plates:
     values: Mapping[str, sp.Expr]  # kept node -> its definition in kept nodes' symbols
     kept: tuple[str, ...]  # topological order
 
-    def __getitem__(self, name: str) -> PlateNode:
-        return next(n for n in self.nodes if n.name == name)
+    def __post_init__(self):
+        object.__setattr__(self, "_by_name", MappingProxyType({n.name: n for n in self.nodes}))
 
-    def at(self, name: str, index) -> sp.Expr:
-        """The symbol of kept node ``name`` (at ``index`` for an example family)."""
-        node = self[name]
-        return sp.IndexedBase(name)[index] if node.kind == "example" else sp.Symbol(name)
+    def __getitem__(self, name: str) -> PlateNode:
+        return self._by_name[name]
 
 
 class NotLiftable(BngraphError):
