@@ -112,14 +112,20 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     return parser
 
 
-def _derivation(args, view=None):
-    from .derive import derive
+def _graph(args, view=None):
     from .graph import build_graph
     from .layers import trace_target
 
+    if args.function and args.layer:
+        raise BngraphError("give either a LAYER or --function, not both")
     t = trace_target(args.layer, args.function, args.m)
-    layer = args.function or args.layer or "batchnorm"
-    return derive(build_graph(t, view or args.view, layer))
+    return build_graph(t, view or args.view, args.function or args.layer or "batchnorm")
+
+
+def _derivation(args, view=None):
+    from .derive import derive
+
+    return derive(_graph(args, view))
 
 
 def _closed_form(derivation):
@@ -140,8 +146,6 @@ def _emit(text: str, output: str | None) -> None:
 def cmd_derive(args) -> int:
     from . import export
 
-    if args.function and args.layer:
-        raise BngraphError("give either a LAYER or --function, not both")
     d = _derivation(args)
     closed = _closed_form(d)
     if args.format == "json":
@@ -162,7 +166,10 @@ def cmd_derive(args) -> int:
 def cmd_render(args) -> int:
     from .render import cli_render
 
-    return cli_render(args, _derivation(args))
+    if args.direction == "forward":  # a forward diagram needs no adjoints
+        return cli_render(args, _graph(args))
+    d = _derivation(args)
+    return cli_render(args, d.graph, d)
 
 
 def cmd_verify(args) -> int:

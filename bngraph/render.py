@@ -83,9 +83,9 @@ def render_graph(graph: Graph, path=None, *, direction="forward", derivation=Non
     return data
 
 
-def cli_render(args, derivation) -> int:
-    """``bngraph render``: draw the derivation's graph to ``args.output``."""
-    render_graph(derivation.graph, args.output, direction=args.direction, derivation=derivation, full=args.full)
+def cli_render(args, graph: Graph, derivation=None) -> int:
+    """``bngraph render``: draw ``graph`` (backward: with its derivation) to ``args.output``."""
+    render_graph(graph, args.output, direction=args.direction, derivation=derivation, full=args.full)
     return 0
 
 
