@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -43,20 +44,17 @@ _MENTIONS_LAYER = re.compile(r"\\(?:mu|sigma|hat|widehat|partial|pdv|gamma|beta|
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One equation of the document and what the audit says about it."""
+class Finding(Judgement):
+    """One equation of the document: where it stands, and the judgement on it."""
 
-    line: int
-    cell: int | None
-    tex: str
-    defines: str | None
-    label: str
-    verdict: str
-    reason: str = ""
-    warnings: tuple[str, ...] = ()
-    counterexample: Counterexample | None = None
-    correction: str | None = None
-    checked: str = ""
+    line: int = 0
+    cell: int | None = None
+    tex: str = ""
+
+    @classmethod
+    def of(cls, snippet: Snippet, judgement: Judgement) -> "Finding":
+        fields = {f.name: getattr(judgement, f.name) for f in dataclasses.fields(Judgement)}
+        return cls(**fields, line=snippet.line, cell=snippet.cell, tex=snippet.tex)
 
     @property
     def where(self) -> str:
@@ -232,15 +230,14 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
     if isinstance(eq, TexSyntaxError):
         if not snippet.display and not _MENTIONS_LAYER.search(snippet.tex):
             return None  # inline prose math ($i = 1, \dots, m$) that is not a formula of the layer
-        return Finding(snippet.line, snippet.cell, snippet.tex, None, "", CANNOT_READ, str(eq))
+        return Finding.of(snippet, Judgement(None, "", CANNOT_READ, str(eq)))
     if eq.lhs is None:
-        return Finding(snippet.line, snippet.cell, snippet.tex, None, "", CANNOT_READ, "no left side")
+        return Finding.of(snippet, Judgement(None, "", CANNOT_READ, "no left side"))
     try:
         j = judge(canonical(eq.lhs), tuple(canonical(s) for s in eq.chain), eq.notation, ctx)
     except (TypeError, ValueError, AttributeError, RecursionError, sp.PolynomialError) as exc:  # SymPy's own
         j = Judgement(None, "", CANNOT_READ, f"cannot check it: {type(exc).__name__}")
-    return Finding(snippet.line, snippet.cell, snippet.tex, j.defines, j.label, j.verdict, j.reason, j.warnings,
-                   j.counterexample, j.correction, j.checked)
+    return Finding.of(snippet, j)
 
 
 def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[str, sp.Expr] | None = None,
