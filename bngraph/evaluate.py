@@ -60,6 +60,9 @@ def closed_form_values(closed: ClosedForm, values: Mapping[str, float], upstream
     known.update({symbol(k): sp.Float(v) for k, v in upstream.items()})
     out: dict[str, list | float] = {}
     for key, formula in closed.formulas.items():
+        # each Σ_j is a batch quantity, the same for every i: evaluate it once, not m times
+        sums = {s: sp.Float(_number(concrete(s, m), known)) for s in formula.atoms(sp.Sum)}
+        formula = formula.xreplace(sums)
         if key.endswith("[i]"):
             out[key] = [_number(concrete(formula, m, k), known) for k in range(1, m + 1)]
         else:
