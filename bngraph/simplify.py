@@ -138,9 +138,8 @@ def _adjoint(plates: Plates, name: str, index=i) -> sp.Expr:
 
 
 def _parents(plates: Plates, expr: sp.Expr) -> list[str]:
-    kept = set(plates.kept)
     names = {str(e.base) for e in expr.atoms(sp.Indexed)} | {str(s) for s in expr.free_symbols if isinstance(s, sp.Symbol)}
-    return [n for n in plates.kept if n in names and n in kept]
+    return [n for n in plates.kept if n in names]
 
 
 def _sum_partial(expr: sp.Expr, family: sp.IndexedBase) -> sp.Expr:
@@ -199,12 +198,11 @@ def _substitute(plates: Plates, adjoints: dict) -> dict[str, tuple[sp.Expr, sp.E
     """Each adjoint: (chain-rule form, in forward names and dL_dy only)."""
     full: dict[str, sp.Expr] = {}
     out = {}
-    for name, chain in adjoints.items():
-        def value(e):
-            base = str(e.base)[4:]
-            return _at(full[base], e.indices[0]) if base in full else e
+    def of_known(e) -> bool:  # dL_d<family>[k] of a family whose adjoint is already known
+        return isinstance(e, sp.Indexed) and str(e.base).startswith("dL_d") and str(e.base)[4:] in full
 
-        expr = chain.replace(lambda e: isinstance(e, sp.Indexed) and str(e.base)[4:] in full, value)
+    for name, chain in adjoints.items():
+        expr = chain.replace(of_known, lambda e: _at(full[str(e.base)[4:]], e.indices[0]))
         expr = expr.xreplace({sp.Symbol(f"dL_d{n}"): full[n] for n in full if plates[n].kind == "batch"})
         full[name] = _linear_sums(expr)
         out[f"dL_d{_key(plates, name)}"] = (chain, full[name])

@@ -236,3 +236,21 @@ def test_rational_constants_survive_lifting():
     dy = [Fraction(1), Fraction(-2), Fraction(3), Fraction(5)]
     got = [cf.instantiate("dL_dx[i]", 4, k).xreplace({sp.Symbol("gamma"): 3, **{sp.Symbol(f"dL_dy_{k}"): sp.Rational(v) for k, v in enumerate(dy, 1)}}) for k in range(1, 5)]
     assert got == [3 * (v - sum(dy) / 8) for v in dy]
+
+
+def test_a_family_whose_name_ends_like_another_is_not_taken_for_its_adjoint():
+    def shifted(x, gamma, beta, epsilon):
+        m = len(x)
+        mu = name(sum(x) / m, "mu")
+        xhat = name([xk - mu for xk in x], "xhat")
+        wxhat = name([gamma * h for h in xhat], "wwwwxhat")  # "wwwwxhat"[4:] == "xhat"
+        return [w + beta for w in wxhat]
+
+    cf = closed_form_of(shifted, "shifted")
+    # y_i = γ (x_i − μ) + β: dL/dx_i = γ (dL/dy_i − Σ_j dL/dy_j / m)
+    rng = np.random.default_rng(1)
+    for m in (1, 3, 6):
+        dy = rng.normal(size=m)
+        values = {f"dL_dy_{k}": dy[k - 1] for k in range(1, m + 1)}
+        values.update(gamma=1.3)
+        assert np.allclose(numeric(cf, "dL_dx[i]", m, values), 1.3 * (dy - dy.mean()), rtol=1e-12)
