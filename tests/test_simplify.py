@@ -239,18 +239,17 @@ def test_rational_constants_survive_lifting():
 
 
 def test_a_family_whose_name_ends_like_another_is_not_taken_for_its_adjoint():
-    def shifted(x, gamma, beta, epsilon):
-        m = len(x)
-        mu = name(sum(x) / m, "mu")
-        xhat = name([xk - mu for xk in x], "xhat")
-        wxhat = name([gamma * h for h in xhat], "wwwwxhat")  # "wwwwxhat"[4:] == "xhat"
-        return [w + beta for w in wxhat]
+    def tangled(x, gamma):
+        a = name([2 * xk for xk in x], "aaaaq")  # "aaaaq"[4:] == "q", another family's name
+        q = name([gamma * ak * xk for ak, xk in zip(a, x)], "q")  # q_k = 2 γ x_k²
+        return [qk + 1 for qk in q]
 
-    cf = closed_form_of(shifted, "shifted")
-    # y_i = γ (x_i − μ) + β: dL/dx_i = γ (dL/dy_i − Σ_j dL/dy_j / m)
+    cf = closed_form_of(tangled, "tangled")
     rng = np.random.default_rng(1)
     for m in (1, 3, 6):
-        dy = rng.normal(size=m)
+        x, dy = rng.normal(size=m), rng.normal(size=m)
         values = {f"dL_dy_{k}": dy[k - 1] for k in range(1, m + 1)}
+        values.update({f"x_{k}": x[k - 1] for k in range(1, m + 1)})
+        values.update({f"aaaaq_{k}": 2 * x[k - 1] for k in range(1, m + 1)})
         values.update(gamma=1.3)
-        assert np.allclose(numeric(cf, "dL_dx[i]", m, values), 1.3 * (dy - dy.mean()), rtol=1e-12)
+        assert np.allclose(numeric(cf, "dL_dx[i]", m, values), 4 * 1.3 * x * dy, rtol=1e-12)
