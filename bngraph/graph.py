@@ -109,16 +109,11 @@ class Graph:
 
     def children(self, name: str) -> tuple[str, ...]:
         """The nodes that use ``name``, in topological order."""
-        order = self._order
-        return tuple(sorted(self.digraph.successors(name), key=order.__getitem__))
+        return tuple(sorted(self.digraph.successors(name), key=self._order.__getitem__))
 
-    @property
+    @cached_property
     def _order(self) -> Mapping[str, int]:
-        cached = self.__dict__.get("_order_cache")
-        if cached is None:
-            cached = {n.name: k for k, n in enumerate(self.nodes)}
-            object.__setattr__(self, "_order_cache", cached)
-        return cached
+        return {n.name: k for k, n in enumerate(self.nodes)}
 
     def __str__(self) -> str:
         return format_graph(self)
