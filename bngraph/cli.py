@@ -6,6 +6,7 @@ Every error is one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -226,5 +227,15 @@ def main(argv: list[str] | None = None) -> int:
         print("bngraph: interrupted", file=sys.stderr)
         return 2
     except (OSError, RecursionError, MemoryError) as exc:
-        print(f"bngraph: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"bngraph: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a bug of ours: still one line; BNGRAPH_DEBUG=1 shows the traceback
+        if os.environ.get("BNGRAPH_DEBUG"):
+            raise
+        print(f"bngraph: internal error: {type(exc).__name__}: {_one_line(exc)} "
+              "(please report it; BNGRAPH_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

@@ -174,3 +174,18 @@ def test_help_exits_0_and_shows_examples(args, expected):
     assert result.returncode == 0 and result.stderr == ""
     for text in expected:
         assert text in result.stdout, text
+
+
+def test_an_internal_error_is_one_line_unless_debugging(monkeypatch, capsys):
+    import bngraph.cli as cli
+
+    def broken(args):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setitem(cli.COMMANDS, "layers", broken)
+    assert cli.main(["layers"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("bngraph: internal error: ZeroDivisionError: division by zero")
+    monkeypatch.setenv("BNGRAPH_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["layers"])
