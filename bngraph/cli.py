@@ -22,7 +22,9 @@ EXAMPLES = {
     "render": """examples:
   bngraph render -o bn.svg                    # forward graph, named view
   bngraph render --view staged --direction backward -o bn_back.pdf
-  bngraph render --m 64 -o big.png            # large m is drawn with an ellipsis""",
+  bngraph render --m 64 -o big.png            # large m is drawn with an ellipsis
+  bngraph render --values random -o bn.svg    # each node's value and gradient, as in micrograd
+  bngraph render --direction backward --chain-rule -o bn.svg""",
     "verify": """examples:
   bngraph verify                              # batchnorm, m = 3
   bngraph verify layernorm --m 8""",
@@ -84,12 +86,17 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     p = command("derive", "derive every adjoint and the closed form, as text, JSON, LaTeX or Markdown")
     _target_options(p)
     p.add_argument("--format", choices=("text", "json", "latex", "markdown"), default="text")
+    p.add_argument("--loss", choices=("L", "ell"), default="L", help="LaTeX/Markdown: write the loss L or ℓ")
+    p.add_argument("--batch-subscript", action="store_true", help="LaTeX/Markdown: write μ_𝓑 and σ²_𝓑")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (LaTeX: a standalone document)")
 
     p = command("render", "draw the forward or backward graph with Graphviz (SVG, PNG, PDF, DOT)")
     _target_options(p)
     p.add_argument("--direction", choices=("forward", "backward"), default="forward")
     p.add_argument("--full", action="store_true", help="draw every example even for large m")
+    p.add_argument("--chain-rule", action="store_true", help="backward: write each node's chain-rule sum in it")
+    p.add_argument("--values", metavar="SPEC", help="show each node's value and gradient: 'random' (seeded) "
+                   "or name=number pairs, e.g. x_1=1,x_2=2,x_3=4,gamma=1.5,beta=0,epsilon=1e-5")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="FILE.svg, .png, .pdf or .dot")
 
     p = command("verify", "check the derived formulas against NumPy, finite differences and autograd")
@@ -156,10 +163,11 @@ def cmd_derive(args) -> int:
     else:
         from . import latex
 
+        options = {"loss": "\\ell" if args.loss == "ell" else "L", "batch_subscript": args.batch_subscript}
         if args.format == "latex":
-            text = latex.to_latex(d, closed, standalone=bool(args.output))
+            text = latex.to_latex(d, closed, standalone=bool(args.output), **options)
         else:
-            text = latex.to_markdown(d, closed)
+            text = latex.to_markdown(d, closed, **options)
     _emit(text, args.output)
     return 0
 
@@ -167,7 +175,7 @@ def cmd_derive(args) -> int:
 def cmd_render(args) -> int:
     from .render import cli_render
 
-    if args.direction == "forward":  # a forward diagram needs no adjoints
+    if args.direction == "forward" and not args.values:  # a plain forward diagram needs no adjoints
         return cli_render(args, _graph(args))
     d = _derivation(args)
     return cli_render(args, d.graph, d)

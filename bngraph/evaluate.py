@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+import numpy as np
 import sympy as sp
 
 from .derive import Derivation, adjoint_name
@@ -68,3 +69,29 @@ def closed_form_values(closed: ClosedForm, values: Mapping[str, float], upstream
         else:
             out[key] = _number(concrete(formula, m), known)
     return out
+
+
+def random_point(graph: Graph, seed: int = 0, epsilon: float = 1e-5) -> tuple[dict[str, float], dict[str, float]]:
+    """A random point for ``graph``: its leaves, and the upstream gradients dL_dy_k.
+
+    Inputs are drawn around 0.5 with spread 2, parameters (and running statistics) in
+    [0.5, 2), so variances and square roots stay positive; ε (any leaf named eps…) is fixed.
+
+    >>> from bngraph.layers import LAYERS
+    >>> from bngraph.graph import build_graph
+    >>> leaves, upstream = random_point(build_graph(LAYERS["batchnorm"].trace(2)))
+    >>> sorted(leaves), sorted(upstream), leaves["epsilon"]
+    (['beta', 'epsilon', 'gamma', 'x_1', 'x_2'], ['dL_dy_1', 'dL_dy_2'], 1e-05)
+    """
+    rng = np.random.default_rng(seed)
+    leaves = {}
+    for node in graph.with_role("input", "parameter", "constant"):
+        if "eps" in node.name:
+            leaves[node.name] = epsilon
+        elif node.role == "input":
+            leaves[node.name] = float(rng.normal(0.5, 2.0))
+        else:
+            leaves[node.name] = float(rng.uniform(0.5, 2.0))
+    upstream = {f"dL_d{n.name}": float(rng.normal()) for n in graph.outputs}
+    return leaves, upstream
+

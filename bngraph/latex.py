@@ -232,13 +232,14 @@ def _local_partials(derivation: Derivation) -> list[Block]:
 
 def _chain_rule(derivation: Derivation) -> list[Block]:
     """Each adjoint: the sum over children of (child's adjoint) · (local partial), then substituted."""
-    outputs = ", ".join(f"${tex(s)}$" for s in derivation.upstream)
+    outputs = ", ".join(f"$y_{{{k}}}$" for k in range(1, len(derivation.upstream) + 1))
     eqs = []
     for a in derivation.adjoints.values():
         chain = sp.Add(*(adjoint_symbol(c) * partial_symbol(c, a.node) for c, _ in a.terms))
         eqs.append(Equation(a.symbol, (chain, a.expr) if a.terms else (a.expr,)))
     return [Block("heading2", "Adjoints by the chain rule"),
-            Block("text", f"In reverse topological order; the upstream gradients {outputs} are given."),
+            Block("text", f"In reverse topological order; the upstream gradients of the outputs {outputs} "
+                          "are given."),
             Block("math", equations=tuple(eqs))]
 
 

@@ -25,7 +25,7 @@ import sympy as sp
 
 from .derive import adjoint_name, derive
 from .errors import BngraphError
-from .evaluate import adjoint_values, forward_values
+from .evaluate import adjoint_values, forward_values, random_point
 from .graph import Graph
 from .output import write_atomic
 
@@ -85,8 +85,33 @@ def render_graph(graph: Graph, path=None, *, direction="forward", derivation=Non
 
 def cli_render(args, graph: Graph, derivation=None) -> int:
     """``bngraph render``: draw ``graph`` (backward: with its derivation) to ``args.output``."""
-    render_graph(graph, args.output, direction=args.direction, derivation=derivation, full=args.full)
+    values = parse_values(args.values, graph) if args.values else None
+    render_graph(graph, args.output, direction=args.direction, derivation=derivation, full=args.full,
+                 values=values, chain_rule=args.chain_rule)
     return 0
+
+
+def parse_values(spec: str, graph: Graph) -> dict[str, float]:
+    """``random`` (a seeded random point) or ``name=number,…`` pairs (read with float(), nothing else).
+
+    >>> from bngraph.layers import LAYERS
+    >>> from bngraph.graph import build_graph
+    >>> parse_values("x_1=1, gamma=2.5", build_graph(LAYERS["batchnorm"].trace(1)))
+    {'x_1': 1.0, 'gamma': 2.5}
+    """
+    if spec.strip() == "random":
+        leaves, upstream = random_point(graph)
+        return {**leaves, **upstream}
+    values = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, number = item.partition("=")
+        try:
+            values[name.strip()] = float(number) if sep else float("nan")
+        except ValueError:
+            raise BngraphError(f"--values: {item!r} is not name=number") from None
+        if not sep or not math.isfinite(values[name.strip()]):
+            raise BngraphError(f"--values: {item!r} is not name=number with a finite number")
+    return values
 
 
 def _format(path, format) -> str:
@@ -260,7 +285,7 @@ def _short_expr(expr: sp.Expr) -> str:
     """``sympy.sstr``, cut at SHORT characters; of a long sum only the first terms (printing all is slow)."""
     if isinstance(expr, sp.Add) and len(expr.args) > 4:
         return _short(sp.sstr(sp.Add(*expr.args[:3], evaluate=False), order="none") + " + …")
-    return _short(sp.sstr(expr))
+    return _short(sp.sstr(expr, order="none"))  # as the JSON prints it: x_1 - mu
 
 
 def _short(text: str, limit: int = SHORT) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import numeric, reference
 from .derive import Derivation, derive
-from .evaluate import adjoint_values, closed_form_values, forward_values
+from .evaluate import adjoint_values, closed_form_values, forward_values, random_point
 from .graph import build_graph
 from .simplify import ClosedForm, closed_form
 
@@ -81,7 +81,7 @@ def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS
     errors: dict[tuple[str, str], list] = {}
     notes = []
     for seed in seeds:
-        leaves, upstream = _draw(named, seed)
+        leaves, upstream = random_point(named.graph, seed, EPSILON)
         engine = {"adjoints (named view)": _gradients(named, leaves, upstream, wanted),
                   "adjoints (staged view)": _gradients(staged, leaves, upstream, wanted)}
         if closed is not None:
@@ -111,21 +111,6 @@ def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS
         notes.append(precision.format() + ": the one-pass formula loses its digits to cancellation "
                      "when the mean is large against the spread; bngraph's layers use the two-pass variance")
     return VerifyReport(graph.layer, graph.m, tuple(checks), tuple(dict.fromkeys(notes)))
-
-
-def _draw(named: Derivation, seed: int):
-    """Random leaves and upstream gradients for one draw (ε and running variances positive)."""
-    rng = np.random.default_rng(seed)
-    leaves = {}
-    for node in named.graph.with_role("input", "parameter", "constant"):
-        if "eps" in node.name:
-            leaves[node.name] = EPSILON
-        elif node.role == "input":
-            leaves[node.name] = float(rng.normal(0.5, 2.0))
-        else:
-            leaves[node.name] = float(rng.uniform(0.5, 2.0))
-    upstream = {f"dL_d{n.name}": float(rng.normal()) for n in named.graph.outputs}
-    return leaves, upstream
 
 
 def _gradients(d: Derivation, leaves, upstream, wanted) -> dict[str, np.ndarray]:

@@ -189,3 +189,12 @@ def test_an_internal_error_is_one_line_unless_debugging(monkeypatch, capsys):
     monkeypatch.setenv("BNGRAPH_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         cli.main(["layers"])
+
+
+def test_latex_notation_options(capsys):
+    assert main(["derive", "--format", "markdown", "--loss", "ell", "--batch-subscript"]) == 0
+    out = capsys.readouterr().out
+    assert r"\frac{\partial \ell}{\partial \mu_{\mathcal{B}}}" in out and r"\partial L" not in out
+    assert main(["derive", "--format", "latex"]) == 0
+    out = capsys.readouterr().out
+    assert r"\frac{\partial L}{\partial \mu}" in out and r"\mathcal{B}" not in out

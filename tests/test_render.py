@@ -267,3 +267,23 @@ def test_a_shared_value_only_one_example_uses_is_hidden_with_it():
     g = build_graph(trace(logsumexp_shift, 40), "staged")
     drawn = set(pygraphviz.AGraph(string=render_graph(g, format="dot")).nodes()) - LEGEND
     assert len(drawn) == 3 * 5 + 3  # per example x, exp(x), log(s), a·x, y; shared a, the sum, "⋯"
+
+
+def test_cli_values_and_chain_rule_annotate_the_backward_graph(tmp_path):
+    out = tmp_path / "bn.dot"
+    spec = "x_1=1,x_2=2,x_3=6,gamma=2,beta=0.5,epsilon=0.01,dL_dy_1=1,dL_dy_2=0,dL_dy_3=0"
+    assert main(["render", "--direction", "backward", "--chain-rule", "--values", spec, "-o", str(out)]) == 0
+    agraph = pygraphviz.AGraph(string=out.read_text())
+    labels = {n: agraph.get_node(n).attr["label"] for n in ("mu", "beta")}
+    # μ = 3 by hand; dL/dβ = Σ dL/dy_k = 1
+    assert "value 3<" in labels["mu"] and "grad 1<" in labels["beta"]
+    assert "∂L/∂σ²" in labels["mu"]  # the chain-rule sum names μ's children's adjoints
+
+
+@pytest.mark.parametrize("spec, message", [("x_1=abc", "is not name=number"), ("x_1", "is not name=number"),
+                                           ("x_1=1", "no number for x_2"), ("x_1=inf", "finite number")])
+def test_cli_bad_values_are_one_line(tmp_path, capsys, spec, message):
+    assert main(["render", "--values", spec, "-o", str(tmp_path / "v.svg")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())
