@@ -86,6 +86,7 @@ def to_text(derivation: Derivation, closed=None) -> str:
     if closed is not None:
         lines += ["", "closed form (symbolic m, for every m >= 1; i free, j summed over 1..m):"]
         lines += [f"  {key} = {closed_str(e)}" for key, e in closed.formulas.items()]
+        lines += [f"  ({closed.provenance})"]
         lines += ["", "compact backward (common subexpressions):"]
         lines += [f"  {line}" for line in closed.compact_backward().splitlines()]
     return "\n".join(lines) + "\n"

@@ -261,6 +261,8 @@ def _closed_form(closed) -> list[Block]:
             notes.append("")
         blocks.append(Block("math", equations=(Equation(_indexed(key), tuple(sides), tuple(notes)),)))
     blocks.append(Block("text", "In closed form, for every $m \\ge 1$ and $i = 1, \\dots, m$:"))
+    if closed.provenance:
+        blocks.append(Block("text", closed.provenance.replace(">= 1", "$\\ge 1$")))
     blocks.append(Block("math", equations=tuple(Equation(_indexed(k), (f,)) for k, f in closed.formulas.items())))
     return blocks
 

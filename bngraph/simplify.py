@@ -32,7 +32,7 @@ import sympy as sp
 
 from .derive import Derivation
 from .errors import BngraphError
-from .plates import Plates, i, j, lift, m
+from .plates import SIZES, Plates, i, j, lift, m
 
 _k = sp.Dummy("k", integer=True)
 
@@ -64,6 +64,7 @@ class ClosedForm:
     chain_rule: Mapping[str, sp.Expr]  # each adjoint in other adjoints' symbols
     identities: tuple[Identity, ...]
     steps: Mapping[str, tuple[Step, ...]]
+    provenance: str = ""  # what the closed form rests on, in one sentence
 
     def compact_backward(self) -> str:
         """The formulas with common subexpressions pulled out, as a kernel writer codes them."""
@@ -123,8 +124,11 @@ def closed_form_of(func: Callable, layer: str) -> ClosedForm:
         formulas[key] = steps[key][-1].expr
     definitions = {_key(plates, n): plates.values[n] for n in plates.kept if n in plates.values}
     chain_rule = {key: chain for key, (chain, _) in substituted.items()}
+    provenance = (f"The plate program (one rule per family of per-example values, sums over j joining "
+                  f"them) was read off traces at m = {', '.join(map(str, SIZES))}, each m-dependent constant "
+                  f"fitted on two sizes and checked on the third; every later step is a rule valid for all m >= 1.")
     return ClosedForm(layer, MappingProxyType(formulas), MappingProxyType(definitions),
-                      MappingProxyType(chain_rule), tuple(identities), MappingProxyType(steps))
+                      MappingProxyType(chain_rule), tuple(identities), MappingProxyType(steps), provenance)
 
 
 def _key(plates: Plates, name: str) -> str:
