@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import BngraphError
+from .errors import BngraphError, one_line
 
 EXAMPLES = {
     "derive": """examples:
@@ -235,15 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         print("bngraph: interrupted", file=sys.stderr)
         return 2
     except (OSError, RecursionError, MemoryError) as exc:
-        print(f"bngraph: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        print(f"bngraph: error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug of ours: still one line; BNGRAPH_DEBUG=1 shows the traceback
         if os.environ.get("BNGRAPH_DEBUG"):
             raise
-        print(f"bngraph: internal error: {type(exc).__name__}: {_one_line(exc)} "
+        print(f"bngraph: internal error: {type(exc).__name__}: {one_line(exc)} "
               "(please report it; BNGRAPH_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .texnames import TexSyntaxError
+from .texnames import TexSyntaxError, fail
 
 MAX_DEPTH = 40  # nested braces; deeper is not notation, and would exhaust recursion
 
@@ -50,10 +50,6 @@ def brace_short_arguments(tex: str) -> str:
 _NOT_ARGUMENTS = {"\\left", "\\right", "\\big", "\\Big"}
 
 
-def _fail(message: str):
-    raise TexSyntaxError(message)
-
-
 def check_balance(tex: str) -> None:
     """Braces balanced and not nested too deeply, or a one-line error."""
     depth = 0
@@ -67,9 +63,9 @@ def check_balance(tex: str) -> None:
         elif ch == "}":
             depth -= 1
             if depth < 0:
-                _fail("unbalanced braces: a } without its {")
+                fail("unbalanced braces: a } without its {")
     if depth > 0:
-        _fail(f"unbalanced braces: {depth} {{ without }}")
+        fail(f"unbalanced braces: {depth} {{ without }}")
     brackets = len(re.findall(r"[(\[]", tex))
     if deepest > MAX_DEPTH or brackets > 4 * MAX_DEPTH:
-        _fail("the formula is nested too deeply to be read")
+        fail("the formula is nested too deeply to be read")

@@ -42,7 +42,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from .errors import BngraphError
 from .texclean import brace_short_arguments, check_balance, clean
 from .texnames import (KNOWN_COMMANDS, LOSS_NAMES, DiffOp, Items, Name, Notation, ParenIndex, Partial, Relation,
-                       TexSyntaxError, canonical_bound, concrete_names, free_index_names, index_symbol, index_symbols, resolve_name,
+                       TexSyntaxError, canonical_bound, fail, concrete_names, free_index_names, index_symbol, index_symbols, resolve_name,
                        symbol, value)
 
 __all__ = ["Equation", "Notation", "TexSyntaxError", "concrete_names", "parse_equation", "parse_expression", "symbol"]
@@ -187,10 +187,6 @@ class Equation:
         return iter((self.lhs, self.rhs))
 
 
-def _fail(message: str):
-    raise TexSyntaxError(message)
-
-
 @v_args(inline=True)
 class _Builder(Transformer):
     """Parse tree -> SymPy. Names stay :class:`Name` until arithmetic needs their value."""
@@ -211,7 +207,7 @@ class _Builder(Transformer):
     def command(self, tok):
         name = str(tok)[1:]
         if name not in KNOWN_COMMANDS:
-            _fail(f"\\{name} cannot stand here")
+            fail(f"\\{name} cannot stand here")
         font = "mathcal" if KNOWN_COMMANDS[name] == "B" else None
         return Name(KNOWN_COMMANDS[name], font=font, tex=str(tok))
 
@@ -219,7 +215,7 @@ class _Builder(Transformer):
         cmd, _, rest = str(tok)[1:].partition("{")
         content = rest[:-1].replace("\\_", "_").strip()
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", content):
-            _fail(f"cannot read the text {{{content}}} inside a formula")
+            fail(f"cannot read the text {{{content}}} inside a formula")
         font = "text" if cmd.strip().startswith(("text", "mbox")) else cmd.strip()
         return Name(content, font=font, tex=str(tok))
 
@@ -252,7 +248,7 @@ class _Builder(Transformer):
         if isinstance(arg, ParenIndex):
             arg = arg.value
         if not isinstance(arg, Name) or arg.accent:
-            _fail(f"cannot read {tok} over an expression")
+            fail(f"cannot read {tok} over an expression")
         kind = {"widehat": "hat", "overline": "bar", "widetilde": "tilde"}.get(str(tok)[1:], str(tok)[1:])
         return replace(arg, accent=kind, accent_tex=str(tok), inner_sub=arg.sub is not None,
                        tex=f"{tok}{{{arg.tex}}}")
@@ -276,13 +272,13 @@ class _Builder(Transformer):
             base = base.value
         if isinstance(base, Name):
             if getattr(base, which) is not None:
-                _fail(f"double {'subscript' if which == 'sub' else 'superscript'} in {tex}")
+                fail(f"double {'subscript' if which == 'sub' else 'superscript'} in {tex}")
             return replace(base, **{which: arg}, tex=tex)
         if which == "sup":
             return sp.Pow(self._num(base), self._num(arg))
         if isinstance(base, sp.Symbol):  # {\frac{\partial L}{\partial x}}_{i}: index a family
             return resolve_name(Name(base.name, sub=arg, tex=tex), self.notes)
-        _fail(f"cannot read a subscript on {tex}")
+        fail(f"cannot read a subscript on {tex}")
 
     def lower(self, arg):
         return ("_", arg)
@@ -318,7 +314,7 @@ class _Builder(Transformer):
         self.notes.setdefault("frac", str(tok))
         if isinstance(den, Partial):
             if not isinstance(num, Partial):
-                _fail("cannot read a fraction with \\partial only in the denominator")
+                fail("cannot read a fraction with \\partial only in the denominator")
             if num.target is None:
                 return DiffOp(den.target)
             return self._derivative(num.target, den.target, "frac")
@@ -340,13 +336,13 @@ class _Builder(Transformer):
         if name in ("max", "min"):
             return (sp.Max if name == "max" else sp.Min)(*values)
         if len(values) != 1:
-            _fail(f"\\{name} takes one argument")
+            fail(f"\\{name} takes one argument")
         return {"exp": sp.exp, "log": sp.log, "ln": sp.log, "tanh": sp.tanh, "sin": sp.sin, "cos": sp.cos}[name](values[0])
 
     def partial(self, tok, sub, target):
         if sub is not None:  # \partial_{\mu} \ell: the operator ∂/∂μ applied to the loss
             if target is None:
-                _fail(f"{tok} needs something to differentiate")
+                fail(f"{tok} needs something to differentiate")
             return self._derivative(target, sub, "sub")
         return Partial(target)
 
@@ -357,7 +353,7 @@ class _Builder(Transformer):
         limits = {"_": None, "^": None}
         for which, arg in scripts:
             if limits[which] is not None:
-                _fail("\\sum with two " + ("subscripts" if which == "_" else "superscripts"))
+                fail("\\sum with two " + ("subscripts" if which == "_" else "superscripts"))
             limits[which] = arg
         body = self._num(body)
         var, start, stop = self._limits(limits["_"], limits["^"], body)
@@ -374,7 +370,7 @@ class _Builder(Transformer):
             elif lower.op == "=":
                 var, start = lower.lhs, self._num(lower.rhs)
             else:
-                _fail(f"cannot read the sum's range {lower.op}")
+                fail(f"cannot read the sum's range {lower.op}")
         if upper is not None:
             stop = self._num(upper)
             if isinstance(stop, sp.Symbol) and stop.name != "m":
@@ -382,12 +378,12 @@ class _Builder(Transformer):
         if var is None:
             free = sorted({s.name for s in index_symbols(body)})
             if len(free) != 1:
-                _fail("\\sum without a summation index")
+                fail("\\sum without a summation index")
             return index_symbol(free[0]), start, stop
         if isinstance(var, ParenIndex):
             var = var.value
         if not (isinstance(var, Name) and var.is_plain_letter()):
-            _fail("the summation index must be a single letter")
+            fail("the summation index must be a single letter")
         return index_symbol(var.base), start, stop
 
     # -- derivatives
@@ -396,7 +392,7 @@ class _Builder(Transformer):
             top = top.value
         bottom_value = self._num(bottom)
         if not isinstance(bottom_value, (sp.Symbol, sp.Indexed)):
-            _fail("cannot differentiate with respect to an expression")
+            fail("cannot differentiate with respect to an expression")
         if isinstance(top, Name) and top.base in LOSS_NAMES and top.is_plain():
             self.notes.setdefault("loss", top.tex or top.base)
             self.notes.setdefault("derivative", style)
@@ -441,7 +437,7 @@ def _check_commands(tex: str) -> None:
     for match in re.finditer(r"\\([a-zA-Z]+)", tex):
         name = match[1]
         if name not in KNOWN_COMMANDS and name not in GRAMMAR_COMMANDS:
-            _fail(f"unknown command \\{name}")
+            fail(f"unknown command \\{name}")
 
 
 def _syntax_error(exc: UnexpectedInput, tex: str) -> TexSyntaxError:
@@ -461,13 +457,13 @@ def _parse(tex: str, start: str):
     if not isinstance(tex, str):
         raise TexSyntaxError("a formula must be text")
     if len(tex) > MAX_CHARS:
-        _fail(f"the formula is too long ({len(tex)} characters)")
+        fail(f"the formula is too long ({len(tex)} characters)")
     if "\\\\" in tex:
-        _fail("several rows (\\\\) in one equation: pass one row at a time")
+        fail("several rows (\\\\) in one equation: pass one row at a time")
     check_balance(tex)
     _check_commands(tex)
     if not tex.strip():
-        _fail("empty formula")
+        fail("empty formula")
     tex = brace_short_arguments(tex)
     try:
         tree = _PARSER.parse(tex, start=start)

@@ -131,13 +131,13 @@ def value(obj, notes: dict | None = None) -> sp.Expr:
     if isinstance(obj, ParenIndex):
         return value(obj.value, notes)
     if isinstance(obj, (Partial, DiffOp)):
-        _fail("cannot read a \\partial outside a derivative")
+        fail("cannot read a \\partial outside a derivative")
     if isinstance(obj, (Items, tuple)):
-        _fail("cannot read a comma-separated list here")
+        fail("cannot read a comma-separated list here")
     if isinstance(obj, Relation):
-        _fail(f"cannot read the relation {obj.op} inside braces")
+        fail(f"cannot read the relation {obj.op} inside braces")
     if obj is None:
-        _fail("empty braces {} where a value is needed")
+        fail("empty braces {} where a value is needed")
     return obj
 
 
@@ -165,8 +165,9 @@ class Notation:
         return Notation.of({**dict(other.entries), **dict(self.entries)})
 
 
-def _fail(message: str):
-    raise BngraphError(message)
+def fail(message: str):
+    """Stop reading: the text is not an equation the grammar reads (one line says why)."""
+    raise TexSyntaxError(message)
 
 
 def _sub_kind(sub) -> tuple[str, object]:
@@ -178,7 +179,7 @@ def _sub_kind(sub) -> tuple[str, object]:
             return "index", (index_symbol(sub.base),)
         if sub.is_plain() and sub.base.replace("_", "").isalnum():
             return "word", sub.base
-        _fail(f"cannot read the subscript {sub.tex or sub.base}")
+        fail(f"cannot read the subscript {sub.tex or sub.base}")
     if isinstance(sub, ParenIndex):
         return _sub_kind(sub.value)
     if isinstance(sub, sp.Integer) and sub > 0:
@@ -191,8 +192,8 @@ def _sub_kind(sub) -> tuple[str, object]:
             return "index", tuple(v[0] for _, v in kinds)
         return "word", "_".join(str(v[0]) if k == "index" else str(v) for k, v in kinds)
     if isinstance(sub, Relation):
-        _fail("cannot read a relation in a subscript")
-    _fail(f"cannot read the subscript {sub}")
+        fail("cannot read a relation in a subscript")
+    fail(f"cannot read the subscript {sub}")
 
 
 def _is_index_expr(expr: sp.Expr) -> bool:

@@ -18,18 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bngraph.errors import BngraphError
+from bngraph.errors import BngraphError, one_line
 
 GRADIENTS = ("dx", "dgamma", "dbeta")
-
-
-def one_line(text):
-    """Text on one line, for messages that must be one line.
-
-    >>> one_line("shapes differ:\\n  (3,) vs (4,)")
-    'shapes differ: (3,) vs (4,)'
-    """
-    return " ".join(str(text).split())
 
 
 class _FreshLoader(importlib.machinery.SourceFileLoader):
