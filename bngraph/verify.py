@@ -8,6 +8,9 @@ named-view and staged-view adjoints and the closed form, evaluated numerically.
 
 Thresholds (max relative error, :func:`bngraph.numeric.relative_error`):
 exact-arithmetic comparisons 1e-9; finite differences (h = 1e-5, float64) 1e-6.
+Central differences resolve an entry only to about 1e-10 of the size of its terms
+(truncation h², rounding 1e-16/h), so against them an entry smaller than 1e-4 of that
+size (dx at m = 2 is about ε/σ² of its terms) is measured absolutely, not relatively.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from .graph import build_graph
 from .simplify import ClosedForm, closed_form
 
 EXACT, FINITE_DIFFERENCES = 1e-9, 1e-6
+FD_RESOLUTION = 1e-4  # entries below this fraction of their terms' size: compared absolutely
 SEEDS = (0, 1, 2)
 EPSILON = 1e-5
 
@@ -71,11 +75,20 @@ class VerifyReport:
         return "\n".join(lines) + "\n"
 
 
-def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS) -> VerifyReport:
-    """Every check for the derivation's layer (or user function) at its m."""
+def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS,
+           other_view: Derivation | None = None) -> VerifyReport:
+    """Every check for the derivation's layer (or user function) at its m.
+
+    Both views are checked; pass the other view's derivation if it is already made.
+    """
     graph = derivation.graph
-    staged = derivation if graph.view == "staged" else derive(build_graph(graph.trace, "staged", graph.layer))
-    named = derivation if graph.view == "named" else derive(build_graph(graph.trace, "named", graph.layer))
+    views = {derivation.graph.view: derivation}
+    if other_view is not None:
+        views[other_view.graph.view] = other_view
+    for view in ("named", "staged"):
+        if view not in views:
+            views[view] = derive(build_graph(graph.trace, view, graph.layer))
+    named, staged = views["named"], views["staged"]
     builtin = graph.layer in reference.LAYERS
     wanted = ["x"] + [n.name for n in graph.with_role("parameter")]
     errors: dict[tuple[str, str], list] = {}
@@ -94,14 +107,17 @@ def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS
             _function_references(graph.trace.source, named, leaves, upstream, wanted)
         scale = _scale(engine["adjoints (named view)"]["x"], leaves, upstream)
         for ref_name, ref in refs.items():
-            threshold = FINITE_DIFFERENCES if "finite" in ref_name else EXACT
+            fd = "finite" in ref_name
+            threshold = FINITE_DIFFERENCES if fd else EXACT
+            # relative_error floors at 1e-6·scale; for finite differences the floor is their resolution
+            dx_scale = scale * FD_RESOLUTION / numeric.FLOOR_FRACTION if fd else scale
             pairs = [(f"{e} vs {ref_name}", grads) for e, grads in engine.items()]
             if ref_name != "NumPy reference" and "NumPy reference" in refs:
                 pairs.append((f"NumPy reference vs {ref_name}", refs["NumPy reference"]))
             for label, grads in pairs:
                 for g in wanted:
                     if g in ref and g in grads:
-                        err, _ = numeric.max_relative_error(grads[g], ref[g], scale if g == "x" else None)
+                        err, _ = numeric.max_relative_error(grads[g], ref[g], dx_scale if g == "x" else None)
                         errors.setdefault((label, g), [threshold]).append(err)
     checks = [Check(label, "d" + g, max(errs[1:]), errs[0]) for (label, g), errs in errors.items()]
     if builtin and graph.layer != "batchnorm-eval":
