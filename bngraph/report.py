@@ -27,7 +27,7 @@ def build_report(layer: str | None, function: str | None, m: int) -> tuple[dict[
     named = derive(build_graph(t, "named", label))
     staged = derive(build_graph(t, "staged", label))
     closed = closed_form(named)
-    checks = verify(named, closed)
+    checks = verify(named, closed, other_view=staged)
     files: dict[str, str | bytes] = {
         "derivation.txt": export.to_text(named, closed),
         "derivation.json": export.to_json(named, closed),
