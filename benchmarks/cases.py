@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from bngraph.derive import derive
-from bngraph.export import to_json
-from bngraph.graph import build_graph
-from bngraph.layers import LAYERS
-from bngraph.simplify import closed_form_of
+from bngraph.engine.derive import derive
+from bngraph.output.export import to_json
+from bngraph.engine.graph import build_graph
+from bngraph.engine.layers import LAYERS
+from bngraph.closedform.simplify import closed_form_of
 
 from .measure import cold, median, repeated, run_count, timed
 
@@ -90,7 +90,7 @@ def cold_start(sizes, fast: int, slow: int) -> dict:
 def rendering(cases, fast: int, slow: int) -> dict | None:
     """The backward graph to SVG, given the derivation (layout and drawing only)."""
     try:
-        from bngraph.render import render_graph
+        from bngraph.output.render import render_graph
     except ImportError:
         return None
     results = {}
@@ -146,7 +146,7 @@ def lambdified_backward(closed):
 
 def lambdified_vs_numpy(shape, fast: int, seed: int = 0) -> dict:
     """The compiled closed form against NumPy's compact backward on the same cache, interleaved."""
-    from bngraph.reference import batchnorm_backward_compact, batchnorm_forward
+    from bngraph.check.reference import batchnorm_backward_compact, batchnorm_forward
 
     rng = np.random.default_rng(seed)
     n, d = shape

@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import BngraphError, one_line
+from bngraph.errors import BngraphError, one_line
 
 EXAMPLES = {
     "derive": """examples:
@@ -121,8 +121,8 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
 
 
 def _graph(args, view=None):
-    from .graph import build_graph
-    from .layers import trace_target
+    from bngraph.engine.graph import build_graph
+    from bngraph.engine.layers import trace_target
 
     if args.function and args.layer:
         raise BngraphError("give either a LAYER or --function, not both")
@@ -131,20 +131,20 @@ def _graph(args, view=None):
 
 
 def _derivation(args, view=None):
-    from .derive import derive
+    from bngraph.engine.derive import derive
 
     return derive(_graph(args, view))
 
 
 def _closed_form(derivation):
-    from .simplify import closed_form
+    from bngraph.closedform.simplify import closed_form
 
     return closed_form(derivation)
 
 
 def _emit(text: str, output: str | None) -> None:
     if output:
-        from .output import write_atomic
+        from bngraph.output.files import write_atomic
 
         write_atomic(output, text)
     else:
@@ -152,7 +152,7 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def cmd_derive(args) -> int:
-    from . import export
+    from bngraph.output import export
 
     d = _derivation(args)
     closed = _closed_form(d)
@@ -161,7 +161,7 @@ def cmd_derive(args) -> int:
     elif args.format == "text":
         text = export.to_text(d, closed)
     else:
-        from . import latex
+        from bngraph.tex import export as latex
 
         options = {"loss": "\\ell" if args.loss == "ell" else "L", "batch_subscript": args.batch_subscript}
         if args.format == "latex":
@@ -173,7 +173,7 @@ def cmd_derive(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from .render import cli_render
+    from bngraph.output.render import cli_render
 
     if args.direction == "forward" and not args.values:  # a plain forward diagram needs no adjoints
         return cli_render(args, _graph(args))
@@ -182,25 +182,25 @@ def cmd_render(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .verify import cli_verify
+    from bngraph.check.verify import cli_verify
 
     return cli_verify(args, _derivation(args, "named"))
 
 
 def cmd_check_backward(args) -> int:
-    from .check import cli_check_backward
+    from bngraph.check.backward import cli_check_backward
 
     return cli_check_backward(args)
 
 
 def cmd_audit(args) -> int:
-    from .audit import cli_audit
+    from bngraph.audit.auditor import cli_audit
 
     return cli_audit(args)
 
 
 def cmd_layers(args) -> int:
-    from .layers import LAYERS
+    from bngraph.engine.layers import LAYERS
 
     width = max(map(len, LAYERS))
     for layer in LAYERS.values():
@@ -209,7 +209,7 @@ def cmd_layers(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from bngraph.output.report import write_report
 
     return write_report(args, Path(args.output))
 

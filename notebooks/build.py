@@ -79,9 +79,9 @@ BATCHNORM_BACKWARD = [
     from IPython.display import SVG, Markdown, Math, display
 
     import bngraph
-    from bngraph.latex import tex, to_markdown
-    from bngraph.simplify import closed_form
-    from bngraph.verify import verify
+    from bngraph.tex.export import tex, to_markdown
+    from bngraph import closed_form
+    from bngraph import verify
     """ + SHOW_EQUATIONS + """
     print(inspect.getsource(bngraph.LAYERS["batchnorm"].function))
     """),
@@ -264,11 +264,11 @@ CLOSED_FORM_ANY_M = [
     from IPython.display import Math, display
 
     import bngraph
-    from bngraph.evaluate import adjoint_values, closed_form_values, forward_values
-    from bngraph.latex import tex
-    from bngraph.plates import lift
-    from bngraph.reference import reference_backward
-    from bngraph.simplify import closed_form
+    from bngraph.closedform.evaluate import adjoint_values, closed_form_values, forward_values
+    from bngraph.tex.export import tex
+    from bngraph.closedform.plates import lift
+    from bngraph.check.reference import reference_backward
+    from bngraph import closed_form
     """ + SHOW_EQUATIONS + """
     batchnorm = bngraph.LAYERS["batchnorm"]
     closed = closed_form(bngraph.derive(bngraph.build_graph(batchnorm.trace(3), "named", "batchnorm")))
@@ -629,10 +629,10 @@ OTHER_LAYERS_AND_MODES = [
     from IPython.display import SVG, Math, display
 
     import bngraph
-    from bngraph.latex import tex
-    from bngraph.reference import batchnorm_eval_forward, batchnorm_forward, update_running_stats
-    from bngraph.simplify import closed_form
-    from bngraph.verify import verify
+    from bngraph.tex.export import tex
+    from bngraph.check.reference import batchnorm_eval_forward, batchnorm_forward, update_running_stats
+    from bngraph import closed_form
+    from bngraph import verify
     """ + SHOW_EQUATIONS + """
     def derivation(layer, m=3):
         \"\"\"A built-in layer traced at m, its named graph derived (the layer's name kept for verify).\"\"\"

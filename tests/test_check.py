@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bngraph.check import BackwardReport, assert_backward_matches, check_backward, cli_check_backward, load_function
-from bngraph.diagnose import Case, diagnose
+from bngraph.check.backward import BackwardReport, assert_backward_matches, check_backward, cli_check_backward, load_function
+from bngraph.check.diagnose import Case, diagnose
 from bngraph.errors import BngraphError
-from bngraph.pytest_plugin import bngraph_check  # noqa: F401  (the plugin's fixture, for this module)
-from bngraph.reference import batchnorm_backward_compact, batchnorm_forward, reference_backward, reference_forward
+from bngraph.check.pytest_plugin import bngraph_check  # noqa: F401  (the plugin's fixture, for this module)
+from bngraph.check.reference import batchnorm_backward_compact, batchnorm_forward, reference_backward, reference_forward
 
 DATA = Path(__file__).parent / "data"
 CORRECT = DATA / "student_correct.py"
@@ -263,7 +263,7 @@ def test_plugin_fails_a_test_with_the_report(tmp_path):
             bngraph_check({str(MISTAKES) + ':batchnorm_backward_sign'!r})
     """))
     installed = any(ep.name == "bngraph" for ep in importlib.metadata.entry_points(group="pytest11"))
-    load_plugin = [] if installed else ["-p", "bngraph.pytest_plugin"]  # loading it twice is an error
+    load_plugin = [] if installed else ["-p", "bngraph.check.pytest_plugin"]  # loading it twice is an error
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", *load_plugin, "-p", "no:cacheprovider", str(tmp_path / "test_student.py")],

@@ -1,6 +1,5 @@
 """The command line: byte-identical JSON whatever the hash seed, one-line errors with exit
 status 2 for every bad input, help with examples, and the list of layers."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,31 +8,21 @@ from pathlib import Path
 
 import pytest
 
-import bngraph.cli
 from bngraph.cli import main
 from walk_json import USER_LAYERS, JsonGraph
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def have_closed_form() -> bool:
-    return importlib.util.find_spec("bngraph.simplify") is not None
-
-
 @pytest.fixture
-def cli(monkeypatch):
-    """``bngraph.cli.main``; without bngraph.simplify yet, derive runs with no closed form."""
-    if not have_closed_form():
-        monkeypatch.setattr(bngraph.cli, "_closed_form", lambda derivation: None)
+def cli():
+    """``bngraph.cli.main``, in this process."""
     return main
 
 
 def bngraph_command(*args) -> list[str]:
-    """``python -m bngraph ARGS`` (the closed form stubbed out only while simplify.py is missing)."""
-    if have_closed_form():
-        return [sys.executable, "-m", "bngraph", *args]
-    stub = "import sys, bngraph.cli as c; c._closed_form = lambda d: None; sys.exit(c.main(sys.argv[1:]))"
-    return [sys.executable, "-c", stub, *args]
+    """``python -m bngraph ARGS``."""
+    return [sys.executable, "-m", "bngraph", *args]
 
 
 def environment(**extra) -> dict:

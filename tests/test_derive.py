@@ -5,7 +5,7 @@ import pytest
 import sympy as sp
 
 from bngraph import build_graph, derive
-from bngraph.layers import LAYERS, trace_target
+from bngraph.engine.layers import LAYERS, trace_target
 from numpy_layers import REFERENCES, batchnorm_statistics_adjoints, finite_differences
 from walk_json import JsonGraph, derive_json, rel_error, target_spec
 

@@ -9,7 +9,7 @@ import sympy as sp
 from sympy.parsing.sympy_parser import parse_expr
 
 from bngraph import BngraphError, build_graph
-from bngraph.layers import LAYERS, trace_target
+from bngraph.engine.layers import LAYERS, trace_target
 from numpy_layers import REFERENCES
 from walk_json import JsonGraph, derive_json, rel_error, target_spec
 

@@ -1,5 +1,5 @@
 """The LaTeX and Markdown printers: every printed equation reads back (through
-``bngraph.texmath``) to the expression it was printed from; the standalone document
+``bngraph.tex.grammar``) to the expression it was printed from; the standalone document
 compiles; the output is byte-identical across runs."""
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 import sympy as sp
 
 from bngraph import LAYERS, build_graph, derive
-from bngraph import latex
+from bngraph.tex import export as latex
+from bngraph.tex import grammar as texmath
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [("batchnorm", 3, "named"), ("batchnorm", 2, "staged"), ("layernorm", 2, "named"),
@@ -28,7 +29,7 @@ def _derivation(layer="batchnorm", m=3, view="named"):
 
 def _closed(derivation):
     try:
-        from bngraph.simplify import closed_form
+        from bngraph.closedform.simplify import closed_form
     except ImportError:
         return None
     return closed_form(derivation)
@@ -88,7 +89,6 @@ def test_every_printed_equation_is_one_the_document_holds():
 @pytest.mark.parametrize("layer, m, view", CASES)
 @pytest.mark.parametrize("options", [{}, {"loss": r"\ell", "batch_subscript": True}])
 def test_every_equation_parses_back_to_what_was_printed(layer, m, view, options):
-    texmath = pytest.importorskip("bngraph.texmath", reason="bngraph/texmath.py (the parser) has not landed yet")
     d = _derivation(layer, m, view)
     closed = _closed(d)
     printed = _printed_equations(latex.to_latex(d, closed, **options))
@@ -191,8 +191,8 @@ def test_derivation_shows_itself_in_jupyter():
 
 
 def test_output_is_byte_identical_across_runs():
-    script = ("import sys; from bngraph import LAYERS, build_graph, derive; from bngraph import latex; "
-              "from bngraph.simplify import closed_form; "
+    script = ("import sys; from bngraph import LAYERS, build_graph, derive; from bngraph.tex import export as latex; "
+              "from bngraph.closedform.simplify import closed_form; "
               "d = derive(build_graph(LAYERS['batchnorm'].trace(3))); c = closed_form(d); "
               "sys.stdout.write(latex.to_latex(d, c, standalone=True) + latex.to_markdown(d, c))")
     outputs = set()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bngraph.graph import build_graph
-from bngraph.layers import LAYERS
-from bngraph.render import render_graph
+from bngraph.engine.graph import build_graph
+from bngraph.engine.layers import LAYERS
+from bngraph.output.render import render_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -5,12 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bngraph.check import make_case
-from bngraph.diagnose import dx_scale
+from bngraph.check.backward import make_case
+from bngraph.check.diagnose import dx_scale
 from bngraph.errors import BngraphError
-from bngraph.numeric import (autograd_backward, autograd_forward, central_difference, max_relative_error,
+from bngraph.check.numeric import (autograd_backward, autograd_forward, central_difference, max_relative_error,
                              numeric_backward, relative_error)
-from bngraph.reference import (batchnorm_backward_compact, batchnorm_backward_staged, batchnorm_eval_forward,
+from bngraph.check.reference import (batchnorm_backward_compact, batchnorm_backward_staged, batchnorm_eval_forward,
                                batchnorm_forward, batchnorm_forward_one_pass, from_rows, layernorm_forward,
                                one_pass_variance, one_pass_variance_precision, reference_backward,
                                reference_forward, to_rows, update_running_stats)
@@ -253,7 +253,7 @@ def test_central_difference_of_a_known_function():
 # -- PyTorch, when installed ---------------------------------------------------------
 def test_reference_agrees_with_pytorch():
     pytest.importorskip("torch")
-    from bngraph.numeric import torch_batchnorm
+    from bngraph.check.numeric import torch_batchnorm
 
     for shape in [(4, 3), (2, 3, 4, 5)]:
         case = make_case("batchnorm", shape, 0, 1e-5)

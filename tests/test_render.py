@@ -16,11 +16,11 @@ import pytest
 import sympy as sp
 
 from bngraph.cli import main
-from bngraph.derive import derive
+from bngraph.engine.derive import derive
 from bngraph.errors import BngraphError
-from bngraph.graph import build_graph
-from bngraph.layers import LAYERS
-from bngraph.render import MORE, evaluate, render_graph
+from bngraph.engine.graph import build_graph
+from bngraph.engine.layers import LAYERS
+from bngraph.output.render import MORE, evaluate, render_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 M = 3
@@ -187,8 +187,8 @@ def test_dot_and_svg_are_byte_identical_across_runs_and_hash_seeds():
     assert render_graph(g, format="dot") == render_graph(g, format="dot")
     assert render_graph(g, format="svg", direction="backward") == render_graph(g, format="svg", direction="backward")
     script = (
-        "import hashlib; from bngraph.layers import LAYERS; from bngraph.graph import build_graph;"
-        "from bngraph.render import render_graph\n"
+        "import hashlib; from bngraph.engine.layers import LAYERS; from bngraph.engine.graph import build_graph;"
+        "from bngraph.output.render import render_graph\n"
         "for v in ('named', 'staged'):\n"
         "    g = build_graph(LAYERS['batchnorm'].trace(3), v)\n"
         "    for d in ('forward', 'backward'):\n"

@@ -13,11 +13,11 @@ from sympy.parsing.sympy_parser import parse_expr
 
 import numpy_layers as ref
 from bngraph.cli import main
-from bngraph.derive import derive
-from bngraph.graph import build_graph
-from bngraph.layers import LAYERS, load_function
-from bngraph.simplify import closed_form, closed_form_of, concrete
-from bngraph.trace import name, sqrt
+from bngraph.engine.derive import derive
+from bngraph.engine.graph import build_graph
+from bngraph.engine.layers import LAYERS, load_function
+from bngraph.closedform.simplify import closed_form, closed_form_of, concrete
+from bngraph.engine.trace import name, sqrt
 
 USER = "tests/data/user_layers.py"
 
@@ -196,7 +196,7 @@ def test_a_function_that_treats_one_example_specially_has_no_closed_form(tmp_pat
     path = tmp_path / "special.py"
     path.write_text(FIRST_IS_SPECIAL)
     func = load_function(f"{path}:first_is_special")
-    from bngraph.trace import trace
+    from bngraph.engine.trace import trace
 
     assert closed_form(derive(build_graph(trace(func, 3), "named"))) is None
     assert main(["derive", "--function", f"{path}:first_is_special", "--format", "json"]) == 0

@@ -1,4 +1,4 @@
-r"""bngraph.texmath: Batch-Norm notation as people write it, read into the contract's SymPy names.
+r"""bngraph.tex.grammar: Batch-Norm notation as people write it, read into the contract's SymPy names.
 
 Expected values are built with SymPy's constructors here, never by parsing, so a test
 cannot agree with the parser by construction.
@@ -12,11 +12,11 @@ import sympy as sp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bngraph import texclean, texdoc, texmath, texnames, texprint
+from bngraph.tex import clean as texclean, document as texdoc, grammar as texmath, names as texnames, printer as texprint
 from bngraph.errors import BngraphError
-from bngraph.texmath import Equation, TexSyntaxError, concrete_names, parse_equation, parse_expression
-from bngraph.texnames import symbol
-from bngraph.texprint import to_latex
+from bngraph.tex.grammar import Equation, TexSyntaxError, concrete_names, parse_equation, parse_expression
+from bngraph.tex.names import symbol
+from bngraph.tex.printer import to_latex
 
 m, i, j, k = symbol("m"), symbol("i"), symbol("j"), symbol("k")
 mu, sigma2, sigma, gamma, beta, eps = (symbol(n) for n in ("mu", "sigma2", "sigma", "gamma", "beta", "epsilon"))

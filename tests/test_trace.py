@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 
 from bngraph import BngraphError
-from bngraph.trace import constant, name, sqrt, stage, trace
+from bngraph.engine.trace import constant, name, sqrt, stage, trace
 
 
 def records_of(func, m=2):
@@ -222,7 +222,7 @@ def test_math_sqrt_on_a_traced_value_is_an_error_that_names_the_fix():
 
 
 def test_sqrt_exp_log_also_work_on_plain_numbers():
-    from bngraph.trace import exp, log
+    from bngraph.engine.trace import exp, log
 
     assert (sqrt(4.0), exp(0.0), log(1.0)) == (2.0, 1.0, 0.0)
 

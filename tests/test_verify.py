@@ -8,11 +8,11 @@ import pytest
 import sympy as sp
 
 from bngraph.cli import main
-from bngraph.derive import Adjoint, derive
-from bngraph.graph import build_graph
-from bngraph.layers import LAYERS
-from bngraph.simplify import closed_form
-from bngraph.verify import verify
+from bngraph.engine.derive import Adjoint, derive
+from bngraph.engine.graph import build_graph
+from bngraph.engine.layers import LAYERS
+from bngraph.closedform.simplify import closed_form
+from bngraph.check.verify import verify
 
 USER = "tests/data/user_layers.py"
 

@@ -92,17 +92,17 @@ USER_LAYERS = Path(__file__).parent / "data" / "user_layers.py"
 
 def target_spec(target: str) -> tuple[str | None, str | None]:
     """(layer, function) for a built-in layer name or a function of tests/data/user_layers.py."""
-    from bngraph.layers import LAYERS
+    from bngraph.engine.layers import LAYERS
 
     return (target, None) if target in LAYERS else (None, f"{USER_LAYERS}:{target}")
 
 
 def derive_json(target: str, m: int, view: str = "named") -> str:
     """``bngraph derive --format json`` of ``target`` without the closed form, as the CLI builds it."""
-    from bngraph.derive import derive
-    from bngraph.export import to_json
-    from bngraph.graph import build_graph
-    from bngraph.layers import trace_target
+    from bngraph.engine.derive import derive
+    from bngraph.output.export import to_json
+    from bngraph.engine.graph import build_graph
+    from bngraph.engine.layers import trace_target
 
     layer, function = target_spec(target)
     return to_json(derive(build_graph(trace_target(layer, function, m), view, function or layer)))

@@ -1,0 +1,260 @@
+r"""Evaluate contract-notation expressions at one concrete batch.
+
+A :class:`Batch` is m, the inputs x_1 … x_m, the upstream gradients dL_dy_1 … dL_dy_m and
+γ, β, ε. An :class:`Evaluator` gives any expression in the contract's symbolic-m names
+(``x[i]``, ``xhat[j]``, ``mu``, ``Sum(..., (j, 1, m))``, ``dL_dmu`` …) a number there: sums
+are run over 1..m, indices take integer values, and every layer quantity (μ, σ², x̂_k,
+y_k, each adjoint) is computed from its *reference* expression — the engine's — never
+from a formula typed here. ``sigma`` is √σ² unless the document defines it.
+
+In *free* mode the forward intermediates (μ, σ², x̂_k …) are independent random numbers
+instead: two expressions that agree there agree as formulas in those symbols, not only
+because of how the symbols are defined ("the same form").
+
+>>> import sympy as sp
+>>> from bngraph.tex.grammar import parse_expression as tex
+>>> refs = {"mu": tex(r"\frac{1}{m}\sum_j x_j")}
+>>> Evaluator(Batch(3, (1.0, 2.0, 6.0), (0.0, 0.0, 0.0), 1.0, 0.0, 0.1), refs).value(tex(r"\mu + x_2"))
+5.0
+"""
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+import sympy as sp
+
+from bngraph.tex.names import canonical
+
+SIZES = (2, 3, 5, 8)  # batch sizes every symbolic-m formula is checked at
+RELATIVE_TOLERANCE = 1e-7
+
+
+class Unevaluable(Exception):
+    """The expression has no value at this batch; ``str()`` says why, for a person."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    m: int
+    x: tuple[float, ...]
+    dL_dy: tuple[float, ...]
+    gamma: float
+    beta: float
+    epsilon: float
+
+    @classmethod
+    def random(cls, m: int, seed: int) -> "Batch":
+        """A random batch, the same for the same (m, seed): reports are reproducible."""
+        rng = random.Random(1009 * m + seed)
+        return cls(m, tuple(rng.gauss(0.5, 2.0) for _ in range(m)), tuple(rng.gauss(0.0, 1.0) for _ in range(m)),
+                   rng.uniform(0.5, 2.0), rng.uniform(-1.0, 1.0), rng.uniform(0.1, 0.6))
+
+    @classmethod
+    def small(cls, m: int, variant: int = 0) -> "Batch":
+        """A batch of small round numbers, for a counterexample a person can follow."""
+        xs = ((1, 3, 2, 6, 4, 0, 5, 7), (0, 1, 5, 2, 3, 7, 4, 6))[variant % 2]
+        dys = ((1, -2, 3, 1, -1, 2, 0, 1), (2, 1, -1, 3, 0, 1, -2, 1))[variant % 2]
+        x = tuple(float(v) for v in xs[:m]) if m <= len(xs) else tuple(float(k % 7) for k in range(m))
+        dy = tuple(float(v) for v in dys[:m]) if m <= len(dys) else tuple(float(k % 3 - 1) for k in range(m))
+        return cls(m, x, dy, 2.0, 0.5, 0.1)
+
+
+@dataclass(frozen=True)
+class Helper:
+    """A name the document defines itself (``\\text{ivar} = 1/\\sqrt{\\sigma^2+\\epsilon}``)."""
+
+    expr: sp.Expr
+    index: str | None = None  # the free index of an indexed helper, z_i = …
+
+
+def reference_table(references: Mapping[str, sp.Expr]) -> dict[str, tuple[sp.Expr, str | None]]:
+    """``{"xhat": (expr, "i"), "mu": (expr, None)}`` from the contract's keys."""
+    table = {}
+    for key, expr in references.items():
+        match = re.fullmatch(r"(\w+)(?:\[(\w+)\])?", key)
+        if match is None:
+            continue
+        table[match[1]] = (canonical(expr), match[2])
+    return table
+
+
+class Evaluator:
+    """Numbers for expressions at one batch; see the module docstring."""
+
+    def __init__(self, batch: Batch, references: Mapping[str, sp.Expr] | Mapping[str, tuple], *,
+                 free: bool = False, helpers: Mapping[str, Helper] | None = None,
+                 size_names: frozenset[str] = frozenset({"m"})):
+        self.batch = batch
+        first = next(iter(references.values()), None)
+        self.refs = dict(references) if isinstance(first, tuple) else reference_table(references)
+        self.helpers = dict(helpers or {})
+        self.size_names = size_names | {"m"}
+        self.free: dict[tuple, float] = {}
+        self.free_names = {n for n in self.refs if not n.startswith("dL_d")} if free else set()
+        self.rng = random.Random(7919 * batch.m + 17)
+        self.memo: dict[tuple, float] = {}
+        self.active: set[tuple] = set()
+        # other inputs the references use (running_mean, running_var of an eval-mode layer)
+        used = {s.name for ref, _ in self.refs.values() for s in ref.free_symbols}
+        self.inputs = used - set(self.refs) - {index for _, index in self.refs.values()} - {"m", "sigma"}
+
+    # -- names
+    def _symbol(self, name: str, env: Mapping[str, float]) -> float:
+        if name in env:
+            return env[name]
+        if name in self.helpers and self.helpers[name].index is None:
+            return self._cached(("helper", name), lambda: self.value(self.helpers[name].expr))
+        if name in self.size_names:
+            return float(self.batch.m)
+        if name in ("gamma", "beta", "epsilon"):
+            return getattr(self.batch, name)
+        if name in self.free_names and self.refs[name][1] is None:
+            return self._free((name,))
+        if name == "sigma":
+            return math.sqrt(self._symbol("sigma2", env))
+        if name in self.refs and self.refs[name][1] is None:
+            return self._cached((name,), lambda: self.value(self.refs[name][0]))
+        if name in self.inputs:
+            seeded = random.Random(sum(map(ord, name)) + 31 * self.batch.m)  # the same at every call
+            return seeded.uniform(0.5, 2.0) if "var" in name else seeded.gauss(0.0, 1.0)
+        raise Unevaluable(f"{name} is not defined")
+
+    def _indexed(self, expr: sp.Indexed, env: Mapping[str, float]) -> float:
+        base = expr.base.label.name
+        if len(expr.indices) != 1:
+            raise Unevaluable(f"{base} with {len(expr.indices)} indices")
+        k = self.value(expr.indices[0], env)
+        if k != int(k) or not 1 <= k <= self.batch.m:
+            raise Unevaluable(f"index {k:g} of {base} is outside 1..m (m = {self.batch.m})")
+        k = int(k)
+        helper = self.helpers.get(base)
+        if helper is not None and helper.index is not None:
+            return self._cached(("helper", base, k), lambda: self.value(helper.expr, {helper.index: k}))
+        if base in ("x", "dL_dy"):
+            return getattr(self.batch, base)[k - 1]
+        if base in ("gamma", "beta"):  # one value per feature: γ_i is γ (the auditor warns)
+            return getattr(self.batch, base)
+        if base in self.free_names:
+            return self._free((base, k))
+        if base in self.refs and self.refs[base][1] is not None:
+            ref, index = self.refs[base]
+            return self._cached((base, k), lambda: self.value(ref, {index: k}))
+        raise Unevaluable(f"{base}_k is not defined")
+
+    def _free(self, key: tuple) -> float:
+        if key not in self.free:
+            positive = key[0].startswith("sigma")
+            self.free[key] = self.rng.uniform(0.5, 2.0) if positive else self.rng.gauss(0.0, 1.5)
+        return self.free[key]
+
+    def _cached(self, key: tuple, compute) -> float:
+        if key not in self.memo:
+            if key in self.active:
+                raise Unevaluable(f"{key[-1] if key[0] == 'helper' else key[0]} is defined in terms of itself")
+            self.active.add(key)
+            try:
+                self.memo[key] = compute()
+            finally:
+                self.active.discard(key)
+        return self.memo[key]
+
+    # -- expressions
+    def value(self, expr: sp.Expr, env: Mapping[str, float] | None = None) -> float:
+        """The number ``expr`` stands for; ``env`` gives index values by name."""
+        env = env or {}
+        try:
+            return self._value(expr, env)
+        except (ZeroDivisionError, OverflowError):
+            raise Unevaluable("a division by zero or an overflow") from None
+
+    def _value(self, expr, env) -> float:
+        if expr.is_Number or isinstance(expr, sp.NumberSymbol):
+            if expr.is_finite is False or expr is sp.nan:
+                raise Unevaluable("an infinite or undefined constant (1/0?)")
+            return float(expr)
+        if isinstance(expr, sp.Symbol):
+            return self._symbol(expr.name, env)
+        if isinstance(expr, sp.Indexed):
+            return self._indexed(expr, env)
+        if isinstance(expr, sp.Add):
+            return math.fsum(self._value(a, env) for a in expr.args)
+        if isinstance(expr, sp.Mul):
+            product = 1.0
+            for a in expr.args:
+                product *= self._value(a, env)
+            return product
+        if isinstance(expr, sp.Pow):
+            return _power(self._value(expr.base, env), self._value(expr.exp, env))
+        if isinstance(expr, sp.Sum):
+            return self._sum(expr, env)
+        if isinstance(expr, sp.KroneckerDelta):
+            return float(self._value(expr.args[0], env) == self._value(expr.args[1], env))
+        if isinstance(expr, sp.Derivative):
+            return self._value(self.local_partial(expr), env)
+        if isinstance(expr, (sp.Max, sp.Min)):
+            values = [self._value(a, env) for a in expr.args]
+            return max(values) if isinstance(expr, sp.Max) else min(values)
+        if isinstance(expr, sp.Function) and type(expr).__name__ in _FUNCTIONS and len(expr.args) == 1:
+            return _FUNCTIONS[type(expr).__name__](self._value(expr.args[0], env))
+        raise Unevaluable(f"cannot evaluate {type(expr).__name__}")
+
+    def _sum(self, expr: sp.Sum, env) -> float:
+        if len(expr.limits) != 1:
+            raise Unevaluable("a sum over several indices at once")
+        (var, start, stop), = expr.limits
+        total = []
+        lo, hi = self._value(start, env), self._value(stop, env)
+        if lo != int(lo) or hi != int(hi) or hi - lo > 1000:
+            raise Unevaluable("a sum whose range is not 1..m")
+        for k in range(int(lo), int(hi) + 1):
+            total.append(self._value(expr.function, {**env, var.name: float(k)}))
+        return math.fsum(total)
+
+    def local_partial(self, derivative: sp.Derivative) -> sp.Expr:
+        """∂a/∂b for a quantity a and one of its own inputs b, holding a's other inputs:
+        SymPy differentiates a's reference (∂y_i/∂x̂_i = γ, ∂x̂_i/∂μ = −1/√(σ² + ε))."""
+        (var, count), = derivative.variable_count
+        top = derivative.expr
+        name = top.base.label.name if isinstance(top, sp.Indexed) else getattr(top, "name", None)
+        if name not in self.refs or count != 1:
+            raise Unevaluable(f"the local partial ∂{name}/∂{var} (only a quantity's own inputs)")
+        ref, index = self.refs[name]
+        if index is not None:
+            if not isinstance(top, sp.Indexed):
+                raise Unevaluable(f"∂{name}/∂{var} without the index of {name}")
+            ref = _rename_bound(ref).xreplace({sp.Symbol(index): top.indices[0]})
+        inputs = {s.name for s in ref.free_symbols} | {e.base.label.name for e in ref.atoms(sp.Indexed)}
+        wrt = var.base.label.name if isinstance(var, sp.Indexed) else var.name
+        if wrt not in inputs:
+            raise Unevaluable(f"∂{name}/∂{wrt}: {wrt} is not one of {name}'s own inputs")
+        return sp.diff(ref, canonical(var))
+
+
+def _rename_bound(expr: sp.Expr) -> sp.Expr:
+    """Bound indices made Dummies, so substituting a free index cannot be captured."""
+    return expr.replace(lambda e: isinstance(e, sp.Sum),
+                        lambda s: s.xreplace({v: sp.Dummy(v.name) for v in s.variables}))
+
+
+def _power(base: float, exponent: float) -> float:
+    if base < 0 and exponent != int(exponent):
+        raise Unevaluable("a fractional power of a negative number")
+    if base == 0 and exponent < 0:
+        raise ZeroDivisionError
+    return base ** exponent
+
+
+_FUNCTIONS = {"exp": math.exp, "log": lambda v: math.log(v) if v > 0 else _raise("a log of a number ≤ 0"),
+              "tanh": math.tanh, "sin": math.sin, "cos": math.cos, "Abs": abs}
+
+
+def _raise(reason: str):
+    raise Unevaluable(reason)
+
+
+def close(a: float, b: float) -> bool:
+    return abs(a - b) <= RELATIVE_TOLERANCE * max(1.0, abs(a), abs(b))

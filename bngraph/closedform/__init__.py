@@ -1,0 +1,13 @@
+"""The closed form: the adjoints for a symbolic batch size m, and their numeric evaluation.
+
+Takes the engine's result (a traced function, or a :class:`~bngraph.engine.derive.Derivation`)
+and gives a :class:`~bngraph.closedform.simplify.ClosedForm`, which the checks, the TeX
+export, the auditor and the outputs read.
+
+- ``plates``: lifts a function traced at m = 4, 5, 6 to a plate program for every m.
+- ``simplify``: reverse mode at symbolic m, then simplification by the layer's own identities.
+- ``evaluate``: numbers for a graph's nodes, its adjoints and the closed form at one point.
+"""
+from bngraph.closedform.simplify import ClosedForm, closed_form, closed_form_of, concrete
+
+__all__ = ["ClosedForm", "closed_form", "closed_form_of", "concrete"]

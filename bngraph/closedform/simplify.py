@@ -1,0 +1,315 @@
+"""Closed form for every m: reverse mode on the plate program, then simplification by identities.
+
+1. The layer is lifted to a plate program (:mod:`bngraph.closedform.plates`): one rule per family
+   of per-example values, sums over j = 1..m joining them to batch values.
+2. Reverse mode at symbolic m, with two rules that replace differentiating a ``Sum``
+   (which leaves ``KroneckerDelta`` and ``Piecewise``): the adjoint of a batch value sums
+   its per-example uses over j; an example value x_i reaches a sum Σ_j f(x_j) only
+   through its own term, d/dx_i Σ_j f(x_j) = f'(x_i).
+3. Simplification on purpose, with identities the layer's own definitions imply: the
+   normalised value solved for the input (x_j − μ = x̂_j √(σ² + ε)), then each batch
+   definition read as an equation for the one new sum it contains (μ's definition gives
+   Σ_j x̂_j = 0; σ²'s gives Σ_j x̂_j² = m σ²/(σ² + ε)); sums are split by linearity and the
+   result collected on the batch sums Σ_j dL/dy_j, Σ_j dL/dy_j x̂_j.
+
+Every step is a rule valid for every m ≥ 1; the only thing read off concrete traces is
+the plate program itself, which ``lift`` checks on a third size.
+
+>>> from bngraph.engine.layers import LAYERS
+>>> cf = closed_form_of(LAYERS["batchnorm"].function, "batchnorm")
+>>> cf.formulas["dL_dbeta"]
+Sum(dL_dy[j], (j, 1, m))
+>>> cf.formulas["dL_dx[i]"]
+gamma*(m*dL_dy[i] - xhat[i]*Sum(dL_dy[j]*xhat[j], (j, 1, m)) - Sum(dL_dy[j], (j, 1, m)))/(m*sqrt(epsilon + sigma2))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+import sympy as sp
+
+from bngraph.engine.derive import Derivation
+from bngraph.errors import BngraphError
+from bngraph.closedform.plates import SIZES, Plates, i, j, lift, m
+
+_k = sp.Dummy("k", integer=True)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """``lhs = rhs``, and why it holds."""
+
+    lhs: sp.Expr
+    rhs: sp.Expr
+    reason: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a simplification: what was done, and the expression after it."""
+
+    description: str
+    expr: sp.Expr
+
+
+@dataclass(frozen=True)
+class ClosedForm:
+    """The adjoints of a layer in symbolic m, with the chain of steps that led to each."""
+
+    layer: str
+    formulas: Mapping[str, sp.Expr]  # "dL_dx[i]", "dL_dmu", … (i free, j summed)
+    definitions: Mapping[str, sp.Expr]  # "mu", "sigma2", "xhat[i]", "y[i]", …
+    chain_rule: Mapping[str, sp.Expr]  # each adjoint in other adjoints' symbols
+    identities: tuple[Identity, ...]
+    steps: Mapping[str, tuple[Step, ...]]
+    provenance: str = ""  # what the closed form rests on, in one sentence
+
+    def compact_backward(self) -> str:
+        """The formulas with common subexpressions pulled out, as a kernel writer codes them."""
+        keys = list(self.formulas)
+        subs, reduced = sp.cse([self.formulas[k] for k in keys], symbols=sp.numbered_symbols("s"), order="none")
+        lines = [f"{s} = {sp.sstr(e)}" for s, e in subs]
+        lines += [f"{k} = {sp.sstr(e)}" for k, e in zip(keys, reduced)]
+        return "\n".join(lines)
+
+    def instantiate(self, key: str, size: int, index: int | None = None) -> sp.Expr:
+        """``formulas[key]`` at a concrete m, in the concrete names (x_1, xhat_2, dL_dy_3 …)."""
+        return concrete(self.formulas[key], size, index)
+
+
+def concrete(expr: sp.Expr, size: int, index: int | None = None) -> sp.Expr:
+    """A symbolic-m expression at m = ``size`` (and i = ``index``), sums written out.
+
+    >>> concrete(sp.Sum(sp.IndexedBase("x")[j], (j, 1, m)) / m, 2)
+    x_1/2 + x_2/2
+    """
+    expr = expr.xreplace({m: sp.Integer(size)})
+    if index is not None:
+        expr = expr.xreplace({i: sp.Integer(index)})
+    expr = expr.replace(lambda e: isinstance(e, sp.Sum), lambda s: sp.Add(*(
+        s.function.xreplace({s.variables[0]: sp.Integer(k)}) for k in range(1, size + 1))))
+    return expr.replace(lambda e: isinstance(e, sp.Indexed),
+                        lambda e: sp.Symbol(f"{e.base}_{int(e.indices[0])}"))
+
+
+def closed_form(derivation: Derivation) -> ClosedForm | None:
+    """The closed form of the derivation's layer, or None where the engine cannot lift it."""
+    trace = derivation.graph.trace
+    if trace is None or trace.source is None:
+        return None
+    try:
+        return closed_form_of(trace.source, derivation.graph.layer)
+    except BngraphError:
+        return None
+
+
+def closed_form_of(func: Callable, layer: str) -> ClosedForm:
+    plates = lift(func)
+    adjoints = _reverse_mode(plates)
+    inverse = _inverse_rule(plates)
+    identities = [inverse[2]] if inverse else []
+    for name in plates.kept:
+        if name in plates.values and plates[name].kind == "batch":
+            found = _identity_from_definition(name, plates.values[name], inverse, identities)
+            if found is not None:
+                identities.append(found)
+    substituted = _substitute(plates, adjoints)
+    batch_definitions = [(n, plates.values[n]) for n in plates.kept
+                         if n in plates.values and plates[n].kind == "batch"]
+    formulas, steps = {}, {}
+    for key, (chain, full) in substituted.items():
+        steps[key] = _simplify(chain, full, inverse, identities, batch_definitions)
+        formulas[key] = steps[key][-1].expr
+    definitions = {_key(plates, n): plates.values[n] for n in plates.kept if n in plates.values}
+    chain_rule = {key: chain for key, (chain, _) in substituted.items()}
+    provenance = (f"The plate program (one rule per family of per-example values, sums over j joining "
+                  f"them) was read off traces at m = {', '.join(map(str, SIZES))}, each m-dependent constant "
+                  f"fitted on two sizes and checked on the third; every later step is a rule valid for all m >= 1.")
+    return ClosedForm(layer, MappingProxyType(formulas), MappingProxyType(definitions),
+                      MappingProxyType(chain_rule), tuple(identities), MappingProxyType(steps), provenance)
+
+
+def _key(plates: Plates, name: str) -> str:
+    return f"{name}[i]" if plates[name].kind == "example" else name
+
+
+def _adjoint(plates: Plates, name: str, index=i) -> sp.Expr:
+    if plates[name].kind == "example":
+        return sp.IndexedBase(f"dL_d{name}")[index]
+    return sp.Symbol(f"dL_d{name}")
+
+
+def _parents(plates: Plates, expr: sp.Expr) -> list[str]:
+    names = {str(e.base) for e in expr.atoms(sp.Indexed)} | {str(s) for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+    return [n for n in plates.kept if n in names]
+
+
+def _sum_partial(expr: sp.Expr, family: sp.IndexedBase) -> sp.Expr:
+    """d expr / d family[i] where family appears only inside sums over j (the reduction rule)."""
+    sums = sorted(expr.atoms(sp.Sum), key=sp.default_sort_key)
+    stand_ins = [sp.Dummy() for _ in sums]
+    flat = expr.xreplace(dict(zip(sums, stand_ins)))
+    u = sp.Dummy("u")
+    terms = []
+    for s, d in zip(sums, stand_ins):
+        inner = s.function.xreplace({family[j]: u}).diff(u).xreplace({u: family[j]})
+        if inner != 0:
+            terms.append(flat.diff(d).xreplace(dict(zip(stand_ins, sums))) * inner.xreplace({j: i}))
+    return sp.Add(*terms)
+
+
+def _reverse_mode(plates: Plates) -> dict[str, sp.Expr]:
+    """Each kept node's adjoint at symbolic m, as a sum over its children (chain-rule form)."""
+    children: dict[str, list[tuple[str, sp.Expr]]] = {n: [] for n in plates.kept}
+    for child in plates.kept:
+        expr = plates.values.get(child)
+        if expr is None:
+            continue
+        c = plates[child]
+        for parent in _parents(plates, expr):
+            p = plates[parent]
+            if c.kind == "example" and p.kind == "example":
+                partial = expr.diff(sp.IndexedBase(parent)[i])
+            elif p.kind == "batch":
+                partial = expr.diff(sp.Symbol(parent))
+            else:
+                partial = _sum_partial(expr, sp.IndexedBase(parent))
+            children[parent].append((child, partial))
+    adjoints = {}
+    for name in reversed(plates.kept):
+        node = plates[name]
+        if node.role in ("output", "constant"):
+            continue
+        terms = []
+        for child, partial in children[name]:
+            if plates[child].kind == "example" and node.kind == "batch":
+                terms.append(sp.Sum((_adjoint(plates, child) * partial).xreplace({i: j}), (j, 1, m)))
+            else:
+                terms.append(_adjoint(plates, child) * partial)
+        adjoints[name] = sp.Add(*terms)
+    return adjoints
+
+
+def _at(expr: sp.Expr, index) -> sp.Expr:
+    """``expr`` (written at index i) at another index, its own sums' indices renamed first."""
+    expr = expr.replace(lambda e: isinstance(e, sp.Sum), lambda s: s.xreplace({j: _k}))
+    return expr.xreplace({i: index})
+
+
+def _substitute(plates: Plates, adjoints: dict) -> dict[str, tuple[sp.Expr, sp.Expr]]:
+    """Each adjoint: (chain-rule form, in forward names and dL_dy only)."""
+    full: dict[str, sp.Expr] = {}
+    out = {}
+    def of_known(e) -> bool:  # dL_d<family>[k] of a family whose adjoint is already known
+        return isinstance(e, sp.Indexed) and str(e.base).startswith("dL_d") and str(e.base)[4:] in full
+
+    for name, chain in adjoints.items():
+        expr = chain.replace(of_known, lambda e: _at(full[str(e.base)[4:]], e.indices[0]))
+        expr = expr.xreplace({sp.Symbol(f"dL_d{n}"): full[n] for n in full if plates[n].kind == "batch"})
+        full[name] = _linear_sums(expr)
+        out[f"dL_d{_key(plates, name)}"] = (chain, full[name])
+    return out
+
+
+def _expand(expr: sp.Expr) -> sp.Expr:
+    """``sympy.expand``, but σ² + ε under a root or in a denominator stays whole."""
+    held = {p.base: sp.Dummy(positive=True) for p in expr.atoms(sp.Pow)
+            if p.base.is_Add and not (p.exp.is_Integer and p.exp > 0)}
+    return sp.expand(expr.xreplace(held)).xreplace({v: k for k, v in held.items()})
+
+
+def _linear_sums(expr: sp.Expr) -> sp.Expr:
+    """Split every Σ_j by linearity: Σ (a + b) = Σ a + Σ b, Σ c f(j) = c Σ f(j), Σ c = m c."""
+    def split(s: sp.Sum) -> sp.Expr:
+        var = s.variables[0]
+        body = _expand(_linear_sums(s.function))
+        out = []
+        for term in sp.Add.make_args(body):
+            indep, dep = term.as_independent(var, as_Add=False)
+            out.append(indep * m if dep == 1 else indep * sp.Sum(dep.xreplace({var: j}), (j, 1, m)))
+        return sp.Add(*out)
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), split)
+
+
+def _inverse_rule(plates: Plates):
+    """The first named per-example value solved for the input: x_i = μ + x̂_i √(σ² + ε)."""
+    x = sp.IndexedBase("x")
+    for name in plates.kept:
+        node = plates[name]
+        if node.kind != "example" or node.role != "intermediate" or not node.named:
+            continue
+        definition = plates.values[name]
+        if not definition.has(x[i]):
+            continue
+        solved = sp.solve(sp.Eq(sp.IndexedBase(name)[i], definition), x[i], dict=True)
+        if len(solved) == 1:
+            rhs = solved[0][x[i]]
+            return x, rhs, Identity(x[i], rhs, f"the definition of {name} solved for x")
+    return None
+
+
+def _apply_inverse(expr: sp.Expr, inverse) -> sp.Expr:
+    if inverse is None:
+        return expr
+    base, rhs, _ = inverse
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base,
+                        lambda e: rhs.xreplace({i: e.indices[0]}))
+
+
+def _apply_identities(expr: sp.Expr, identities) -> sp.Expr:
+    table = {ident.lhs: ident.rhs for ident in identities if isinstance(ident.lhs, sp.Sum)}
+    return expr.xreplace(table) if table else expr
+
+
+def _identity_from_definition(name, definition, inverse, identities) -> Identity | None:
+    """Read ``name = definition`` as an equation for the one new sum it contains."""
+    rewritten = _apply_identities(_linear_sums(_expand(_apply_inverse(definition, inverse))), identities)
+    new = [s for s in rewritten.atoms(sp.Sum) if not any(s == ident.lhs for ident in identities)]
+    if len(new) != 1:
+        return None
+    stand_in = sp.Dummy()
+    solved = sp.solve(sp.Eq(sp.Symbol(name), rewritten.xreplace({new[0]: stand_in})), stand_in)
+    if len(solved) != 1:
+        return None
+    return Identity(new[0], sp.factor(solved[0]), f"from the definition of {name}")
+
+
+def _simplify(chain, full, inverse, identities, definitions) -> tuple[Step, ...]:
+    """The chain from the substituted adjoint to its closed form, one recorded step per rule."""
+    steps = [Step("chain rule over the plate graph", chain), Step("adjoints substituted", full)]
+
+    def step(description, expr):
+        if expr != steps[-1].expr:
+            steps.append(Step(description, expr))
+
+    if inverse is not None:  # identities are numbered (1), (2) … in the order they are listed
+        step(f"by identity (1): {inverse[2].reason}", _linear_sums(_apply_inverse(steps[-1].expr, inverse)))
+    for name, definition in reversed(definitions):
+        step(f"fold the definition of {name} back into {name}", _fold(steps[-1].expr, definition, sp.Symbol(name)))
+    for number, ident in enumerate(identities, 1):
+        if isinstance(ident.lhs, sp.Sum):
+            step(f"by identity ({number}): {ident.reason}", steps[-1].expr.xreplace({ident.lhs: ident.rhs}))
+    step("collect on the batch sums", _collect(steps[-1].expr))
+    if len(steps) == 2:  # nothing to simplify: the substituted form is the closed form
+        steps.append(Step("collect on the batch sums", _collect(full)))
+    return tuple(steps)
+
+
+def _fold(expr: sp.Expr, definition: sp.Expr, name: sp.Symbol) -> sp.Expr:
+    """Write ``definition`` as ``name`` where it appears, also as a power: 1/√(…) -> 1/rms."""
+    expr = expr.xreplace({definition: name})
+    if isinstance(definition, sp.Pow) and definition.base.is_Add:
+        base, e = definition.base, definition.exp
+        expr = expr.replace(lambda p: isinstance(p, sp.Pow) and p.base == base, lambda p: name ** (p.exp / e))
+    return expr
+
+
+def _collect(expr: sp.Expr) -> sp.Expr:
+    """Expand, then pull the common factor out of the terms, the batch sums kept whole."""
+    sums = sorted(expr.atoms(sp.Sum), key=sp.default_sort_key)
+    stand_ins = [sp.Dummy(f"S{k}") for k in range(len(sums))]
+    flat = _expand(expr.xreplace(dict(zip(sums, stand_ins))))
+    return sp.factor_terms(sp.together(flat)).xreplace(dict(zip(stand_ins, sums)))

@@ -1,0 +1,13 @@
+"""Outputs: the results drawn, printed and gathered for people and programs.
+
+Takes a :class:`~bngraph.engine.graph.Graph`, a :class:`~bngraph.engine.derive.Derivation`,
+its :class:`~bngraph.closedform.simplify.ClosedForm` and the checks' report, and gives
+files: SVG, PNG, PDF and DOT diagrams, text and JSON, and the report folder.
+
+- ``render``: Graphviz diagrams through ``nx.nx_agraph`` and pygraphviz.
+- ``export``: text and the contract's JSON.
+- ``report``: ``bngraph report``, everything in one folder.
+- ``files``: writing all-or-nothing.
+
+Nothing is imported here: each command loads only the printers it uses.
+"""

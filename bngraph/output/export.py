@@ -1,0 +1,92 @@
+"""Printers of a derivation as text and JSON (the contract's ``derive --format json``).
+
+Printers only read the immutable results; the same input gives byte-identical output.
+
+>>> from bngraph.engine.layers import LAYERS
+>>> from bngraph.engine.graph import build_graph
+>>> from bngraph.engine.derive import derive
+>>> doc = to_json_dict(derive(build_graph(LAYERS["batchnorm"].trace(2))))
+>>> list(doc)
+['layer', 'm', 'view', 'nodes', 'forward', 'adjoints']
+>>> doc["forward"]["mu"]
+'(x_1 + x_2)/2'
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+from bngraph.engine.derive import Derivation
+
+
+class _MemoPrinter(StrPrinter):
+    """SymPy's str printer, remembering what it printed: √(σ² + ε) appears in m adjoints.
+
+    StrPrinter prints a subexpression the same wherever it stands (the parentheses are the
+    caller's), so one printer can reuse its strings across a whole document.
+    """
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self._printed: dict = {}
+
+    def _print(self, expr, **kwargs):
+        if kwargs:
+            return super()._print(expr, **kwargs)
+        text = self._printed.get(expr)
+        if text is None:
+            text = self._printed[expr] = super()._print(expr)
+        return text
+
+
+def expr_printer() -> Callable[[sp.Expr], str]:
+    """A printer of expressions as text that ``sympy.parse_expr`` reads back (given the names
+    as symbols), in SymPy's own deterministic term order (fast; reads ``x_1 - mu``)."""
+    return _MemoPrinter({"order": "none"}).doprint
+
+
+def expr_str(expr: sp.Expr) -> str:
+    return expr_printer()(expr)
+
+
+def closed_str(expr: sp.Expr) -> str:
+    """A (short) closed-form formula in SymPy's sorted term order: m*dL_dy[i] - ... - ..."""
+    return sp.sstr(expr)
+
+
+def to_json_dict(derivation: Derivation, closed=None) -> dict[str, Any]:
+    """The contract's JSON object: layer, m, view, nodes, forward, adjoints[, closed_form]."""
+    g = derivation.graph
+    expr_str = expr_printer()
+    doc: dict[str, Any] = {
+        "layer": g.layer,
+        "m": g.m,
+        "view": g.view,
+        "nodes": [{"name": n.name, "role": n.role, "parents": list(n.parents)} for n in g],
+        "forward": {n.name: expr_str(n.expr) for n in g if n.expr is not None},
+        "adjoints": {a.name: expr_str(a.expr) for a in derivation.adjoints.values()},
+    }
+    if closed is not None:
+        doc["closed_form"] = {key: closed_str(e) for key, e in closed.formulas.items()}
+    return doc
+
+
+def to_json(derivation: Derivation, closed=None) -> str:
+    return json.dumps(to_json_dict(derivation, closed), indent=2, ensure_ascii=False) + "\n"
+
+
+def to_text(derivation: Derivation, closed=None) -> str:
+    """The trace (one node a line), then one adjoint a line, then the closed form."""
+    expr_str = expr_printer()
+    lines = [str(derivation.graph), "", "adjoints (reverse mode; the upstream dL_dy_k are given):"]
+    lines += [f"  {a.name} = {expr_str(a.expr)}" for a in derivation.adjoints.values()]
+    if closed is not None:
+        lines += ["", "closed form (symbolic m, for every m >= 1; i free, j summed over 1..m):"]
+        lines += [f"  {key} = {closed_str(e)}" for key, e in closed.formulas.items()]
+        lines += [f"  ({closed.provenance})"]
+        lines += ["", "compact backward (common subexpressions):"]
+        lines += [f"  {line}" for line in closed.compact_backward().splitlines()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,17 @@
+"""TeX: reading the mathematics people write, and writing the derivation as LaTeX and Markdown.
+
+Reading takes a document's text and gives SymPy expressions in the contract's names (for
+the auditor); writing takes a :class:`~bngraph.engine.derive.Derivation` and its
+:class:`~bngraph.closedform.simplify.ClosedForm` and gives LaTeX or Markdown (for the
+outputs and the report).
+
+- ``document``: finds the equations of a Markdown, LaTeX, notebook or text file.
+- ``clean``: strips what surrounds a formula, checks its braces.
+- ``grammar``: the lark grammar of one equation, and the builder of SymPy from its tree;
+  where a LaTeX command is read.
+- ``names``: how ``\\mu_\\mathcal{B}`` or ``\\hat{x}_i`` become the contract's names.
+- ``printer``: an expression printed back in its author's notation.
+- ``export``: a derivation as a LaTeX document or Markdown.
+
+Nothing is imported here, so that writing LaTeX does not build the grammar.
+"""

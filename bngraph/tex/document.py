@@ -1,0 +1,364 @@
+r"""Find the equations in a write-up: Markdown, LaTeX, a Jupyter notebook or plain text.
+
+Math is found in ``$…$``, ``$$…$$``, ``\[…\]``, ``\(…\)`` and the display environments
+(equation, align, aligned, gather, eqnarray, multline …). An align gives one equation per
+row; a row ``&= …`` continues the left side of the row above; a row that starts with
+``+``/``-`` continues the row above. The document's own macros (``\newcommand``,
+``\renewcommand``, ``\def``, ``\DeclareMathOperator``) are expanded; ``\require{…}``,
+``\label``, ``\tag`` are dropped. Every equation keeps its line (and notebook cell).
+
+>>> doc = "Mean:\n$$\\begin{aligned}\n\\mu &= \\frac{1}{m}\\sum_i x_i \\\\\n &= \\bar{x}\n\\end{aligned}$$"
+>>> [(s.line, s.tex) for s in find_equations(doc)]
+[(3, '\\mu = \\frac{1}{m}\\sum_i x_i'), (4, '\\mu = \\bar{x}')]
+"""
+from __future__ import annotations
+
+import json
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+
+from bngraph.errors import BngraphError
+
+FORMATS = {".md": "md", ".markdown": "md", ".tex": "tex", ".latex": "tex", ".ipynb": "ipynb", ".txt": "txt"}
+DISPLAY_ENVS = "equation|align|alignat|aligned|gather|gathered|eqnarray|multline|flalign|displaymath|split|math"
+MAX_EXPANSION = 20000  # characters: a macro that keeps growing is recursive
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """One equation as written (macros expanded), where it is, and how it was set."""
+
+    tex: str
+    line: int
+    cell: int | None = None
+    display: bool = True
+    continues: bool = False  # its left side is the row above's (an align "&= …" row)
+
+    @property
+    def where(self) -> str:
+        return f"cell {self.cell}, line {self.line}" if self.cell is not None else f"line {self.line}"
+
+
+@dataclass(frozen=True)
+class Macro:
+    nargs: int
+    default: str | None  # the optional first argument's default, \newcommand{\x}[2][a]{…}
+    body: str
+
+
+# -- reading ----------------------------------------------------------------------------
+def read_document(path_or_text, doc_format: str | None = None) -> tuple[str, str, list[tuple[int | None, str]]]:
+    """(name, format, [(cell, text)]): the Markdown cells of a notebook, or one text.
+
+    A ``Path``, or a ``str`` naming an existing file, is read as a file; any other ``str``
+    is the document itself (Markdown unless ``doc_format`` says otherwise).
+    """
+    path = _as_path(path_or_text)
+    if path is None:
+        return "<text>", doc_format or "md", [(None, path_or_text)]
+    if not path.is_file():
+        raise BngraphError(f"{path}: no such file")
+    fmt = doc_format or FORMATS.get(path.suffix.lower(), "txt")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BngraphError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise BngraphError(f"{path}: cannot read ({exc.strerror})") from None
+    if fmt == "ipynb":
+        return str(path), fmt, notebook_cells(text, str(path))
+    return str(path), fmt, [(None, text)]
+
+
+def _as_path(path_or_text) -> Path | None:
+    if isinstance(path_or_text, Path):
+        return path_or_text
+    if not isinstance(path_or_text, str):
+        raise BngraphError("a document is a path or its text")
+    text = path_or_text
+    if "\n" in text or "$" in text or "\\" in text or len(text) > 4096:
+        return None
+    if Path(text).is_file() or Path(text).suffix.lower() in FORMATS:
+        return Path(text)
+    return None
+
+
+def notebook_cells(text: str, name: str = "notebook") -> list[tuple[int, str]]:
+    """The Markdown cells of an .ipynb (JSON), numbered from 1 as the notebook shows them."""
+    try:
+        nb = json.loads(text)
+        cells = nb["cells"]
+        found = []
+        for number, cell in enumerate(cells, 1):
+            if cell.get("cell_type") == "markdown":
+                source = cell.get("source", "")
+                found.append((number, "".join(source) if isinstance(source, list) else str(source)))
+        return found
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BngraphError(f"{name}: not a Jupyter notebook (JSON with cells)") from None
+
+
+# -- masking what is not mathematics ----------------------------------------------------
+def _blank(text: str, start: int, end: int) -> str:
+    """``text`` with [start, end) replaced by spaces, newlines kept: offsets stay valid."""
+    return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+
+
+def _mask(text: str, fmt: str) -> str:
+    patterns = [r"<!--.*?-->"]
+    if fmt == "tex":
+        patterns += [r"\\begin\{(verbatim|lstlisting|minted)\}.*?\\end\{\1\}", r"(?<!\\)%[^\n]*"]
+    else:
+        patterns += [r"^(```|~~~).*?^\1[^\n]*$", r"(`+)[^`\n].*?\1"]
+    for pattern in patterns:
+        for match in list(re.finditer(pattern, text, re.S | re.M)):
+            text = _blank(text, match.start(), match.end())
+    return text
+
+
+# -- macros -------------------------------------------------------------------------------
+_DEFINE = re.compile(r"\\(?:(?:re)?newcommand|providecommand|DeclareMathOperator)\*?|\\def(?![a-zA-Z])|\\require\s*\{[^{}]*\}")
+
+
+def _group(text: str, pos: int) -> tuple[str, int]:
+    """The balanced ``{…}`` at ``pos`` (spaces skipped): (content, end)."""
+    while pos < len(text) and text[pos] in " \t\n":
+        pos += 1
+    if pos >= len(text) or text[pos] != "{":
+        raise ValueError("expected {")
+    depth = 0
+    for k in range(pos, len(text)):
+        if text[k] == "\\":
+            continue
+        if text[k] == "{" and text[k - 1] != "\\":
+            depth += 1
+        elif text[k] == "}" and text[k - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return text[pos + 1:k], k + 1
+    raise ValueError("unbalanced")
+
+
+def collect_macros(text: str) -> tuple[dict[str, Macro], list[tuple[int, int]]]:
+    """The document's macro definitions and the spans they occupy."""
+    macros, spans = {}, []
+    for match in _DEFINE.finditer(text):
+        command, pos = match[0], match.end()
+        try:
+            if command.startswith("\\require"):
+                spans.append((match.start(), pos))
+                continue
+            if command == "\\def":
+                name_match = re.compile(r"\s*\\([a-zA-Z]+)((?:#\d)*)").match(text, pos)
+                name, nargs, default = name_match[1], len(name_match[2]) // 2, None
+                body, end = _group(text, name_match.end())
+            else:
+                if text[pos:].lstrip().startswith("{"):
+                    name_tex, pos = _group(text, pos)
+                else:
+                    name_match = re.compile(r"\s*(\\[a-zA-Z]+)").match(text, pos)
+                    name_tex, pos = name_match[1], name_match.end()
+                name = name_tex.strip().lstrip("\\")
+                options = re.compile(r"\s*\[(\d)\](?:\s*\[([^\]]*)\])?").match(text, pos)
+                nargs, default = (int(options[1]), options[2]) if options else (0, None)
+                body, end = _group(text, options.end() if options else pos)
+                if command.startswith("\\DeclareMathOperator"):
+                    body = rf"\operatorname{{{body}}}"
+        except (ValueError, TypeError):
+            continue  # not a definition we can read: leave the text as it is
+        macros[name] = Macro(nargs, default, body)
+        spans.append((match.start(), end))
+    return macros, spans
+
+
+def expand_macros(tex: str, macros: dict[str, Macro]) -> str:
+    r"""``tex`` with the macros replaced, arguments and all.
+
+    >>> expand_macros(r"\pd{L}{\B}", {"pd": Macro(2, None, r"\frac{\partial #1}{\partial #2}"), "B": Macro(0, None, r"\mathcal{B}")})
+    '\\frac{\\partial L}{\\partial \\mathcal{B}}'
+    """
+    if not macros:
+        return tex
+    pattern = re.compile(r"\\(%s)(?![a-zA-Z])" % "|".join(sorted(map(re.escape, macros), key=len, reverse=True)))
+    for _ in range(100):
+        match = pattern.search(tex)
+        if match is None:
+            return tex
+        macro, pos, args = macros[match[1]], match.end(), []
+        for k in range(macro.nargs):
+            if k == 0 and macro.default is not None:
+                option = re.compile(r"\s*\[([^\]]*)\]").match(tex, pos)
+                args.append(option[1] if option else macro.default)
+                pos = option.end() if option else pos
+                continue
+            arg, pos = _argument(tex, pos)
+            args.append(arg)
+        body = re.sub(r"#(\d)", lambda d: args[int(d[1]) - 1] if 0 < int(d[1]) <= len(args) else "", macro.body)
+        tex = tex[:match.start()] + body + tex[pos:]
+        if len(tex) > MAX_EXPANSION:
+            break
+    raise BngraphError("a macro's expansion does not end (is it recursive?)")
+
+
+def _argument(tex: str, pos: int) -> tuple[str, int]:
+    """One macro argument: a braced group, a command, or one character."""
+    while pos < len(tex) and tex[pos] == " ":
+        pos += 1
+    if pos >= len(tex):
+        return "", pos
+    if tex[pos] == "{":
+        try:
+            return _group(tex, pos)
+        except ValueError:
+            return tex[pos + 1:], len(tex)
+    command = re.compile(r"\\[a-zA-Z]+|\\.").match(tex, pos)
+    if command:
+        return command[0], command.end()
+    return tex[pos], pos + 1
+
+
+# -- finding the math -------------------------------------------------------------------
+# Inline $…$ as pandoc reads it: no space just inside the dollars, no digit right after the
+# closing one — so "costs $5 and $10" is not math.
+_OPEN = re.compile(r"\$\$|\\\[|\\\(|\\begin\{(%s)(\*?)\}|(?<![\\$])\$(?![$\s])" % DISPLAY_ENVS)
+
+
+def math_blocks(text: str) -> list[tuple[int, str, str, bool]]:
+    """(offset of the content, content, environment, display) for each piece of math."""
+    blocks, pos = [], 0
+    while True:
+        match = _OPEN.search(text, pos)
+        if match is None:
+            return blocks
+        opener = match[0]
+        if opener == "$$":
+            close, env, display = re.compile(r"\$\$"), "$$", True
+        elif opener == "\\[":
+            close, env, display = re.compile(r"\\\]"), "[", True
+        elif opener == "\\(":
+            close, env, display = re.compile(r"\\\)"), "(", False
+        elif opener == "$":
+            close, env, display = re.compile(r"(?<![\\\s])\$(?!\d)"), "$", False
+        else:
+            env, display = match[1], True
+            close = re.compile(r"\\end\{%s%s\}" % (match[1], re.escape(match[2])))
+        end = close.search(text, match.end())
+        if end is None or (env == "$" and "\n\n" in text[match.end():end.start()]):
+            pos = match.end()
+            continue
+        blocks.append((match.end(), text[match.end():end.start()], env, display))
+        pos = end.end()
+
+
+_INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align\*?|equation\*?)\}(?:\{\d+\})?")
+_ROW = re.compile(r"\\\\(?:\s*\[[^\]]*\])?")
+_RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx)(?![a-zA-Z])")
+_OPERATOR_START = re.compile(r"^(?:[+\-]|\\cdot(?![a-zA-Z])|\\times(?![a-zA-Z]))")
+_LEADING_LAYOUT = re.compile(r"^(?:\s|&|\\q?quad(?![a-zA-Z])|\\[,;:! ]|\\(?:nonumber|notag)(?![a-zA-Z]))*")
+_SEPARATOR = re.compile(r"(?:[,;]\s*)?\\qquad(?![a-zA-Z])|,\s*\\q?quad(?![a-zA-Z])|;\s*\\q?quad(?![a-zA-Z])")
+
+
+def first_relation(tex: str) -> re.Match | None:
+    """The first relation (=, :=, \\gets …) outside braces, or None."""
+    for match in _RELATION.finditer(tex):
+        before = tex[:match.start()]
+        if before.count("{") - before.count("\\{") == before.count("}") - before.count("\\}"):
+            return match
+    return None
+
+
+def _rows(offset: int, content: str, env: str) -> list[tuple[int, str]]:
+    """(offset, text) per row: split at \\\\, nested aligned/split unwrapped."""
+    for match in _INNER.finditer(content):
+        content = _blank(content, match.start(), match.end())
+    pieces, start = [], 0
+    for match in _ROW.finditer(content):
+        pieces.append((offset + start, content[start:match.start()]))
+        start = match.end()
+    pieces.append((offset + start, content[start:]))
+    if env.startswith("multline"):  # one equation set over several lines
+        return [(pieces[0][0], " ".join(p for _, p in pieces))]
+    return pieces
+
+
+def _equations_of_block(offset: int, content: str, env: str) -> list[tuple[int, str, bool]]:
+    """(offset, equation, continues) per equation in one block, rows joined and continued."""
+    found: list[list] = []
+    for row_offset, row in _rows(offset, content, env):
+        lead = _LEADING_LAYOUT.match(row).end()
+        text = row[lead:].strip()
+        if not text:
+            continue
+        at = row_offset + lead
+        if found and _OPERATOR_START.match(text):  # "&\quad + …": the row above goes on
+            found[-1][1] += " " + text
+            continue
+        if found and (relation := first_relation(text)) is not None and not text[:relation.start()].replace("&", "").strip():
+            previous = found[-1][1]
+            head = first_relation(previous)
+            if head is not None:
+                found.append([at, previous[:head.start()].replace("&", " ").strip() + " " + text.lstrip("&"), True])
+                continue
+        found.append([at, text, False])
+    out = []
+    for at, text, continues in found:
+        for k, piece in enumerate(_split_separated(text)):
+            out.append((at + (text.find(piece) if k else 0), piece, continues and k == 0))
+    return out
+
+
+def _split_separated(text: str) -> list[str]:
+    """Several equations on one row, set apart by ``\\qquad`` or ``, \\quad``."""
+    pieces, start = [], 0
+    for match in _SEPARATOR.finditer(text):
+        before, after = text[start:match.start()], text[match.end():]
+        if first_relation(before) is not None and first_relation(after) is not None:
+            pieces.append(before)
+            start = match.end()
+    pieces.append(text[start:])
+    return [p.strip() for p in pieces if p.strip()]
+
+
+_LAYOUT = re.compile(r"(?<!\\)&|\\(?:label|tag)\*?\{[^{}]*\}|\\(?:nonumber|notag)(?![a-zA-Z])")
+
+
+def _tidy(tex: str) -> str:
+    """Alignment marks, labels and tags out; runs of white space made one space."""
+    return re.sub(r"\s+", " ", _LAYOUT.sub(" ", tex)).strip()
+
+
+def find_equations(text: str, fmt: str = "md", cell: int | None = None,
+                   macros: dict[str, Macro] | None = None) -> list[Snippet]:
+    """Every equation (math with a relation) of one text, in order, macros expanded."""
+    own, spans = collect_macros(text)
+    macros = {**(macros or {}), **own}
+    for start, end in spans:
+        text = _blank(text, start, end)
+    text = _mask(text, fmt)
+    newlines = [k for k, ch in enumerate(text) if ch == "\n"]
+    snippets = []
+    for offset, content, env, display in math_blocks(text):
+        for at, tex, continues in _equations_of_block(offset, content, env):
+            try:
+                tex = expand_macros(tex, macros)
+            except BngraphError:
+                pass  # the parser will name the macro it cannot read
+            tex = _tidy(tex)
+            if first_relation(tex) is None and not continues:
+                continue  # inline math that states nothing: $x_i$, $m$
+            snippets.append(Snippet(tex, bisect_right(newlines, at - 1) + 1, cell, display, continues))
+    return snippets
+
+
+def document_equations(path_or_text, doc_format: str | None = None) -> tuple[str, list[Snippet]]:
+    """(name, every equation of the document); notebook macros carry from cell to cell."""
+    name, fmt, cells = read_document(path_or_text, doc_format)
+    macros: dict[str, Macro] = {}
+    snippets = []
+    for cell, text in cells:
+        own, _ = collect_macros(text)
+        snippets += find_equations(text, "md" if fmt == "ipynb" else fmt, cell, macros)
+        macros.update(own)
+    return name, snippets
