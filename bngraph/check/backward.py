@@ -17,8 +17,9 @@ from bngraph.check.diagnose import CORRECT_DX, Case, diagnose, dx_scale
 from bngraph.errors import BngraphError
 from bngraph.check.numeric import max_relative_error
 from bngraph.check.reference import LAYERS, one_pass_variance_precision, reference_backward, reference_forward, validate_inputs
-from bngraph.engine.usercode import (GRADIENTS, UserCodeFailed, as_array, backward_style, call_forward, call_user,
-                                     default_forward, forward_styles, function_name, gradients_from, load_function)
+from bngraph.check.usercall import (GRADIENTS, UserCodeFailed, as_array, backward_style, call_forward, call_user,
+                                    default_forward, forward_styles, gradients_from)
+from bngraph.engine.usercode import function_name, load_function
 
 __all__ = ["BackwardReport", "GradientCheck", "assert_backward_matches", "check_backward",
            "cli_check_backward", "load_function", "one_pass_variance_precision"]

@@ -16,6 +16,7 @@ from typing import Callable
 
 from bngraph.errors import BngraphError
 from bngraph.engine.trace import Trace, name, sqrt, stage, trace
+from bngraph.engine.usercode import load_function
 
 
 def batchnorm(x, gamma, beta, epsilon):
@@ -82,13 +83,6 @@ def get_layer(layer: str) -> Layer:
         return LAYERS[layer]
     except KeyError:
         raise BngraphError(f"unknown layer {layer!r}; known layers: {', '.join(LAYERS)}") from None
-
-
-def load_function(spec: str) -> Callable:
-    """The function FUNC of ``FILE.py:FUNC`` (see :func:`bngraph.engine.usercode.load_function`)."""
-    from bngraph.engine.usercode import load_function as load  # imports NumPy: only when a file is named
-
-    return load(spec)
 
 
 def trace_target(layer: str | None = None, function: str | None = None, m: int = 3) -> Trace:

@@ -31,19 +31,18 @@ Sum(dL_dy[j]*xhat[j], (j, 1, m))
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
-from fractions import Fraction
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import sympy as sp
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from bngraph.errors import BngraphError
+from bngraph.tex.builder import Builder
 from bngraph.tex.clean import brace_short_arguments, check_balance, clean
-from bngraph.tex.names import (KNOWN_COMMANDS, LOSS_NAMES, DiffOp, Items, Name, Notation, ParenIndex, Partial, Relation,
-                       TexSyntaxError, canonical_bound, fail, concrete_names, free_index_names, index_symbol, index_symbols, resolve_name,
-                       symbol, value)
+from bngraph.tex.names import (KNOWN_COMMANDS, Notation, TexSyntaxError, canonical_bound, concrete_names, fail,
+                               free_index_names, symbol, value)
 
 __all__ = ["Equation", "Notation", "TexSyntaxError", "concrete_names", "parse_equation", "parse_expression", "symbol"]
 
@@ -187,252 +186,6 @@ class Equation:
         return iter((self.lhs, self.rhs))
 
 
-@v_args(inline=True)
-class _Builder(Transformer):
-    """Parse tree -> SymPy. Names stay :class:`Name` until arithmetic needs their value."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.text = text
-        self.notes: dict[str, str] = {}
-
-    # -- leaves
-    def letter(self, tok):
-        return Name(str(tok), tex=str(tok))
-
-    def number(self, tok):
-        value = Fraction(str(tok))  # the token matched [0-9.]+: a decimal literal, nothing else
-        return sp.Rational(value.numerator, value.denominator)
-
-    def command(self, tok):
-        name = str(tok)[1:]
-        if name not in KNOWN_COMMANDS:
-            fail(f"\\{name} cannot stand here")
-        font = "mathcal" if KNOWN_COMMANDS[name] == "B" else None
-        return Name(KNOWN_COMMANDS[name], font=font, tex=str(tok))
-
-    def word(self, tok):
-        cmd, _, rest = str(tok)[1:].partition("{")
-        content = rest[:-1].replace("\\_", "_").strip()
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", content):
-            fail(f"cannot read the text {{{content}}} inside a formula")
-        font = "text" if cmd.strip().startswith(("text", "mbox")) else cmd.strip()
-        return Name(content, font=font, tex=str(tok))
-
-    def group(self, body):
-        return body
-
-    def body(self, expr):
-        return expr
-
-    def relbody(self, lhs, op, rhs):
-        return Relation(lhs, str(op).strip(), rhs)
-
-    def listbody(self, *items):
-        return Items(tuple(items))
-
-    def items(self, *items):
-        return items
-
-    def paren(self, *args):
-        items = args[1] if len(args) == 3 else args[0]  # \{ items \} keeps its bracket tokens
-        if len(items) > 1:
-            return Items(tuple(items))
-        item = items[0]
-        if isinstance(item, sp.Integer) or (isinstance(item, Name) and item.is_plain_letter()):
-            return ParenIndex(item)  # (i) may be the index of x^{(i)}
-        return self._num(item)
-
-    # -- decorations and scripts
-    def accent(self, tok, arg):
-        if isinstance(arg, ParenIndex):
-            arg = arg.value
-        if not isinstance(arg, Name) or arg.accent:
-            fail(f"cannot read {tok} over an expression")
-        kind = {"widehat": "hat", "overline": "bar", "widetilde": "tilde"}.get(str(tok)[1:], str(tok)[1:])
-        return replace(arg, accent=kind, accent_tex=str(tok), inner_sub=arg.sub is not None,
-                       tex=f"{tok}{{{arg.tex}}}")
-
-    def font(self, tok, arg):
-        if not isinstance(arg, Name):
-            return arg  # \mathbf{(x - \mu)}: a font does not change a value
-        return replace(arg, font=str(tok)[1:], tex=f"{tok}{{{arg.tex}}}")
-
-    @v_args(meta=True)
-    def subscript(self, meta, args):
-        return self._script(args[0], "sub", args[1], meta)
-
-    @v_args(meta=True)
-    def superscript(self, meta, args):
-        return self._script(args[0], "sup", args[1], meta)
-
-    def _script(self, base, which, arg, meta):
-        tex = self.text[meta.start_pos:meta.end_pos]
-        if isinstance(base, ParenIndex):
-            base = base.value
-        if isinstance(base, Name):
-            if getattr(base, which) is not None:
-                fail(f"double {'subscript' if which == 'sub' else 'superscript'} in {tex}")
-            return replace(base, **{which: arg}, tex=tex)
-        if which == "sup":
-            return sp.Pow(self._num(base), self._num(arg))
-        if isinstance(base, sp.Symbol):  # {\frac{\partial L}{\partial x}}_{i}: index a family
-            return resolve_name(Name(base.name, sub=arg, tex=tex), self.notes)
-        fail(f"cannot read a subscript on {tex}")
-
-    def lower(self, arg):
-        return ("_", arg)
-
-    def upper(self, arg):
-        return ("^", arg)
-
-    # -- arithmetic
-    def add(self, a, _op, b):
-        return self._num(a) + self._num(b)
-
-    def minus(self, a, _op, b):
-        return self._num(a) - self._num(b)
-
-    def neg(self, _op, a):
-        return -self._num(a)
-
-    def pos(self, _op, a):
-        return self._num(a)
-
-    def mul(self, *args):
-        a, b = args[0], args[-1]
-        if isinstance(a, DiffOp):
-            return self._derivative(b, a.wrt, "frac")
-        return self._num(a) * self._num(b)
-
-    def div(self, a, _op, b):
-        if isinstance(a, Partial) and isinstance(b, Partial) and a.target is not None:
-            return self._derivative(a.target, b.target, "slash")
-        return self._num(a) / self._num(b)
-
-    def frac(self, tok, num, den):
-        self.notes.setdefault("frac", str(tok))
-        if isinstance(den, Partial):
-            if not isinstance(num, Partial):
-                fail("cannot read a fraction with \\partial only in the denominator")
-            if num.target is None:
-                return DiffOp(den.target)
-            return self._derivative(num.target, den.target, "frac")
-        top, bottom = _differential(self._num(num)), _differential(self._num(den))
-        if top is not None and bottom is not None:
-            return self._derivative(top, bottom, "d")
-        return self._num(num) / self._num(den)
-
-    def sqrt(self, _tok, index, arg):
-        radicand = self._num(arg)
-        return sp.sqrt(radicand) if index is None else sp.root(radicand, self._num(index))
-
-    def pdv(self, _tok, num, den):
-        return self._derivative(num, den, "pdv")
-
-    def func(self, tok, arg):
-        name = str(tok)[1:]
-        values = [self._num(a) for a in (arg.items if isinstance(arg, Items) else (arg,))]
-        if name in ("max", "min"):
-            return (sp.Max if name == "max" else sp.Min)(*values)
-        if len(values) != 1:
-            fail(f"\\{name} takes one argument")
-        return {"exp": sp.exp, "log": sp.log, "ln": sp.log, "tanh": sp.tanh, "sin": sp.sin, "cos": sp.cos}[name](values[0])
-
-    def partial(self, tok, sub, target):
-        if sub is not None:  # \partial_{\mu} \ell: the operator ∂/∂μ applied to the loss
-            if target is None:
-                fail(f"{tok} needs something to differentiate")
-            return self._derivative(target, sub, "sub")
-        return Partial(target)
-
-    def sum(self, _tok, *args):
-        *scripts, body = args
-        if scripts and isinstance(scripts[-1], Token):  # \sum_j - a_j: the body is negated
-            scripts, body = scripts[:-1], -self._num(body)
-        limits = {"_": None, "^": None}
-        for which, arg in scripts:
-            if limits[which] is not None:
-                fail("\\sum with two " + ("subscripts" if which == "_" else "superscripts"))
-            limits[which] = arg
-        body = self._num(body)
-        var, start, stop = self._limits(limits["_"], limits["^"], body)
-        style = "full" if limits["^"] is not None else ("index" if limits["_"] is not None else "bare")
-        self.notes.setdefault("sum_style", style)
-        self.notes.setdefault("sum_index", var.name)
-        return sp.Sum(body, (var, start, stop))
-
-    def _limits(self, lower, upper, body):
-        start, stop, var = sp.Integer(1), symbol("m"), lower
-        if isinstance(lower, Relation):
-            if lower.op == "\\in":  # \sum_{i \in \mathcal{B}}: over the batch
-                var = lower.lhs
-            elif lower.op == "=":
-                var, start = lower.lhs, self._num(lower.rhs)
-            else:
-                fail(f"cannot read the sum's range {lower.op}")
-        if upper is not None:
-            stop = self._num(upper)
-            if isinstance(stop, sp.Symbol) and stop.name != "m":
-                self.notes.setdefault("m", stop.name)
-        if var is None:
-            free = sorted({s.name for s in index_symbols(body)})
-            if len(free) != 1:
-                fail("\\sum without a summation index")
-            return index_symbol(free[0]), start, stop
-        if isinstance(var, ParenIndex):
-            var = var.value
-        if not (isinstance(var, Name) and var.is_plain_letter()):
-            fail("the summation index must be a single letter")
-        return index_symbol(var.base), start, stop
-
-    # -- derivatives
-    def _derivative(self, top, bottom, style):
-        if isinstance(top, ParenIndex):
-            top = top.value
-        bottom_value = self._num(bottom)
-        if not isinstance(bottom_value, (sp.Symbol, sp.Indexed)):
-            fail("cannot differentiate with respect to an expression")
-        if isinstance(top, Name) and top.base in LOSS_NAMES and top.is_plain():
-            self.notes.setdefault("loss", top.tex or top.base)
-            self.notes.setdefault("derivative", style)
-            return _adjoint(bottom_value)
-        top_value = self._num(top)
-        if isinstance(top_value, sp.Symbol) and top_value.name == "L":
-            self.notes.setdefault("derivative", style)
-            return _adjoint(bottom_value)
-        return sp.Derivative(top_value, bottom_value, evaluate=False)
-
-    def _num(self, obj):
-        return value(obj, self.notes)
-
-    # -- top level
-    def relation(self, op, expr):
-        return (str(op), self._num(expr))
-
-    def equation(self, lhs, *relations):
-        return (None if lhs is None else self._num(lhs), relations)
-
-    def expression(self, expr):
-        return self._num(expr)
-
-
-def _adjoint(wrt):
-    """``dL_d<name>`` for the quantity ``wrt`` (Symbol or Indexed)."""
-    if isinstance(wrt, sp.Indexed):
-        return sp.IndexedBase(symbol(f"dL_d{wrt.base.label.name}"))[wrt.indices]
-    return symbol(f"dL_d{wrt.name}")
-
-
-def _differential(expr):
-    """``q`` when ``expr`` is ``d q`` (the d of dL/dx), else None."""
-    if isinstance(expr, sp.Mul) and len(expr.args) == 2:
-        d = [a for a in expr.args if isinstance(a, sp.Symbol) and a.name == "d"]
-        if len(d) == 1:
-            return next(a for a in expr.args if a is not d[0])
-    return None
-
-
 def _check_commands(tex: str) -> None:
     for match in re.finditer(r"\\([a-zA-Z]+)", tex):
         name = match[1]
@@ -469,7 +222,7 @@ def _parse(tex: str, start: str):
         tree = _PARSER.parse(tex, start=start)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, tex) from None
-    builder = _Builder(tex)
+    builder = Builder(tex)
     try:
         return builder.transform(tree), builder.notes
     except VisitError as exc:
