@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -216,12 +215,12 @@ def test_large_m_is_collapsed_to_an_ellipsis():
     assert set(full.nodes()) - LEGEND == {n.name for n in g}
 
 
-def test_m_1024_collapsed_renders_in_well_under_a_few_seconds():
+def test_m_1024_collapsed_draws_a_bounded_picture():
+    """The drawing's size does not grow with m (its time is measured in benchmarks/)."""
     g = build_graph(LAYERS["batchnorm"].trace(1024), "staged")
-    start = time.perf_counter()
     svg = render_graph(g, format="svg")
-    assert time.perf_counter() - start < 3.0  # about 0.05 s on a laptop
     assert "1021 more examples" in svg
+    assert svg.count('class="node"') < 60 < len(g)
 
 
 def test_bad_suffix_or_folder_is_one_clear_error(tmp_path):

@@ -222,7 +222,7 @@ WELL_FORMED = st.one_of(
         lambda p: (rf"\left({p[0][0]}\right) + \sum_{{j=1}}^{{m}} \left({p[1][0]}\right)", p[0][1] + S(p[1][1]))))
 
 
-@settings(max_examples=60, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(WELL_FORMED)
 def test_well_formed_latex_reads_to_what_it_was_built_from(pair):
     tex, expected = pair
@@ -236,7 +236,7 @@ FRAGMENTS = [r"\frac", r"\sqrt", r"\sum", r"_", "^", "{", "}", "(", ")", "[", "]
              r"\mathcal{B}", r"\text{run}", r"\pdv", ",", r"\quad", r"\ell", " ", r"\foo", "&", r"\\", "%", "$", "é"]
 
 
-@settings(max_examples=150, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join) | st.text(max_size=60))
 def test_any_text_gives_an_equation_or_a_syntax_error(tex):
     try:
