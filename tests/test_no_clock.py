@@ -21,3 +21,9 @@ def test_no_clock_and_no_hypothesis_deadline(path):
         if isinstance(node, ast.Attribute) and node.attr in CLOCKS and \
                 isinstance(node.value, ast.Name) and node.value.id == "time":
             pytest.fail(f"{path.name}:{node.lineno}: time.{node.attr} in a test")
+
+
+def test_the_hypothesis_profile_has_no_deadline():
+    from hypothesis import settings
+
+    assert settings().deadline is None  # tests/conftest.py loads it for every @given without settings
