@@ -262,8 +262,8 @@ def _run(argv: list[str] | None) -> int:
         return COMMANDS[args.command](args)
     except BngraphError as exc:
         return _fail(f"bngraph: error: {exc}")
-    except KeyboardInterrupt:
-        return _fail("bngraph: interrupted")
+    except KeyboardInterrupt as exc:  # Ctrl-C, or user code that raised it (which says where)
+        return _fail(f"bngraph: interrupted {exc}".rstrip())
     except (OSError, RecursionError, MemoryError) as exc:
         return _fail(f"bngraph: error: {type(exc).__name__}: {one_line(exc)}")
     except Exception as exc:  # a bug of ours: still one line; BNGRAPH_DEBUG=1 shows the traceback

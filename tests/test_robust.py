@@ -151,9 +151,11 @@ def test_an_exit_in_the_users_code_is_a_failure_not_a_pass(tmp_path, capsys, whe
 
 
 def test_a_keyboard_interrupt_in_the_backward_is_not_a_pass(tmp_path, capsys):
-    path = user_file(tmp_path, STUDENT.read_text() + "\n\ndef stops(dout, cache):\n    raise KeyboardInterrupt\n")
+    source = STUDENT.read_text() + "\n\ndef stops(dout, cache):\n    raise KeyboardInterrupt\n"
+    path = user_file(tmp_path, source)
     assert main(["check-backward", f"{path}:stops", "--forward", f"{path}:batchnorm_forward"]) == 2
-    assert capsys.readouterr().err == "bngraph: interrupted\n"
+    line = len(source.splitlines())
+    assert capsys.readouterr().err == f"bngraph: interrupted in mine.py:stops (mine.py, line {line})\n"
 
 
 def test_an_exit_while_traced_or_imported_is_an_error(tmp_path, capsys):

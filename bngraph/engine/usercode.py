@@ -45,6 +45,10 @@ class UserExit(Exception):
         self.status = status
 
 
+class UserInterrupt(KeyboardInterrupt):
+    """User code raised KeyboardInterrupt (or Ctrl-C came while it ran): the command stops, saying where."""
+
+
 class _MarkedLines:
     """A text stream that writes each complete line to stderr as ``LABEL printed: line``."""
 
@@ -87,7 +91,8 @@ def where_in(error: BaseException, filename: str | None = None) -> str:
 
 @contextlib.contextmanager
 def running_user_code(label: str, filename: str | None = None):
-    """Run user code inside: its prints go to stderr marked ``LABEL printed:``; SystemExit becomes UserExit.
+    """Run user code inside: its prints go to stderr marked ``LABEL printed:``; SystemExit becomes
+    UserExit, an Exception the caller reports; KeyboardInterrupt still stops the command, saying where.
 
     >>> import contextlib, io
     >>> err = io.StringIO()
@@ -102,6 +107,10 @@ def running_user_code(label: str, filename: str | None = None):
             yield
     except SystemExit as exit_:
         raise UserExit(exit_.code, where_in(exit_, filename)) from None
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, UserInterrupt):
+            raise
+        raise UserInterrupt(f"in {label}{where_in(interrupt, filename)}") from None
     finally:
         stream.close()
 
