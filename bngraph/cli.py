@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from bngraph.engine import progress
-from bngraph.engine.usercode import forget_printed
 from bngraph.engine.limits import FULL_MAX_M, M_LIMITS, check_full, check_m
+from bngraph.engine.usercode import forget_printed
 from bngraph.errors import BngraphError, one_line
 
 EXAMPLES = {
