@@ -10,12 +10,15 @@ import os
 import sys
 from pathlib import Path
 
+from bngraph.engine import progress
+from bngraph.engine.limits import FULL_MAX_M, M_LIMITS, check_full, check_m
+from bngraph.engine.usercode import forget_printed
 from bngraph.errors import BngraphError, one_line
 
 EXAMPLES = {
     "derive": """examples:
   bngraph derive                              # batchnorm, m = 3, named view, as text
-  bngraph derive --m 4 --view staged          # the 9-step staged backward
+  bngraph derive --m 4 --view staged          # the staged backward, by its 9 steps
   bngraph derive --format json -o bn.json     # the contract's JSON
   bngraph derive --format latex -o bn.tex     # a standalone LaTeX document
   bngraph derive --function my_bn.py:forward  # your own forward pass""",
@@ -44,20 +47,27 @@ class _Parser(argparse.ArgumentParser):
         raise BngraphError(f"{self.prog}: {message} (see --help)")
 
 
-def _m(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"m must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"m must be at least 1, got {value}")
-    return value
+def _m(command: str):
+    """The ``--m`` option's type for ``command``: a whole number from 1 to the command's limit."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"m must be a whole number, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"m must be at least 1, got {value}")
+        try:
+            return check_m(command, value)
+        except BngraphError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
 
 
-def _target_options(p: argparse.ArgumentParser, view: bool = True) -> None:
+def _target_options(p: argparse.ArgumentParser, command: str, view: bool = True) -> None:
     p.add_argument("layer", nargs="?", default=None, help="built-in layer (default: batchnorm; see `bngraph layers`)")
     p.add_argument("--function", metavar="FILE.py:FUNC", help="trace your own function FUNC(x, p1, p2, ...)")
-    p.add_argument("--m", type=_m, default=3, help="batch size m (default: 3)")
+    p.add_argument("--m", type=_m(command), default=3,
+                   help=f"batch size m (default: 3; at most {M_LIMITS[command]}, larger work would not fit)")
     if view:
         p.add_argument("--view", choices=("named", "staged"), default="named", help="graph view (default: named)")
 
@@ -84,23 +94,24 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     p = command("derive", "derive every adjoint and the closed form, as text, JSON, LaTeX or Markdown")
-    _target_options(p)
+    _target_options(p, "derive")
     p.add_argument("--format", choices=("text", "json", "latex", "markdown"), default="text")
     p.add_argument("--loss", choices=("L", "ell"), default="L", help="LaTeX/Markdown: write the loss L or ℓ")
     p.add_argument("--batch-subscript", action="store_true", help="LaTeX/Markdown: write μ_𝓑 and σ²_𝓑")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (LaTeX: a standalone document)")
 
     p = command("render", "draw the forward or backward graph with Graphviz (SVG, PNG, PDF, DOT)")
-    _target_options(p)
+    _target_options(p, "render")
     p.add_argument("--direction", choices=("forward", "backward"), default="forward")
-    p.add_argument("--full", action="store_true", help="draw every example even for large m")
+    p.add_argument("--full", action="store_true",
+                   help=f"draw every example even for large m (up to m = {FULL_MAX_M}: the layout takes minutes above)")
     p.add_argument("--chain-rule", action="store_true", help="backward: write each node's chain-rule sum in it")
     p.add_argument("--values", metavar="SPEC", help="show each node's value and gradient: 'random' (seeded) "
                    "or name=number pairs, e.g. x_1=1,x_2=2,x_3=4,gamma=1.5,beta=0,epsilon=1e-5")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="FILE.svg, .png, .pdf or .dot")
 
     p = command("verify", "check the derived formulas against NumPy, finite differences and autograd")
-    _target_options(p, view=False)
+    _target_options(p, "verify", view=False)
 
     p = command("check-backward", "check your own backward code against the references")
     p.add_argument("target", metavar="FILE.py:BACKWARD")
@@ -115,7 +126,7 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     command("layers", "list the built-in layers")
 
     p = command("report", "the main job: graphs, derivation (text, JSON, LaTeX, Markdown) and checks in a folder")
-    _target_options(p, view=False)
+    _target_options(p, "report", view=False)
     p.add_argument("-o", "--output", metavar="FOLDER", default="bngraph-output", help="folder (default: bngraph-output)")
     return parser
 
@@ -126,19 +137,25 @@ def _graph(args, view=None):
 
     if args.function and args.layer:
         raise BngraphError("give either a LAYER or --function, not both")
+    label = args.function or args.layer or "batchnorm"
+    progress.step(f"tracing {label} at m = {args.m}")
     t = trace_target(args.layer, args.function, args.m)
-    return build_graph(t, view or args.view, args.function or args.layer or "batchnorm")
+    progress.step(f"building the {view or args.view} graph")
+    return build_graph(t, view or args.view, label)
 
 
 def _derivation(args, view=None):
     from bngraph.engine.derive import derive
 
-    return derive(_graph(args, view))
+    graph = _graph(args, view)
+    progress.step("deriving the adjoints")
+    return derive(graph)
 
 
 def _closed_form(derivation):
     from bngraph.closedform.simplify import closed_form
 
+    progress.step("simplifying to the closed form")
     return closed_form(derivation)
 
 
@@ -156,6 +173,7 @@ def cmd_derive(args) -> int:
 
     d = _derivation(args)
     closed = _closed_form(d)
+    progress.step(f"printing {args.format}")
     if args.format == "json":
         text = export.to_json(d, closed)
     elif args.format == "text":
@@ -175,7 +193,9 @@ def cmd_derive(args) -> int:
 def cmd_render(args) -> int:
     from bngraph.output.render import cli_render
 
-    if args.direction == "forward" and not args.values:  # a plain forward diagram needs no adjoints
+    if args.full:
+        check_full(args.m)
+    if args.direction == "forward" and args.values is None:  # a plain forward diagram needs no adjoints
         return cli_render(args, _graph(args))
     d = _derivation(args)
     return cli_render(args, d.graph, d)
@@ -221,6 +241,18 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bngraph.output.console import console
+
+    with console():
+        forget_printed()
+        progress.begin()
+        try:
+            return _run(argv)
+        finally:
+            progress.end()  # erase the status line before the process ends or an error is printed
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -229,18 +261,18 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return COMMANDS[args.command](args)
     except BngraphError as exc:
-        print(f"bngraph: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bngraph: interrupted", file=sys.stderr)
-        return 2
+        return _fail(f"bngraph: error: {exc}")
+    except KeyboardInterrupt as exc:  # Ctrl-C, or user code that raised it (which says where)
+        return _fail(f"bngraph: interrupted {exc}".rstrip())
     except (OSError, RecursionError, MemoryError) as exc:
-        print(f"bngraph: error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
-        return 2
+        return _fail(f"bngraph: error: {type(exc).__name__}: {one_line(exc)}")
     except Exception as exc:  # a bug of ours: still one line; BNGRAPH_DEBUG=1 shows the traceback
         if os.environ.get("BNGRAPH_DEBUG"):
             raise
-        print(f"bngraph: internal error: {type(exc).__name__}: {one_line(exc)} "
-              "(please report it; BNGRAPH_DEBUG=1 shows the traceback)", file=sys.stderr)
-        return 2
+        return _fail(f"bngraph: internal error: {type(exc).__name__}: {one_line(exc)} "
+                     "(please report it; BNGRAPH_DEBUG=1 shows the traceback)")
 
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2

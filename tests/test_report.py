@@ -7,7 +7,7 @@ from bngraph.cli import main
 
 EXPECTED = {"derivation.txt", "derivation.json", "derivation_staged.txt", "derivation.tex", "derivation.md",
             "forward_named.svg", "forward_staged.svg", "backward_named.svg", "backward_staged.svg",
-            "forward_named.dot", "verify.txt"}
+            "forward_named.dot", "forward_staged.dot", "backward_named.dot", "backward_staged.dot", "verify.txt"}
 
 
 def test_report_writes_every_output_and_they_agree_with_the_single_commands(tmp_path, capsys):

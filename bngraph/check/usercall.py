@@ -9,12 +9,10 @@ backward ``(dout, x, gamma, beta, running_mean, running_var, eps)``.
 """
 
 import inspect
-import traceback
-from pathlib import Path
 
 import numpy as np
 
-from bngraph.engine.usercode import function_name
+from bngraph.engine.usercode import UserExit, function_name, running_user_code, where_in
 from bngraph.errors import BngraphError, one_line
 
 GRADIENTS = ("dx", "dgamma", "dbeta")
@@ -104,22 +102,25 @@ class UserCodeFailed(Exception):
 
 
 def call_user(role, function, *args):
-    """``function(*args)``; whatever it raises becomes a one-line UserCodeFailed naming its line.
+    """``function(*args)``; whatever it raises, or a ``sys.exit()``, becomes a one-line UserCodeFailed naming its line.
+
+    What it prints goes to stderr, marked as its own (:func:`~bngraph.engine.usercode.running_user_code`).
 
     >>> call_user("backward", lambda dout, cache: 1 / 0, 1.0, None)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     bngraph.check.usercall.UserCodeFailed: backward raised ZeroDivisionError: division by zero (..., line 1)
     """
+    code = getattr(function, "__code__", None)
+    filename = code.co_filename if code else None
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), running_user_code(function_name(function), filename):
             return function(*args)
+    except UserExit as exit_:  # sys.exit(0) is not a pass: the check never saw a gradient
+        raise UserCodeFailed(f"{role} {exit_}") from None
     except Exception as error:
-        frames = traceback.extract_tb(error.__traceback__)
-        code = getattr(function, "__code__", None)
-        own = [f for f in frames if code and f.filename == code.co_filename] or frames[-1:]
-        where = f" ({Path(own[-1].filename).name}, line {own[-1].lineno})" if own else ""
         message = one_line(error)
-        raise UserCodeFailed(f"{role} raised {type(error).__name__}{': ' + message if message else ''}{where}")
+        raise UserCodeFailed(f"{role} raised {type(error).__name__}{': ' + message if message else ''}"
+                             f"{where_in(error, filename)}") from None
 
 
 def call_forward(forward, styles, case):

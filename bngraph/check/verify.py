@@ -14,15 +14,19 @@ size (dx at m = 2 is about ε/σ² of its terms) is measured absolutely, not rel
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from bngraph.check import numeric, reference
+from bngraph.engine import progress
 from bngraph.engine.derive import Derivation, derive
 from bngraph.closedform.evaluate import adjoint_values, closed_form_values, forward_values, random_point
 from bngraph.engine.graph import build_graph
+from bngraph.engine.usercode import UserExit, function_name, running_user_code, where_in
+from bngraph.errors import BngraphError, one_line
 from bngraph.closedform.simplify import ClosedForm, closed_form
 
 EXACT, FINITE_DIFFERENCES = 1e-9, 1e-6
@@ -93,7 +97,8 @@ def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS
     wanted = ["x"] + [n.name for n in graph.with_role("parameter")]
     errors: dict[tuple[str, str], list] = {}
     notes = []
-    for seed in seeds:
+    for count, seed in enumerate(seeds, 1):
+        progress.step(f"verify: random draw {count} of {len(seeds)}")
         leaves, upstream = random_point(named.graph, seed, EPSILON)
         engine = {"adjoints (named view)": _gradients(named, leaves, upstream, wanted),
                   "adjoints (staged view)": _gradients(staged, leaves, upstream, wanted)}
@@ -104,7 +109,7 @@ def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS
                 notes.append("the closed form uses intermediate sums of its own; it was not evaluated")
                 closed = None
         refs = _builtin_references(graph.layer, leaves, upstream) if builtin else \
-            _function_references(graph.trace.source, named, leaves, upstream, wanted)
+            _function_references(graph.trace.source, named, leaves, upstream, wanted, notes)
         scale = _scale(engine["adjoints (named view)"]["x"], leaves, upstream)
         for ref_name, ref in refs.items():
             fd = "finite" in ref_name
@@ -174,7 +179,7 @@ def _builtin_references(layer: str, leaves, upstream) -> dict[str, dict[str, np.
     return out
 
 
-def _function_references(func: Callable, named: Derivation, leaves, upstream, wanted):
+def _function_references(func: Callable, named: Derivation, leaves, upstream, wanted, notes: list):
     """Finite differences and autograd of the user's own function, run on numbers."""
     params = [n.name for n in named.graph.with_role("parameter", "constant")]
     m = named.graph.m
@@ -192,13 +197,32 @@ def _function_references(func: Callable, named: Derivation, leaves, upstream, wa
         out.update({params[k]: np.asarray(dp[k], dtype=float) for k in range(len(params)) if k not in constants})
         return out
 
-    refs = {"finite differences": as_dict(*numeric.central_difference(lambda x, p: float(loss(x, p)), [x0, p0]))}
+    label = function_name(func)
+    code = getattr(func, "__code__", None)
+    filename = code.co_filename if code else None
+    try:
+        with running_user_code(label, filename):
+            refs = {"finite differences": as_dict(*numeric.central_difference(lambda x, p: float(loss(x, p)), [x0, p0]))}
+    except (UserExit, Exception) as error:  # it traced, but fails on numbers: say so, in one line
+        raise BngraphError(f"{label} failed when run on numbers for finite differences: "
+                           f"{type(error).__name__}: {one_line(error)}{where_in(error, filename)}") from None
     try:
         from autograd import grad
 
-        refs["autograd"] = as_dict(grad(loss, 0)(x0, p0), grad(loss, 1)(x0, p0))
-    except Exception:  # noqa: BLE001 - the user's code may not run under autograd; say so
-        pass
+        gradients, independent = [], []
+        for argnum, what in ((0, "x"), (1, "its parameters")):
+            with running_user_code(label, filename), warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                gradients.append(grad(loss, argnum)(x0, p0))
+            if any("independent of input" in str(w.message) for w in caught):  # autograd's two-line warning
+                independent.append(what)
+        refs["autograd"] = as_dict(*gradients)
+        if independent:
+            notes.append(f"the outputs of {label} do not depend on {' or '.join(independent)}: "
+                         "autograd's gradient there is zero")
+    except Exception as error:  # noqa: BLE001 - the user's code may not run under autograd; say so
+        notes.append(f"autograd could not run {label} ({type(error).__name__}: {one_line(error)}); "
+                     "it was not compared")
     return refs
 
 

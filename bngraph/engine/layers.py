@@ -54,13 +54,37 @@ def layernorm(x, gamma, beta, epsilon):
     return [gamma * h + beta for h in xhat]
 
 
+# The steps of each layer's staged view, in forward order: the name of the node (or family
+# name_k) each step makes, and what it does. The staged text groups the backward by them.
+BATCHNORM_STEPS = (
+    ("mu", "batch mean: mu = (x_1 + ... + x_m)/m"),
+    ("xmu", "centre: xmu_k = x_k - mu"),
+    ("sq", "square: sq_k = xmu_k**2"),
+    ("sigma2", "batch variance: sigma2 = (sq_1 + ... + sq_m)/m"),
+    ("sqrtvar", "standard deviation: sqrtvar = sqrt(sigma2 + epsilon)"),
+    ("ivar", "its inverse: ivar = 1/sqrtvar"),
+    ("xhat", "normalise: xhat_k = xmu_k*ivar"),
+    ("gammax", "scale: gammax_k = gamma*xhat_k"),
+    ("y", "shift: y_k = gammax_k + beta"),
+)
+LAYERNORM_STEPS = (
+    ("mu", "mean: mu = (x_1 + ... + x_m)/m"),
+    ("xmu", "centre: xmu_k = x_k - mu"),
+    ("sigma2", "variance: sigma2 = (xmu_1**2 + ... + xmu_m**2)/m"),
+    ("rstd", "inverse standard deviation: rstd = 1/sqrt(sigma2 + epsilon)"),
+    ("xhat", "normalise: xhat_k = xmu_k*rstd"),
+    ("y", "scale and shift: y_k = gamma*xhat_k + beta"),
+)
+
+
 @dataclass(frozen=True)
 class Layer:
-    """A function to trace and the one line ``bngraph layers`` says of it."""
+    """A function to trace, the one line ``bngraph layers`` says of it, and the steps of its staged view."""
 
     name: str
     function: Callable
     summary: str
+    steps: tuple[tuple[str, str], ...] = ()
 
     def trace(self, m: int) -> Trace:
         """The layer traced at m, under its registry name (``batchnorm-eval``, not the function's)."""
@@ -70,9 +94,11 @@ class Layer:
 LAYERS = {
     layer.name: layer
     for layer in (
-        Layer("batchnorm", batchnorm, "Batch Norm, training: batch mean and biased variance over the m examples"),
+        Layer("batchnorm", batchnorm, "Batch Norm, training: batch mean and biased variance over the m examples",
+              BATCHNORM_STEPS),
         Layer("batchnorm-eval", batchnorm_eval, "Batch Norm, evaluation: normalises with running_mean, running_var"),
-        Layer("layernorm", layernorm, "Layer Norm: mean and variance over the m entries of one example"),
+        Layer("layernorm", layernorm, "Layer Norm: mean and variance over the m entries of one example",
+              LAYERNORM_STEPS),
     )
 }
 

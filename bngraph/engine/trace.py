@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 import sympy as sp
 
+from bngraph.engine.usercode import UserExit, function_name, running_user_code
 from bngraph.errors import BngraphError
 
 # Parameters that are hyper-parameters, not learned: no adjoint is derived for them.
@@ -291,12 +292,16 @@ def trace(func: Callable, m: int, constants: Sequence[str] | None = None) -> Tra
         v = rec.record("constant" if p in constants else "parameter", ())
         rec.nodes[v._index].name = p
         args.append(v)
+    code = getattr(func, "__code__", None)
     try:
-        out = func(list(x), *args)
+        with running_user_code(function_name(func), code.co_filename if code else None):
+            out = func(list(x), *args)
     except BngraphError:
         raise
     except RecursionError:
         raise BngraphError(f"{func.__name__} recursed too deeply while being traced") from None
+    except UserExit as exc:
+        raise BngraphError(f"{func.__name__} {exc} while being traced") from None
     except Exception as exc:  # the user's code failed: say where, in one line
         tb = exc.__traceback__
         while tb.tb_next is not None:

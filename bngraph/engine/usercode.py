@@ -1,13 +1,20 @@
-"""Loading a user's code: import a file by its path and take one function from it.
+"""Loading and running a user's code: import a file by its path, take one function from it,
+and keep what that code does to the process in its place while it runs.
 
 ``bngraph derive --function FILE.py:FUNC`` and ``check-backward FILE.py:BACKWARD`` both
 start here. The file is compiled fresh each time and imported under a name of its own.
+Every place that runs user code (importing it, tracing it, calling it on numbers) does so
+inside :func:`running_user_code`: what the code prints goes to stderr, each line marked as
+the user's, so that it never mixes with bngraph's own output on stdout (JSON, a verdict);
+and a ``sys.exit()`` in it becomes an error instead of ending bngraph with that status.
 """
+import contextlib
 import hashlib
 import importlib.machinery
 import importlib.util
 import inspect
 import sys
+import traceback
 from pathlib import Path
 
 from bngraph.errors import BngraphError, one_line
@@ -21,6 +28,93 @@ class _FreshLoader(importlib.machinery.SourceFileLoader):
         return compile(self.get_data(self.path), self.path, "exec", dont_inherit=True)
 
 
+MAX_PRINTED_LINES = 20  # per function and command: a print in a loop must not flood the terminal
+_printed: dict[str, int] = {}  # lines each label has printed in this command
+
+
+def forget_printed() -> None:
+    """A new command starts: every function may print MAX_PRINTED_LINES lines again."""
+    _printed.clear()
+
+
+class UserExit(Exception):
+    """User code called ``sys.exit()`` (or raised SystemExit): never a success, whatever its status."""
+
+    def __init__(self, status, where: str):
+        super().__init__(f"called sys.exit({status!r}){where}")
+        self.status = status
+
+
+class UserInterrupt(KeyboardInterrupt):
+    """User code raised KeyboardInterrupt (or Ctrl-C came while it ran): the command stops, saying where."""
+
+
+class _MarkedLines:
+    """A text stream that writes each complete line to stderr as ``LABEL printed: line``."""
+
+    def __init__(self, label: str):
+        self.label, self.pending = label, ""
+
+    def write(self, text: str) -> int:
+        self.pending += str(text)
+        *complete, self.pending = self.pending.split("\n")
+        for line in complete:
+            self._emit(line)
+        return len(text)
+
+    def _emit(self, line: str) -> None:
+        count = _printed[self.label] = _printed.get(self.label, 0) + 1
+        if count <= MAX_PRINTED_LINES:
+            sys.stderr.write(f"{self.label} printed: {line}\n")
+        elif count == MAX_PRINTED_LINES + 1:
+            sys.stderr.write(f"{self.label} printed more lines; they are not shown\n")
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = ""
+        self.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def where_in(error: BaseException, filename: str | None = None) -> str:
+    """`` (FILE, line N)`` of the last frame of ``error``'s traceback in ``filename`` (else the last frame)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [f for f in frames if f.filename == filename] or frames[-1:]
+    return f" ({Path(own[-1].filename).name}, line {own[-1].lineno})" if own else ""
+
+
+@contextlib.contextmanager
+def running_user_code(label: str, filename: str | None = None):
+    """Run user code inside: its prints go to stderr marked ``LABEL printed:``; SystemExit becomes
+    UserExit, an Exception the caller reports; KeyboardInterrupt still stops the command, saying where.
+
+    >>> import contextlib, io
+    >>> err = io.StringIO()
+    >>> with contextlib.redirect_stderr(err), running_user_code("my.py:f"):
+    ...     print("hello")
+    >>> err.getvalue()
+    'my.py:f printed: hello\\n'
+    """
+    stream = _MarkedLines(label)
+    try:
+        with contextlib.redirect_stdout(stream):
+            yield
+    except SystemExit as exit_:
+        raise UserExit(exit_.code, where_in(exit_, filename)) from None
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, UserInterrupt):
+            raise
+        raise UserInterrupt(f"in {label}{where_in(interrupt, filename)}") from None
+    finally:
+        stream.close()
+
+
 def _import_file(path):
     """Import a Python file under a name of its own, its folder on sys.path while it runs."""
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
@@ -30,11 +124,15 @@ def _import_file(path):
     sys.modules[name] = module  # dataclasses and pickling in the file look themselves up here
     sys.path.insert(0, str(path.parent.resolve()))  # so that it can import its neighbours
     try:
-        spec.loader.exec_module(module)
+        with running_user_code(path.name, str(path)):
+            spec.loader.exec_module(module)
     except SyntaxError as error:
         del sys.modules[name]
         raise BngraphError(f"cannot import {path}: SyntaxError: {error.msg} (line {error.lineno})") from None
-    except (Exception, SystemExit) as error:
+    except UserExit as error:
+        del sys.modules[name]
+        raise BngraphError(f"cannot import {path}: it {error}") from None
+    except Exception as error:
         del sys.modules[name]
         raise BngraphError(f"cannot import {path}: {type(error).__name__}: {one_line(error)}") from None
     finally:

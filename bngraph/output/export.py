@@ -20,6 +20,7 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from bngraph.engine.derive import Derivation
+from bngraph.engine.layers import LAYERS
 
 
 class _MemoPrinter(StrPrinter):
@@ -79,10 +80,24 @@ def to_json(derivation: Derivation, closed=None) -> str:
 
 
 def to_text(derivation: Derivation, closed=None) -> str:
-    """The trace (one node a line), then one adjoint a line, then the closed form."""
+    """The trace (one node a line), then one adjoint a line, then the closed form.
+
+    A built-in layer's staged view lists its adjoints step by step, last step first.
+    """
     expr_str = expr_printer()
-    lines = [str(derivation.graph), "", "adjoints (reverse mode; the upstream dL_dy_k are given):"]
-    lines += [f"  {a.name} = {expr_str(a.expr)}" for a in derivation.adjoints.values()]
+    lines = [str(derivation.graph), ""]
+    steps = _backward_steps(derivation)
+    if steps is None:
+        lines.append("adjoints (reverse mode; the upstream dL_dy_k are given):")
+        lines += [f"  {a.name} = {expr_str(a.expr)}" for a in derivation.adjoints.values()]
+    else:
+        layer = LAYERS[derivation.graph.layer]
+        lines.append(f"adjoints (reverse mode; the upstream dL_dy_k are given), in the {len(layer.steps)} steps "
+                     f"of {layer.name}'s staged backward, last step first:")
+        for number in range(len(layer.steps), 0, -1):
+            lines.append(f"  step {number}, {layer.steps[number - 1][1]}")
+            lines += [f"    {a.name} = {expr_str(a.expr)}"
+                      for a in derivation.adjoints.values() if steps[a.node] == number]
     if closed is not None:
         lines += ["", "closed form (symbolic m, for every m >= 1; i free, j summed over 1..m):"]
         lines += [f"  {key} = {closed_str(e)}" for key, e in closed.formulas.items()]
@@ -90,3 +105,33 @@ def to_text(derivation: Derivation, closed=None) -> str:
         lines += ["", "compact backward (common subexpressions):"]
         lines += [f"  {line}" for line in closed.compact_backward().splitlines()]
     return "\n".join(lines) + "\n"
+
+
+def _backward_steps(derivation: Derivation) -> dict[str, int] | None:
+    """The step of a built-in layer's staged backward in which each adjoint is completed, or None.
+
+    A node belongs to the step that makes it (its name, or its family's, is the step's);
+    an unnamed node to the first step that uses it. The adjoint of a node is complete once
+    the backward has passed through every node that uses it: in the step of its first user.
+    Grouping the adjoints so keeps them in an order in which each can be evaluated.
+    """
+    graph = derivation.graph
+    layer = LAYERS.get(graph.layer)
+    if graph.view != "staged" or layer is None or not layer.steps:
+        return None
+    number = {name: k for k, (name, _) in enumerate(layer.steps, 1)}
+    own: dict[str, int] = {}
+    for node in reversed(graph.nodes):  # every user of a node before the node itself
+        family = node.name.rsplit("_", 1)[0] if node.name.rsplit("_", 1)[-1].isdigit() else node.name
+        users = [own[c] for c in graph.children(node.name) if c in own]
+        if family in number:
+            own[node.name] = number[family]
+        elif users and node.role not in ("input", "parameter", "constant"):
+            own[node.name] = min(users)
+    steps = {}
+    for adjoint in derivation.adjoints.values():
+        users = [own[c] for c in graph.children(adjoint.node) if c in own]
+        if not users:  # a layer whose nodes do not all carry its steps' names: no grouping
+            return None
+        steps[adjoint.node] = min(users)
+    return steps

@@ -23,16 +23,19 @@ from pathlib import Path
 import networkx as nx
 import sympy as sp
 
+from bngraph.engine import progress
 from bngraph.engine.derive import adjoint_name, derive
 from bngraph.errors import BngraphError
 from bngraph.closedform.evaluate import adjoint_values, forward_values, random_point
 from bngraph.engine.graph import Graph
 from bngraph.output.files import write_atomic
+from bngraph.output.fonts import use_own_fonts_conf
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 DIRECTIONS = ("forward", "backward")
 LEAVES = ("input", "parameter", "constant")
 COLLAPSE_ABOVE = 8  # larger batches draw examples 1, 2 and m only, unless full=True
+LONG_LAYOUT = 150  # nodes: Graphviz takes seconds past this many (progress shows it at once)
 SHORT = 40  # characters of an edge's partial (or a chain-rule term) before "…"
 
 # Each role its own shape and colour, so the picture reads without the legend too.
@@ -70,11 +73,14 @@ def render_graph(graph: Graph, path=None, *, direction="forward", derivation=Non
         derivation = derive(graph)
     numbers = evaluate(derivation, values) if values is not None else None
     example, shown = examples(graph), shown_examples(graph.m, full)
+    use_own_fonts_conf()  # before Graphviz first asks for a font (see fonts.py)
     agraph = nx.nx_agraph.to_agraph(_picture(graph, direction, derivation, numbers, example, shown, chain_rule))
     _add_clusters(agraph, example, shown)
     if fmt == "dot":
         data = agraph.string()
     else:
+        nodes = agraph.number_of_nodes()
+        progress.step(f"laying out {nodes} nodes with Graphviz", long=nodes > LONG_LAYOUT)
         agraph.layout("dot")
         data = agraph.draw(format=fmt)
         data = data.decode("utf-8") if fmt == "svg" else data
@@ -85,7 +91,7 @@ def render_graph(graph: Graph, path=None, *, direction="forward", derivation=Non
 
 def cli_render(args, graph: Graph, derivation=None) -> int:
     """``bngraph render``: draw ``graph`` (backward: with its derivation) to ``args.output``."""
-    values = parse_values(args.values, graph) if args.values else None
+    values = parse_values(args.values, graph) if args.values is not None else None
     render_graph(graph, args.output, direction=args.direction, derivation=derivation, full=args.full,
                  values=values, chain_rule=args.chain_rule)
     return 0
@@ -99,6 +105,8 @@ def parse_values(spec: str, graph: Graph) -> dict[str, float]:
     >>> parse_values("x_1=1, gamma=2.5", build_graph(LAYERS["batchnorm"].trace(1)))
     {'x_1': 1.0, 'gamma': 2.5}
     """
+    if not spec.strip(", \t"):
+        raise BngraphError("--values is empty: give 'random' or name=number pairs, e.g. x_1=1,x_2=2,gamma=1.5")
     if spec.strip() == "random":
         leaves, upstream = random_point(graph)
         return {**leaves, **upstream}
@@ -318,10 +326,11 @@ def evaluate(derivation, values) -> tuple[dict[str, float], dict[str, float]]:
     upstream = {adjoint_name(n.name): n.name for n in graph.outputs}
     missing = [n for n in leaves if n not in values]
     unknown = sorted(set(values) - set(leaves) - set(upstream))
+    if unknown:  # first: a misspelt name also leaves its leaf without a number
+        raise BngraphError(f"values: {', '.join(unknown)}: not an input, parameter, constant or upstream "
+                           f"gradient of this graph (it has {', '.join(leaves)})")
     if missing:
         raise BngraphError(f"values: no number for {', '.join(missing)}")
-    if unknown:
-        raise BngraphError(f"values: {', '.join(unknown)}: not a leaf or upstream gradient of this graph")
     try:
         value = forward_values(graph, {n: float(values[n]) for n in leaves})
         given = {a: float(values.get(a, 1.0)) for a in upstream}

@@ -5,12 +5,14 @@ each file atomically, so a failure leaves no half-written folder behind.
 """
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 from pathlib import Path
 
 from bngraph.output import export
 from bngraph.tex import export as latex
+from bngraph.engine import progress
 from bngraph.engine.derive import derive
 from bngraph.errors import BngraphError
 from bngraph.engine.graph import build_graph
@@ -23,12 +25,16 @@ from bngraph.check.verify import verify
 
 def build_report(layer: str | None, function: str | None, m: int) -> tuple[dict[str, str | bytes], int]:
     """The report's files by name, and verify's exit status."""
-    t = trace_target(layer, function, m)
     label = function or layer or "batchnorm"
+    progress.step(f"tracing {label} at m = {m}")
+    t = trace_target(layer, function, m)
+    progress.step("deriving the adjoints of both views")
     named = derive(build_graph(t, "named", label))
     staged = derive(build_graph(t, "staged", label))
+    progress.step("simplifying to the closed form")
     closed = closed_form(named)
     checks = verify(named, closed, other_view=staged)
+    progress.step("writing the derivation and drawing the graphs")
     files: dict[str, str | bytes] = {
         "derivation.txt": export.to_text(named, closed),
         "derivation.json": export.to_json(named, closed),
@@ -40,6 +46,10 @@ def build_report(layer: str | None, function: str | None, m: int) -> tuple[dict[
         "backward_named.svg": render_graph(named.graph, None, format="svg", direction="backward", derivation=named),
         "backward_staged.svg": render_graph(staged.graph, None, format="svg", direction="backward", derivation=staged),
         "forward_named.dot": render_graph(named.graph, None, format="dot"),
+        "forward_staged.dot": render_graph(staged.graph, None, format="dot"),
+        "backward_named.dot": render_graph(named.graph, None, format="dot", direction="backward", derivation=named),
+        "backward_staged.dot": render_graph(staged.graph, None, format="dot", direction="backward",
+                                            derivation=staged),
         "verify.txt": checks.format(),
     }
     return files, checks.exit_code
@@ -50,22 +60,41 @@ def write_report(args, folder: Path) -> int:
     if folder.exists() and not folder.is_dir():
         raise BngraphError(f"cannot write the report to {folder}: it is a file")
     if not folder.parent.is_dir():
-        raise BngraphError(f"cannot write the report: the folder {folder.parent} does not exist")
-    if folder.exists():
-        for name, data in files.items():
-            write_atomic(folder / name, data)
-    else:  # a new folder appears whole, or not at all
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        staging.chmod(0o777 & ~_UMASK)  # mkdtemp's 0700 is for a temporary folder, not a report
-        try:
+        raise BngraphError(f"cannot write the report to {folder}: the folder {folder.parent} does not exist")
+    try:
+        if folder.exists():
             for name, data in files.items():
-                (staging / name).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
-            staging.rename(folder)
-        except OSError as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise BngraphError(f"cannot write the report to {folder}: {exc.strerror}") from None
-    print(f"bngraph report: {args.function or args.layer or 'batchnorm'}, m = {args.m} -> {folder}/")
+                write_atomic(folder / name, data)
+        else:
+            _write_new_folder(folder, files)
+    except (OSError, BngraphError) as exc:
+        raise BngraphError(f"cannot write the report to {folder}: {_reason(exc, folder)}") from None
+    shown = str(folder).rstrip("/") + "/"  # "-o /" is "/", not "//"
+    print(f"bngraph report: {args.function or args.layer or 'batchnorm'}, m = {args.m} -> {shown}")
     for name in files:
         print(f"  {folder / name}")
     print("checks: " + ("all passed" if status == 0 else "a mismatch was found (see verify.txt)"))
     return status
+
+
+def _write_new_folder(folder: Path, files: dict[str, str | bytes]) -> None:
+    """A new folder appears whole, or not at all: its files are written to a hidden one, renamed at the end."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        staging.chmod(0o777 & ~_UMASK)  # mkdtemp's 0700 is for a temporary folder, not a report
+        for name, data in files.items():
+            (staging / name).write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        staging.rename(folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _reason(exc: Exception, folder: Path) -> str:
+    """Why writing failed, in words: no errno, no temporary file's name."""
+    if isinstance(exc, BngraphError):  # write_atomic's "cannot write FILE: reason"
+        return str(exc).rpartition(": ")[2]
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENOENT and folder.parent.is_dir():  # /proc: the folder exists, files cannot be made
+        reason += f" (no files can be made in {folder.parent})"
+    return reason
