@@ -216,9 +216,10 @@ def test_prints_while_called_by_verify_and_check_backward_stay_off_stdout(tmp_pa
     source = STUDENT.read_text().replace("def batchnorm_backward(dout, cache):",
                                          "def batchnorm_backward(dout, cache):\n    print('OK, all passed')", 1)
     path = user_file(tmp_path, source, "noisy.py")
-    assert main(["check-backward", f"{path}:batchnorm_backward"]) == 0
+    assert main(["check-backward", f"{path}:batchnorm_backward"]) == 1  # correct, but it printed: no pass
     captured = capsys.readouterr()
     assert "OK, all passed" not in captured.out and "noisy.py:batchnorm_backward printed: OK, all passed" in captured.err
+    assert "backward printed 12 lines to standard output" in captured.out and captured.out.rstrip().endswith("FAIL")
 
 
 # -- 5. a closed pipe ends the output quietly, with the command's own status -------------------

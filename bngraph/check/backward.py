@@ -19,7 +19,7 @@ from bngraph.check.numeric import max_relative_error
 from bngraph.check.reference import LAYERS, one_pass_variance_precision, reference_backward, reference_forward, validate_inputs
 from bngraph.check.usercall import (GRADIENTS, UserCodeFailed, as_array, backward_style, call_forward, call_user,
                                     default_forward, forward_styles, gradients_from)
-from bngraph.engine.usercode import function_name, load_function
+from bngraph.engine.usercode import function_name, load_function, printed_lines
 
 __all__ = ["BackwardReport", "GradientCheck", "assert_backward_matches", "check_backward",
            "cli_check_backward", "load_function", "one_pass_variance_precision"]
@@ -176,6 +176,8 @@ def check_backward(backward, forward=None, layer="batchnorm", shapes=None, seeds
                 f" × ε {', '.join(f'{e:g}' for e in epsilons)}")
     tallies = {name: _Tally(name) for name in (("out",) if forward else ()) + GRADIENTS}
     problems = []
+    roles = {"forward": forward, "backward": backward} if forward is not None else {"backward": backward}
+    printed_before = {role: printed_lines(function_name(f)) for role, f in roles.items()}
     for case in cases:
         extra = (case.running_mean, case.running_var) if layer == "batchnorm-eval" else ()
         try:
@@ -199,6 +201,11 @@ def check_backward(backward, forward=None, layer="batchnorm", shapes=None, seeds
             tallies[name].add(case, g, np.asarray(e), dx_scale(case) if name == "dx" else None)
     checks = tuple(t.result(threshold) for t in tallies.values())
     problems += [_verdict(tallies[c.name], cases, layer) for c in checks if not c.passed and c.cases_run]
+    for role, f in roles.items():  # printed text could pass for a verdict: only silent code passes
+        printed = printed_lines(function_name(f)) - printed_before[role]
+        if printed:
+            problems.append(f"{role} printed {printed} line{'s' * (printed > 1)} to standard output (shown on "
+                            "stderr); check-backward passes only code that prints nothing")
     return BackwardReport(
         backward=function_name(backward),
         forward=function_name(forward) if forward is not None else None,

@@ -37,6 +37,11 @@ def forget_printed() -> None:
     _printed.clear()
 
 
+def printed_lines(label: str) -> int:
+    """How many lines the user code called ``label`` has printed in this command."""
+    return _printed.get(label, 0)
+
+
 class UserExit(Exception):
     """User code called ``sys.exit()`` (or raised SystemExit): never a success, whatever its status."""
 
