@@ -227,6 +227,8 @@ def _parse(tex: str, start: str):
         return builder.transform(tree), builder.notes
     except VisitError as exc:
         orig = exc.orig_exc
+        if isinstance(orig, TexSyntaxError):
+            raise orig from None
         if isinstance(orig, BngraphError):
             raise TexSyntaxError(str(orig)) from None
         raise TexSyntaxError(f"cannot build the formula: {type(orig).__name__}: {orig}".splitlines()[0]) from None

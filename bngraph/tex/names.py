@@ -38,6 +38,14 @@ class TexSyntaxError(BngraphError):
     """The text is not an equation the grammar reads; the message says why, in one line."""
 
 
+class TooLarge(TexSyntaxError):
+    """The formula reads, but holds a number, index or power too large to check in floating point."""
+
+
+MAX_MAGNITUDE = 10 ** 12  # a constant beyond this cannot be compared in float64 with the layer's values
+MAX_INDEX = 64  # a concrete index (x_{64}) or sum bound: the largest batch a formula is checked at
+
+
 def symbol(name: str) -> sp.Symbol:
     """The Symbol for ``name`` with the contract's assumptions (``m`` a positive integer,
     everything else plain).
@@ -183,6 +191,8 @@ def _sub_kind(sub) -> tuple[str, object]:
     if isinstance(sub, ParenIndex):
         return _sub_kind(sub.value)
     if isinstance(sub, sp.Integer) and sub > 0:
+        if sub > MAX_INDEX:
+            raise TooLarge(f"the index {sub} is beyond the batches checked (m <= {MAX_INDEX})")
         return "index", (sub,)
     if isinstance(sub, sp.Expr) and _is_index_expr(sub):
         return "index", (sub,)
