@@ -148,6 +148,9 @@ class Evaluator:
         if self.parent is not None and ((base, k) == self.seed or base in self.held):
             plain = value_of(self.parent._indexed(expr.func(expr.base, sp.Integer(k)), env))
             return Dual(plain, 1.0 if (base, k) == self.seed else 0.0)
+        member = self.helpers.get(f"{base}[{k}]")  # xmu_2 = x_2 - μ, written out by the document
+        if member is not None:
+            return self._cached(("helper", base, k), lambda: self.value(member.expr))
         helper = self.helpers.get(base)
         if helper is not None and helper.index is not None:
             return self._cached(("helper", base, k), lambda: self.value(helper.expr, {helper.index: k}))
@@ -257,6 +260,8 @@ class Evaluator:
     def definition_of(self, top: sp.Expr, var, env) -> sp.Expr:
         """What ∂top/∂var differentiates: a quantity's own formula (one level down), or the expression."""
         name = top.base.label.name if isinstance(top, sp.Indexed) else getattr(top, "name", None)
+        if isinstance(top, sp.Indexed) and top.indices[0].is_Integer and f"{name}[{top.indices[0]}]" in self.helpers:
+            return self.helpers[f"{name}[{top.indices[0]}]"].expr
         if name in self.helpers:
             helper = self.helpers[name]
             if helper.index is None:
