@@ -245,7 +245,8 @@ def cli_audit(args, references: Mapping[str, sp.Expr] | None = None, out=None, e
     wrong, 2 the file cannot be read. ``args`` has ``file``, ``layer``, ``format``."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        report = audit_document(Path(args.file), getattr(args, "layer", None) or "batchnorm", references)
+        source = args.file if args.file == "-" else Path(args.file)
+        report = audit_document(source, getattr(args, "layer", None) or "batchnorm", references)
     except BngraphError as exc:
         print(f"bngraph audit: {exc}", file=err)
         return 2
