@@ -97,13 +97,15 @@ class Evaluator:
     def __init__(self, batch: Batch, references: Mapping[str, sp.Expr] | Mapping[str, tuple], *,
                  free: bool = False, helpers: Mapping[str, Helper] | None = None,
                  size_names: frozenset[str] = frozenset({"m"}), reading="local",
-                 seed: tuple | None = None, held: frozenset[str] = frozenset(), parent: "Evaluator | None" = None):
+                 seed: tuple | None = None, held: frozenset[str] = frozenset(), parent: "Evaluator | None" = None,
+                 definitions: Mapping[str, list] | None = None):
         self.batch = batch
         first = next(iter(references.values()), None)
         self.refs = dict(references) if isinstance(first, tuple) else reference_table(references)
         self.helpers = dict(helpers or {})
         self.size_names = size_names | {"m"}
         self.reading, self.seed, self.held, self.parent = reading, seed, held, parent
+        self.definitions = dict(definitions or {})  # the document's own formulas for μ, x̂_1 … (staged write-ups)
         self.free: dict[tuple, float] = {}
         self.free_names = {n for n in self.refs if not n.startswith("dL_d")} if free else set()
         self.rng = random.Random(7919 * batch.m + 17)
@@ -254,7 +256,7 @@ class Evaluator:
         quantities = set(self.refs) | set(self.helpers) | {"sigma"}
         held = {"local": quantities, "total": set()}.get(self.reading) if isinstance(self.reading, str) else self.reading
         child = Evaluator(self.batch, self.refs, helpers=self.helpers, size_names=self.size_names, reading=self.reading,
-                          seed=seed, held=frozenset(set(held) - {seed[0]}), parent=self)
+                          seed=seed, held=frozenset(set(held) - {seed[0]}), parent=self, definitions=self.definitions)
         return lift(child._value(top, env)).d
 
     def definition_of(self, top: sp.Expr, var, env) -> sp.Expr:
@@ -274,12 +276,23 @@ class Evaluator:
                 if not isinstance(top, sp.Indexed):
                     raise Unevaluable(f"∂{name}/∂{var} without the index of {name}")
                 ref = _rename_bound(ref).xreplace({sp.Symbol(index): top.indices[0]})
-            return ref
+            wrt = var.base.label.name if isinstance(var, sp.Indexed) else var.name
+            if wrt in _names(ref):
+                return ref
+            key = f"{name}[{top.indices[0]}]" if isinstance(top, sp.Indexed) else name
+            for own in self.definitions.get(key, ()):  # x̂_1 = ivar · xmu_1: the document's graph, not the layer's
+                if wrt in _names(own.expr):
+                    return own.expr
+            raise Unevaluable(f"∂{name}/∂{wrt}: {wrt} is not one of {name}'s own inputs")
         if name == "sigma":
             return sp.sqrt(sp.Symbol("sigma2"))
         if name is not None:
             raise Unevaluable(f"the partial ∂{name}/∂{var}: {name} is not defined")
         return top
+
+
+def _names(expr: sp.Expr) -> set[str]:
+    return {s.name for s in expr.free_symbols} | {e.base.label.name for e in expr.atoms(sp.Indexed)}
 
 
 def _rename_bound(expr: sp.Expr) -> sp.Expr:

@@ -66,6 +66,9 @@ def register_helper(lhs, sides, ctx: Context) -> None:
     if target is None:
         return
     name, index = target
+    if name in ctx.refs and not any(name in names_in(s) for s in sides):
+        key = f"{name}[{int(index)}]" if index is not None and index.is_Integer else name
+        ctx.definitions.setdefault(key, []).append(Helper(sides[0], index.name if isinstance(index, sp.Symbol) else None))
     if (name in ctx.refs or name in GIVEN or name in ctx.size_names or name in ctx.helpers
             or any(name in names_in(s) for s in sides) or name.startswith("dL_d")):
         return

@@ -173,7 +173,7 @@ def _running_statistics(lhs, sides, ctx: Context) -> list[str]:
     """Names of running averages (μ_run, running_var) in a training-mode layer's formula."""
     if "mu" not in ctx.refs:
         return []
-    names = set().union(*(names_in(e) for e in (lhs, *sides))) - set(ctx.refs) - set(ctx.helpers)
+    names = set().union(*(names_in(e) for e in (lhs, *sides))) - set(ctx.refs)
     return sorted(n for n in names if any(w in n.lower().split("_") or n.lower().startswith(w + "_") or
                                           (w in n.lower() and len(w) > 3) for w in RUNNING_WORDS))
 
@@ -181,7 +181,7 @@ def _running_statistics(lhs, sides, ctx: Context) -> list[str]:
 def _off_topic(lhs, sides, ctx: Context) -> bool:
     """No layer quantity anywhere, and something foreign (max, exp, an unknown name)."""
     names = set().union(*(names_in(e) for e in (lhs, *sides)))
-    if names & ctx.layer_names or names & set(ctx.helpers):
+    if names & ctx.layer_names or names & {key.split("[")[0] for key in ctx.helpers}:
         return False
     known = set(ctx.refs) | GIVEN | ctx.size_names | {"sigma"}
     foreign = any(e.atoms(sp.Function, sp.Max, sp.Min) - e.atoms(sp.KroneckerDelta) for e in (lhs, *sides))

@@ -52,6 +52,7 @@ class Context:
     doc_m: int | None = None
     notation: Notation = Notation()
     beta_is_shift: bool = False
+    definitions: dict[str, list[Helper]] = field(default_factory=dict)  # the document's formulas for μ, x̂_1 …
 
     @property
     def layer_names(self) -> set[str]:
@@ -59,7 +60,7 @@ class Context:
 
     def evaluator(self, batch: Batch, free: bool = False, reading="local") -> Evaluator:
         return Evaluator(batch, self.refs, free=free, helpers=self.helpers, size_names=self.size_names,
-                         reading=reading)
+                         reading=reading, definitions=self.definitions)
 
     def label(self, name: str) -> str:
         return LABELS.get(name, name)

@@ -344,9 +344,38 @@ def _equations_of_block(offset: int, content: str, env: str) -> list[tuple[int, 
         found.append([at, text, False])
     out = []
     for at, text, continues in found:
-        for k, piece in enumerate(_split_separated(text)):
+        for k, piece in enumerate(piece for column in split_columns(text) for piece in _split_separated(column)):
             out.append((at + (text.find(piece) if k else 0), piece, continues and k == 0))
     return out
+
+
+def split_columns(row: str) -> list[str]:
+    r"""An align row holding several equations, ``& \mu = a & v = b``, split at the ``&`` that
+    starts a new left side; ``a &= b`` and ``t &=& u`` stay one equation."""
+    pieces, depth, start = [], 0, 0
+    for k, ch in enumerate(row):
+        if ch == "{" and row[k - 1:k] != "\\":
+            depth += 1
+        elif ch == "}" and row[k - 1:k] != "\\":
+            depth -= 1
+        elif ch == "&" and depth == 0 and row[k - 1:k] != "\\":
+            pieces.append(row[start:k])
+            start = k + 1
+    pieces.append(row[start:])
+    equations: list[str] = []
+    for k, piece in enumerate(pieces):
+        relation = first_relation(piece)
+        has_left = relation is not None and piece[:relation.start()].strip()
+        nxt = pieces[k + 1] if k + 1 < len(pieces) else ""
+        starts_next = (first_relation(nxt) is not None and not nxt[:first_relation(nxt).start()].strip())
+        complete = bool(equations) and first_relation(equations[-1]) is not None
+        if complete and (has_left or (piece.strip() and relation is None and starts_next)):
+            equations.append(piece)
+        elif equations:
+            equations[-1] += " & " + piece
+        else:
+            equations.append(piece)
+    return [e for e in equations if e.strip()] or [row]
 
 
 def _split_separated(text: str) -> list[str]:

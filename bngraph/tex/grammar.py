@@ -40,7 +40,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from bngraph.errors import BngraphError
 from bngraph.tex.builder import Builder
-from bngraph.tex.clean import brace_short_arguments, check_balance, clean
+from bngraph.tex.clean import brace_short_arguments, check_balance, clean, rewrite_constructs
 from bngraph.tex.names import (KNOWN_COMMANDS, Notation, TexSyntaxError, canonical_bound, concrete_names, fail,
                                free_index_names, symbol, value)
 
@@ -153,7 +153,7 @@ COMMANDS = {
     "WORD": "text textrm textit textbf textsf texttt mbox mathrm operatorname mathsf mathtt",
     "LAYOUT": "qquad quad displaystyle textstyle scriptstyle limits nolimits left right middle big Big bigg Bigg "
               "bigl bigr Bigl Bigr biggl biggr Biggl Biggr nonumber notag enspace thinspace medspace thickspace",
-    "LABEL": "label tag hspace vspace phantom",
+    "LABEL": "label tag hspace vspace phantom",  # (\boxed, \color, \underbrace: see clean.rewrite_constructs)
 }
 GRAMMAR = re.sub(r"<([A-Z]+)>", lambda k: "|".join(COMMANDS[k[1]].split()), GRAMMAR_TEMPLATE)
 GRAMMAR_COMMANDS = {c for v in COMMANDS.values() for c in v.split()} | {
@@ -211,6 +211,7 @@ def _parse(tex: str, start: str):
         raise TexSyntaxError("a formula must be text")
     if len(tex) > MAX_CHARS:
         fail(f"the formula is too long ({len(tex)} characters)")
+    tex = rewrite_constructs(tex)
     if "\\\\" in tex:
         fail("several rows (\\\\) in one equation: pass one row at a time")
     check_balance(tex)
