@@ -31,11 +31,11 @@ from typing import Mapping
 
 import sympy as sp
 
-from bngraph.audit.batcheval import reference_table
+from bngraph.audit.batcheval import Batch, reference_table
 from bngraph.audit.context import build_context, fold_feature_index
 from bngraph.audit.judge import judge
-from bngraph.audit.verdicts import (CANNOT_EVALUATE, CANNOT_READ, VERDICTS, WRONG, Context, Counterexample,
-                                    Judgement)
+from bngraph.audit.verdicts import (CANNOT_EVALUATE, CANNOT_READ, HELPER, NOT_ABOUT, VERDICTS, WRONG, Context,
+                                    Counterexample, Judgement)
 from bngraph.errors import BngraphError, one_line
 from bngraph.tex.document import Snippet, document_equations
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
@@ -187,14 +187,18 @@ def default_references(layer: str) -> Mapping[str, sp.Expr]:
 
 
 def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> Finding | None:
-    if isinstance(eq, TooLarge):
+    if isinstance(eq, (TooLarge, MatrixForm)):
         return Finding.of(snippet, Judgement(None, "", CANNOT_EVALUATE, str(eq)))
+    if isinstance(eq, DataBinding):
+        return Finding.of(snippet, Judgement("setting:x", "setting x", HELPER, str(eq)))
     if isinstance(eq, TexSyntaxError):
         if not snippet.display and not _MENTIONS_LAYER.search(snippet.tex):
             return None  # inline prose math ($i = 1, \dots, m$) that is not a formula of the layer
         return Finding.of(snippet, Judgement(None, "", CANNOT_READ, str(eq)))
     if eq.lhs is None:
         return Finding.of(snippet, Judgement(None, "", CANNOT_READ, "no left side"))
+    if eq.kind == "mapping":
+        return Finding.of(snippet, Judgement(None, "", NOT_ABOUT, "a mapping (\\mapsto), not an equation"))
     try:
         j = judge(canonical(eq.lhs), tuple(canonical(s) for s in eq.chain), eq.notation, ctx)
     except (KeyboardInterrupt, SystemExit, MemoryError):
@@ -205,7 +209,31 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
     return Finding.of(snippet, j)
 
 
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\\right\s*)?[)\]]\s*[.,;]?\s*$"
+                   % (_NUMBER, _NUMBER))
+_MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
+                     r"|\\mathbf\s*\{?\s*1|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
+
+
+class DataBinding(TexSyntaxError):
+    """``x = (1, 2, 6)``: the document's own numbers, for the equations after it."""
+
+    def __init__(self, values: tuple[float, ...]):
+        super().__init__(f"the document's own batch, x = ({', '.join(f'{v:g}' for v in values)})")
+        self.values = values
+
+
+class MatrixForm(TexSyntaxError):
+    """A formula over whole matrices or vectors (Xᵀ, ∈ ℝ^{N×D}, pmatrix): read, not checked."""
+
+
 def _read(snippet: Snippet) -> Equation | TexSyntaxError:
+    data = _DATA.match(snippet.tex)
+    if data:
+        return DataBinding(tuple(float(v) for v in re.split(r"\s*,\s*", data[1])))
+    if _MATRIX.search(snippet.tex):
+        return MatrixForm("matrix form, not checked")
     try:
         return parse_equation(snippet.tex)
     except TexSyntaxError as exc:
@@ -214,6 +242,14 @@ def _read(snippet: Snippet) -> Equation | TexSyntaxError:
         raise
     except Exception as exc:  # noqa: BLE001 — a formula the grammar reads but SymPy cannot build
         return TexSyntaxError(one_line(f"cannot build it: {type(exc).__name__}: {exc}")[:160])
+
+
+def _tolerance(eq) -> float:
+    """One unit of the last digit written after ≈ (``\\approx 4.67``: 0.01); 0 for an equation."""
+    if not isinstance(eq, Equation) or eq.kind != "approximation":
+        return 0.0
+    number = re.search(r"(\d+)(?:\.(\d+))?\s*$", eq.tex)
+    return 10.0 ** -len(number[2] or "") if number else 0.0
 
 
 def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[str, sp.Expr] | None = None,
@@ -232,7 +268,10 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     ctx, sizes = build_context(equations, refs)
     findings = []
     for snippet, eq, m in zip(snippets, parsed, sizes):
-        ctx.doc_m = m
+        if isinstance(eq, DataBinding):
+            ctx.batch = Batch(len(eq.values), eq.values, (1.0,) * len(eq.values), 1.0, 0.0, 1e-5)
+        ctx.doc_m = len(ctx.batch.x) if ctx.batch is not None else m
+        ctx.tolerance = _tolerance(eq)
         found = _finding(snippet, eq, ctx)
         if found is not None:
             findings.append(found)
@@ -245,8 +284,7 @@ def cli_audit(args, references: Mapping[str, sp.Expr] | None = None, out=None, e
     wrong, 2 the file cannot be read. ``args`` has ``file``, ``layer``, ``format``."""
     out, err = out or sys.stdout, err or sys.stderr
     try:
-        source = args.file if args.file == "-" else Path(args.file)
-        report = audit_document(source, getattr(args, "layer", None) or "batchnorm", references)
+        report = audit_document(Path(args.file), getattr(args, "layer", None) or "batchnorm", references)
     except BngraphError as exc:
         print(f"bngraph audit: {exc}", file=err)
         return 2

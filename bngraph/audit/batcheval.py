@@ -252,43 +252,43 @@ class Evaluator:
             seed = (var.name,)
         else:
             raise Unevaluable("a derivative with respect to an expression")
-        top = self.definition_of(derivative.expr, var, env)
+        top = definition_of(self, derivative.expr, var)
         quantities = set(self.refs) | set(self.helpers) | {"sigma"}
         held = {"local": quantities, "total": set()}.get(self.reading) if isinstance(self.reading, str) else self.reading
         child = Evaluator(self.batch, self.refs, helpers=self.helpers, size_names=self.size_names, reading=self.reading,
                           seed=seed, held=frozenset(set(held) - {seed[0]}), parent=self, definitions=self.definitions)
         return lift(child._value(top, env)).d
 
-    def definition_of(self, top: sp.Expr, var, env) -> sp.Expr:
-        """What ∂top/∂var differentiates: a quantity's own formula (one level down), or the expression."""
-        name = top.base.label.name if isinstance(top, sp.Indexed) else getattr(top, "name", None)
-        if isinstance(top, sp.Indexed) and top.indices[0].is_Integer and f"{name}[{top.indices[0]}]" in self.helpers:
-            return self.helpers[f"{name}[{top.indices[0]}]"].expr
-        if name in self.helpers:
-            helper = self.helpers[name]
-            if helper.index is None:
-                return helper.expr
-            if isinstance(top, sp.Indexed):
-                return _rename_bound(helper.expr).xreplace({sp.Symbol(helper.index): top.indices[0]})
-        if name in self.refs:
-            ref, index = self.refs[name]
-            if index is not None:
-                if not isinstance(top, sp.Indexed):
-                    raise Unevaluable(f"∂{name}/∂{var} without the index of {name}")
-                ref = _rename_bound(ref).xreplace({sp.Symbol(index): top.indices[0]})
-            wrt = var.base.label.name if isinstance(var, sp.Indexed) else var.name
-            if wrt in _names(ref):
-                return ref
-            key = f"{name}[{top.indices[0]}]" if isinstance(top, sp.Indexed) else name
-            for own in self.definitions.get(key, ()):  # x̂_1 = ivar · xmu_1: the document's graph, not the layer's
-                if wrt in _names(own.expr):
-                    return own.expr
-            raise Unevaluable(f"∂{name}/∂{wrt}: {wrt} is not one of {name}'s own inputs")
-        if name == "sigma":
-            return sp.sqrt(sp.Symbol("sigma2"))
-        if name is not None:
-            raise Unevaluable(f"the partial ∂{name}/∂{var}: {name} is not defined")
-        return top
+def definition_of(ev: Evaluator, top: sp.Expr, var) -> sp.Expr:
+    """What ∂top/∂var differentiates: a quantity's own formula (one level down), or the expression."""
+    name = top.base.label.name if isinstance(top, sp.Indexed) else getattr(top, "name", None)
+    if isinstance(top, sp.Indexed) and top.indices[0].is_Integer and f"{name}[{top.indices[0]}]" in ev.helpers:
+        return ev.helpers[f"{name}[{top.indices[0]}]"].expr
+    if name in ev.helpers:
+        helper = ev.helpers[name]
+        if helper.index is None:
+            return helper.expr
+        if isinstance(top, sp.Indexed):
+            return _rename_bound(helper.expr).xreplace({sp.Symbol(helper.index): top.indices[0]})
+    if name in ev.refs:
+        ref, index = ev.refs[name]
+        if index is not None:
+            if not isinstance(top, sp.Indexed):
+                raise Unevaluable(f"∂{name}/∂{var} without the index of {name}")
+            ref = _rename_bound(ref).xreplace({sp.Symbol(index): top.indices[0]})
+        wrt = var.base.label.name if isinstance(var, sp.Indexed) else var.name
+        if wrt in _names(ref):
+            return ref
+        key = f"{name}[{top.indices[0]}]" if isinstance(top, sp.Indexed) else name
+        for own in ev.definitions.get(key, ()):  # x̂_1 = ivar · xmu_1: the document's graph, not the layer's
+            if wrt in _names(own.expr):
+                return own.expr
+        raise Unevaluable(f"∂{name}/∂{wrt}: {wrt} is not one of {name}'s own inputs")
+    if name == "sigma":
+        return sp.sqrt(sp.Symbol("sigma2"))
+    if name is not None:
+        raise Unevaluable(f"the partial ∂{name}/∂{var}: {name} is not defined")
+    return top
 
 
 def _names(expr: sp.Expr) -> set[str]:

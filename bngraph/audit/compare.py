@@ -28,14 +28,15 @@ def find_mismatch(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str |
                   sizes, *, free: bool = False, batches: Callable | None = None,
                   reading="local") -> Counterexample | None:
     """The first batch (and index value) where ``actual`` differs from ``expected``, or None."""
-    batches = batches or (lambda m: [Batch.random(m, s) for s in SEEDS])
+    if batches is None:
+        batches = (lambda m: [ctx.batch_only]) if ctx.batch_only else (lambda m: [Batch.random(m, s) for s in SEEDS])
     for m in sizes:
         for batch in batches(m):
             ev = ctx.evaluator(batch, free, reading)
             for k in (range(1, m + 1) if index else (None,)):
                 env = {index: float(k)} if index else {}
                 want, got = float(ev.value(expected, env)), float(ev.value(actual, env))
-                if not close(got, want):
+                if not (close(got, want) or abs(got - want) <= ctx.tolerance):
                     return Counterexample(batch, (index, k) if index else None, got, want)
     return None
 

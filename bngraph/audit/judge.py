@@ -26,7 +26,7 @@ from dataclasses import replace
 import sympy as sp
 
 from bngraph.audit.batcheval import SIZES, Batch, Unevaluable, _rename_bound, close
-from bngraph.audit.compare import SideResult, check_side, find_mismatch
+from bngraph.audit.compare import FAMILIES, SideResult, as_vectors, check_side, find_mismatch
 from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, GIVEN, HELPER, LABELS, NOT_ABOUT,
                                     OTHER_FORM, VERDICTS, WRONG, Context, Counterexample, Judgement)
 from bngraph.tex.names import MAX_INDEX, Notation, free_index_names, symbol
@@ -151,6 +151,10 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     if target is None:
         return with_warnings(judge_identity(lhs, sides, notation, ctx), warnings)
     name, index = target
+    if name in FAMILIES and index is None and name in ctx.refs:  # ∂L/∂x̂ = γ ∂L/∂y: elementwise, for each i
+        index = symbol("i")
+        lhs = sp.IndexedBase(symbol(name))[index]
+        sides = tuple(as_vectors(s, "i") if as_vectors(s, "i") is not None else s for s in sides)
     if is_update(name, sides, ctx):
         return with_warnings(judge_update(lhs, sides, ctx), warnings)
     running = _running_statistics(lhs, sides, ctx)
@@ -158,12 +162,48 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
         return Judgement(None, ctx.label(name), NOT_ABOUT, f"it uses {', '.join(running)}: running statistics, "
                          "so evaluation mode (audit it with --layer batchnorm-eval)", warnings)
     if name in ctx.refs and (ctx.refs[name][1] is None) == (index is None):
-        return with_warnings(judge_quantity(lhs, name, index, sides, notation, ctx), warnings)
+        found = judge_quantity(lhs, name, index, sides, notation, ctx)
+        own = foreign_statistics(sides, ctx)
+        if found.verdict == WRONG and own:
+            return Judgement(None, ctx.label(name), NOT_ABOUT, f"it normalises with the document's own "
+                             f"{', '.join(own)}, not the batch's μ and σ²: another layer", warnings)
+        return with_warnings(found, warnings)
     if name == "sigma" and index is None:
         return with_warnings(judge_sigma(lhs, sides, notation, ctx), warnings)
     if name in GIVEN or name in ctx.size_names:
         return with_warnings(judge_setting(name, sides, ctx), warnings)
     return with_warnings(judge_helper(name, sides, ctx), warnings)
+
+
+def foreign_statistics(sides, ctx: Context) -> list[str]:
+    """Helpers of the document that are statistics of x of its own (RMSNorm's ``rms``): built
+    from x alone, never from μ, σ² or x̂, and equal to none of them."""
+    found = []
+    for name in sorted(set().union(*(names_in(s) for s in sides)) & set(ctx.helpers)):
+        expanded, seen = ctx.helpers[name].expr, {name}
+        for _ in range(5):
+            inner = names_in(expanded) & set(ctx.helpers) - seen
+            if not inner:
+                break
+            expanded = expanded.xreplace({symbol(n): ctx.helpers[n].expr for n in inner})
+            seen |= inner
+        names = names_in(expanded)
+        if "x" not in names or names & {"mu", "sigma2", "sigma", "xhat"}:
+            continue
+        try:
+            ev = ctx.evaluator(Batch.random(5, 0))
+            value = float(ev.value(expanded))
+            layer = [float(ev.value(symbol(q))) for q in ("mu", "sigma2") if q in ctx.refs]
+            layer += [v ** 0.5 for v in layer[1:]] + [(layer[1] + ctx_eps(ev)) ** 0.5] if len(layer) > 1 else []
+        except Unevaluable:
+            continue
+        if not any(close(value, v) for v in layer):
+            found.append(name)
+    return found
+
+
+def ctx_eps(ev) -> float:
+    return ev.batch.epsilon
 
 
 RUNNING_WORDS = ("run", "running", "moving", "ema", "pop", "test", "inference", "avg")
@@ -198,10 +238,8 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
     if isinstance(index, sp.Integer):
         sizes = tuple(m for m in sizes if m >= int(index)) or (int(index),)
     result = combine([check_side(ctx, expected, side, index_name, sizes) for side in sides])
-    if result.verdict == WRONG and ctx.doc_m and sizes == SIZES and ctx.doc_m not in SIZES:
-        at_doc_m = combine([check_side(ctx, expected, side, index_name, (ctx.doc_m,)) for side in sides])
-        if at_doc_m.verdict in (CORRECT, OTHER_FORM):  # σ² = 0 in a document at m = 1
-            result = replace(at_doc_m, checked=f"at the document's m = {ctx.doc_m}")
+    result = at_documents_own(ctx, result, lambda sizes_: combine(
+        [check_side(ctx, expected, side, index_name, sizes_) for side in sides]), sizes)
     key = f"{name}[i]" if index is not None else name
     fix = None
     if result.verdict == WRONG:
@@ -211,6 +249,27 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
         fix = correction(lhs, right, notation, free)
     return Judgement(key, ctx.label(name), result.verdict, result.reason, (), result.counterexample, fix,
                      result.checked)
+
+
+def at_documents_own(ctx: Context, result: SideResult, check, sizes) -> SideResult:
+    """A formula wrong in general but right at the document's own m (σ² = 0 at m = 1) or on
+    its own numbers (μ = 3 for x = (1, 2, 6)) states a fact about them: right there."""
+    if result.verdict != WRONG:
+        return result
+    if ctx.batch is not None:
+        saved, ctx.batch_only = ctx.batch_only, ctx.batch
+        try:
+            again = check((ctx.batch.m,))
+        finally:
+            ctx.batch_only = saved
+        if again.verdict in (CORRECT, OTHER_FORM):
+            numbers = ", ".join(f"{v:g}" for v in ctx.batch.x)
+            return replace(again, checked=f"on the document's own numbers, x = ({numbers})")
+    if ctx.doc_m and ctx.doc_m not in sizes:
+        again = check((ctx.doc_m,))
+        if again.verdict in (CORRECT, OTHER_FORM):
+            return replace(again, checked=f"at the document's m = {ctx.doc_m}")
+    return result
 
 
 def judge_sigma(lhs, sides, notation, ctx: Context) -> Judgement:
@@ -260,6 +319,8 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
         return Judgement("identity", label, CANNOT_READ, "more than one free index on the left side")
     sizes = sizes_for((lhs, *sides), ctx)
     result = combine([check_side(ctx, lhs, side, next(iter(free), None), sizes) for side in sides])
+    result = at_documents_own(ctx, result, lambda sizes_: combine(
+        [check_side(ctx, lhs, side, next(iter(free), None), sizes_) for side in sides]), sizes)
     verdict = CORRECT if result.verdict == OTHER_FORM else result.verdict
     fix = None
     if result.verdict == WRONG and result.repaired is not None:

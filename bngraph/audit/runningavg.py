@@ -57,7 +57,7 @@ def judge_update(lhs: sp.Expr, sides, ctx: Context) -> Judgement:
         if kind is None:
             return Judgement(None, "update", NOT_ABOUT, f"an update of {name} that uses no batch statistic "
                              "(an optimiser step?), not a running average of the layer")
-        unknown = sorted(names_in(rhs) - set(ctx.refs) - {"m", name} - set(GREEK) - {"p", "alpha", "momentum"})
+        unknown = sorted(names_in(sides[0]) - set(ctx.refs) - {"m", name} - set(GREEK) - {"p", "alpha", "momentum"})
         if unknown:
             return Judgement(key, label, CANNOT_EVALUATE, f"{', '.join(unknown)} is not defined here: "
                              "which batch statistic does it average?")

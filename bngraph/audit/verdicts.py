@@ -52,7 +52,10 @@ class Context:
     doc_m: int | None = None
     notation: Notation = Notation()
     beta_is_shift: bool = False
-    definitions: dict[str, list[Helper]] = field(default_factory=dict)  # the document's formulas for μ, x̂_1 …
+    definitions: dict[str, list[Helper]] = field(default_factory=dict)
+    batch: Batch | None = None  # the document's own numbers (x = (1, 2, 6)), where they are in force
+    batch_only: Batch | None = None  # while a formula is checked on those numbers alone
+    tolerance: float = 0.0  # an approximation (≈ 4.67) is right to its last written digit  # the document's formulas for μ, x̂_1 …
 
     @property
     def layer_names(self) -> set[str]:

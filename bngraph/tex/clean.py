@@ -87,10 +87,9 @@ _REWRITES = [
     (re.compile(r"\\color\s*\{[^{}]*\}|\\textcolor\s*\{[^{}]*\}"), ""),  # the argument stays, as a group
     (re.compile(r"\\(?:boxed|bm|mathbf|boldsymbol)(?=\s*\{)"), ""),
     (re.compile(r"\\(?:space|,|;|:|!|quad|qquad)(?![a-zA-Z])"), " "),
-    (re.compile(r"_\{?\s*([A-Za-z]{3,}|[A-Z][a-z]+)\s*\}"), r"_{\\text{\1}}"),  # \mu_{run}: a word, not r·u·n
+    (re.compile(r"(?<!\\)_\{\s*([A-Za-z]{3,}|[A-Z][a-z]+)\s*\}"), r"_{\\text{\1}}"),  # \mu_{run}: a word, not r·u·n
     (re.compile(r"_\{\s*([a-z])\s*([a-z])\s*\}"), r"_{\1,\2}"),  # x_{ij}: two indices
     (re.compile(r"\\right\s*\|\s*_"), r"\\right._"),  # \left. … \right|_{x = 0}: the bar of evaluation
-    (re.compile(r"\\(?:ldots|cdots|dots|dotsb|dotsc)(?![a-zA-Z])"), r"\\dots"),
     (re.compile(r"\\odot(?![a-zA-Z])"), r"\\cdot"),
     (re.compile(r"\\dfrac|\\tfrac|\\cfrac"), r"\\frac"),
 ]
@@ -125,10 +124,10 @@ def written_out_sums(tex: str) -> str:
     '\\mu = \\frac{1}{m}(\\sum_{k=1}^{m} x_{k})'
     """
     for _ in range(5):
-        at = tex.find("\\dots")
-        if at < 0:
+        dots = re.search(r"\\(?:ldots|cdots|dots|dotsb|dotsc)(?![a-zA-Z])", tex)
+        if dots is None:
             return tex
-        left, right = _terms_before(tex, at), _term_after(tex, at + len("\\dots"))
+        left, right = _terms_before(tex, dots.start()), _term_after(tex, dots.end())
         if left is None or right is None:
             return tex
         (start, terms), (last, end) = left, right

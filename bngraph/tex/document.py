@@ -57,7 +57,7 @@ def read_document(path_or_text, doc_format: str | None = None) -> tuple[str, str
     A ``Path``, or a ``str`` naming an existing file, is read as a file; any other ``str``
     is the document itself (Markdown unless ``doc_format`` says otherwise).
     """
-    if path_or_text == STDIN or (isinstance(path_or_text, Path) and str(path_or_text) == STDIN):
+    if isinstance(path_or_text, Path) and str(path_or_text) == STDIN:  # Path("-"): the command line's FILE
         return "<stdin>", doc_format or "md", [(None, _decode(sys.stdin.buffer.read(MAX_BYTES + 1), "<stdin>"))]
     path = _as_path(path_or_text)
     if path is None:
@@ -120,7 +120,7 @@ def _as_path(path_or_text) -> Path | None:
     text = path_or_text
     if "\n" in text or "$" in text or "\\" in text or len(text) > 4096:
         return None
-    if Path(text).exists() or Path(text).suffix.lower() in FORMATS or "/" in text:
+    if text.strip() and (Path(text).exists() or Path(text).suffix.lower() in FORMATS):
         return Path(text)
     return None
 

@@ -143,7 +143,7 @@ LABEL.5: /\\(<LABEL>)\*?\{[^{}]*\}/
 # The commands each terminal reads; ``_check_commands`` accepts exactly these and the names.
 COMMANDS = {
     "MULOP": "cdot times ast bullet",
-    "REL": "gets leftarrow longleftarrow coloneqq coloneq triangleq equiv defeq doteq approx simeq",
+    "REL": "gets leftarrow longleftarrow coloneqq coloneq triangleq equiv defeq doteq approx simeq mapsto",
     "CMP": "le leq ge geq lt gt ne neq",
     "FRAC": "frac dfrac tfrac cfrac",
     "DERIV": "pdv dv partialderivative derivative",
@@ -163,7 +163,7 @@ _PARSER = Lark(GRAMMAR, start=["equation", "expression"], parser="lalr", propaga
                maybe_placeholders=True)
 
 RELATION_KIND = {"gets": "update", "leftarrow": "update", "longleftarrow": "update",
-                 "approx": "approximation", "simeq": "approximation"}
+                 "approx": "approximation", "simeq": "approximation", "mapsto": "mapping"}
 
 
 @dataclass(frozen=True)
