@@ -165,7 +165,7 @@ def _split_terms(text: str) -> list[tuple[int, str]]:
 
 
 def _terms_before(tex: str, at: int):
-    """The terms before ``\dots`` back to the enclosing bracket or relation: (start, [(offset, term)])."""
+    """The terms before ``\\dots`` back to the enclosing bracket or relation: (start, [(offset, term)])."""
     depth, k = 0, at - 1
     while k >= 0:
         ch = tex[k]
@@ -187,7 +187,7 @@ def _terms_before(tex: str, at: int):
 
 
 def _term_after(tex: str, pos: int):
-    """The term after ``\dots +``: (term, end)."""
+    """The term after ``\\dots +``: (term, end)."""
     match = re.compile(r"\s*\+\s*").match(tex, pos)
     if match is None:
         return None
