@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import random
+from functools import lru_cache
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -111,9 +112,7 @@ class Evaluator:
         self.rng = random.Random(7919 * batch.m + 17)
         self.memo: dict[tuple, float] = {}
         self.active: set[tuple] = set()
-        # other inputs the references use (running_mean, running_var of an eval-mode layer)
-        used = {s.name for ref, _ in self.refs.values() for s in ref.free_symbols}
-        self.inputs = used - set(self.refs) - {index for _, index in self.refs.values()} - {"m", "sigma"}
+        self.inputs = parent.inputs if parent is not None else _other_inputs(tuple(self.refs.items()))
 
     # -- names
     def _symbol(self, name: str, env: Mapping[str, float]):
@@ -289,6 +288,13 @@ def definition_of(ev: Evaluator, top: sp.Expr, var) -> sp.Expr:
     if name is not None:
         raise Unevaluable(f"the partial ∂{name}/∂{var}: {name} is not defined")
     return top
+
+
+@lru_cache(maxsize=16)
+def _other_inputs(refs: tuple) -> frozenset[str]:
+    """Inputs the references use besides x and the layer's own (running_mean, running_var)."""
+    used = {s.name for _, (ref, _) in refs for s in ref.free_symbols}
+    return frozenset(used - {name for name, _ in refs} - {index for _, (_, index) in refs} - {"m", "sigma"})
 
 
 def _names(expr: sp.Expr) -> set[str]:

@@ -149,6 +149,9 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
         return Judgement(None, ctx.label(name) if name else "", NOT_ABOUT,
                          "it uses none of the layer's quantities", warnings)
     if target is None:
+        if isinstance(lhs, sp.Derivative) and getattr(lhs.expr, "name", None) in FAMILIES:
+            k = symbol("k")  # ∂x̂/∂σ² with x̂ the batch's vector: summed, as its right side sums
+            lhs = sp.Sum(sp.Derivative(sp.IndexedBase(symbol(lhs.expr.name))[k], *lhs.variables), (k, 1, symbol("m")))
         return with_warnings(judge_identity(lhs, sides, notation, ctx), warnings)
     name, index = target
     if name in FAMILIES and index is None and name in ctx.refs:  # ∂L/∂x̂ = γ ∂L/∂y: elementwise, for each i
@@ -163,6 +166,9 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
                          "so evaluation mode (audit it with --layer batchnorm-eval)", warnings)
     if name in ctx.refs and (ctx.refs[name][1] is None) == (index is None):
         found = judge_quantity(lhs, name, index, sides, notation, ctx)
+        if found.verdict == WRONG and name == "y" and "is the normalised input" in found.reason:
+            return Judgement("y[i]", ctx.label(name), AMBIGUOUS, "wrong if y_i is the output γ x̂_i + β; right if "
+                             "y_i names the normalised value x̂_i (no γ, β), as some write-ups do", warnings)
         own = foreign_statistics(sides, ctx)
         if found.verdict == WRONG and own:
             return Judgement(None, ctx.label(name), NOT_ABOUT, f"it normalises with the document's own "
@@ -314,7 +320,7 @@ def judge_helper(name, sides, ctx: Context) -> Judgement:
 def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
     """A left side that is not one quantity: check that both sides agree."""
     label = "local partial" if isinstance(lhs, sp.Derivative) else "identity"
-    free = free_index_names([lhs])
+    free = free_index_names([lhs, *(v for d in lhs.atoms(sp.Derivative) for v in d.variables)])
     if len(free) > 1:
         return Judgement("identity", label, CANNOT_READ, "more than one free index on the left side")
     sizes = sizes_for((lhs, *sides), ctx)

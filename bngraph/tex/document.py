@@ -292,7 +292,8 @@ def math_blocks(text: str) -> list[tuple[int, str, str, bool]]:
         pos = end.end()
 
 
-_INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align\*?|equation\*?)\}(?:\{\d+\})?")
+_INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align|equation|eqnarray|gather|multline|"
+                    r"alignat|flalign)\*?\}(?:\{\d+\})?")
 _ROW = re.compile(r"\\\\(?:\s*\[[^\]]*\])?")
 _RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx)(?![a-zA-Z])")
 _OPERATOR_START = re.compile(r"^(?:[+\-]|\\cdot(?![a-zA-Z])|\\times(?![a-zA-Z]))")

@@ -183,7 +183,7 @@ def _sub_kind(sub) -> tuple[str, object]:
     if isinstance(sub, Name):
         if sub.is_plain() and sub.base in BATCH_MARKERS:
             return "batch", sub.tex or sub.base
-        if sub.is_plain_letter() and sub.base.islower():
+        if sub.is_plain_letter() and sub.base.islower() and sub.base != "o":  # y_o: "out", a label
             return "index", (index_symbol(sub.base),)
         if sub.is_plain() and sub.base.replace("_", "").isalnum():
             return "word", sub.base
