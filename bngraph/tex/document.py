@@ -295,7 +295,7 @@ def math_blocks(text: str) -> list[tuple[int, str, str, bool]]:
 _INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align|equation|eqnarray|gather|multline|"
                     r"alignat|flalign)\*?\}(?:\{\d+\})?")
 _ROW = re.compile(r"\\\\(?:\s*\[[^\]]*\])?")
-_RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx)(?![a-zA-Z])")
+_RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx|mapsto)(?![a-zA-Z])")
 _OPERATOR_START = re.compile(r"^(?:[+\-]|\\cdot(?![a-zA-Z])|\\times(?![a-zA-Z]))")
 _LEADING_LAYOUT = re.compile(r"^(?:\s|&|\\q?quad(?![a-zA-Z])|\\[,;:! ]|\\(?:nonumber|notag)(?![a-zA-Z]))*")
 _SEPARATOR = re.compile(r"(?:[,;]\s*)?\\qquad(?![a-zA-Z])|,\s*\\q?quad(?![a-zA-Z])|;\s*\\q?quad(?![a-zA-Z])")
@@ -394,9 +394,15 @@ def _split_separated(text: str) -> list[str]:
 _LAYOUT = re.compile(r"(?<!\\)&|\\(?:label|tag)\*?\{[^{}]*\}|\\(?:nonumber|notag)(?![a-zA-Z])")
 
 
+_WRAPPER = re.compile(r"^\\(?:boxed|color\s*\{[^{}]*\}|displaystyle\s*)\s*\{(.*)\}$", re.S)
+
+
 def _tidy(tex: str) -> str:
-    """Alignment marks, labels and tags out; runs of white space made one space."""
-    return re.sub(r"\s+", " ", _LAYOUT.sub(" ", tex)).strip()
+    """Alignment marks, labels and tags out; runs of white space made one space; a whole
+    equation in ``\\boxed{…}`` unwrapped."""
+    tex = re.sub(r"\s+", " ", _LAYOUT.sub(" ", tex)).strip()
+    wrapped = _WRAPPER.match(tex)
+    return wrapped[1].strip() if wrapped and first_relation(wrapped[1]) is not None else tex
 
 
 def find_equations(text: str, fmt: str = "md", cell: int | None = None,
