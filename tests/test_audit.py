@@ -273,9 +273,10 @@ def test_momentum_named_like_a_layer_parameter_is_a_warning():
 @pytest.mark.parametrize("tex, verdict, says", [
     (r"\mathrm{softmax}(z)_k = \exp(z_k)", "not-about-this-layer", "none of the layer's quantities"),
     (r"y_i = \max(0, x_i)", "not-about-this-layer", ""),
-    (r"\hat{x}_i = \frac{x_i - \mu}{\sigma_{\text{foo}}}", "cannot-read", "sigma_foo is not defined"),
+    (r"\hat{x}_i = \frac{x_i - \mu}{\sigma_{\text{foo}}}", "cannot-evaluate", "sigma_foo is not defined"),
     (r"\hat{x}_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}} + \unknown", "cannot-read", r"unknown command \unknown"),
-    (r"\mu = \frac{1}{m} x_i", "wrong", "the index i is free on the right side only"),
+    (r"\mu = \frac{1}{m} x_i", "ambiguous", "right if i is summed over the batch"),
+    (r"\mu = x_i", "wrong", "the index i is free on the right side only"),
     (r"\sum_{i=1}^m \hat{x}_i = 0", "correct", ""),
     (r"\frac{1}{m}\sum_{i=1}^m \hat{x}_i^2 = 1", "wrong", ""),
     (r"\frac{\partial y_i}{\partial \hat{x}_i} = \gamma", "correct", ""),

@@ -6,8 +6,14 @@ Takes a document (read by :mod:`bngraph.tex`) and the engine's reference formula
 counterexample and the correction for a wrong one.
 
 - ``auditor``: the document as a whole, its report and ``bngraph audit``.
+- ``context``: what the document binds and defines, and where (its m, its numbers, its helpers,
+  which index of ``x_{i,j}`` runs over the batch).
+- ``verdicts``: the verdicts, a judgement, a counterexample, the document's context.
 - ``judge``: what one equation defines, and its verdict.
-- ``batcheval``: numbers for a parsed formula at a batch.
+- ``compare``: one right side against its reference, under every plausible reading; the slip
+  that explains a wrong one.
+- ``batcheval``: numbers for a parsed formula at a batch; ``dual``: dual numbers for the partials
+  a formula names.
 - ``runningavg``: running-average updates and their conventions.
 """
 from bngraph.audit.auditor import AuditReport, Finding, assert_document_correct, audit_document, cli_audit

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 import sys
 import dataclasses
 from dataclasses import dataclass
@@ -30,13 +31,15 @@ from typing import Mapping
 
 import sympy as sp
 
-from bngraph.audit.judge import (CANNOT_READ, GIVEN, VERDICTS, WRONG, Context, Counterexample, Judgement, judge,
-                         names_in, target_of)
-from bngraph.audit.batcheval import Batch, Helper, close, reference_table, Unevaluable
-from bngraph.errors import BngraphError
+from bngraph.audit.batcheval import Batch, reference_table
+from bngraph.audit.context import build_context, fold_feature_index
+from bngraph.audit.judge import judge
+from bngraph.audit.verdicts import (CANNOT_EVALUATE, CANNOT_READ, HELPER, NOT_ABOUT, VERDICTS, WRONG, Context,
+                                    Counterexample, Judgement)
+from bngraph.errors import BngraphError, one_line
 from bngraph.tex.document import Snippet, document_equations
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
-from bngraph.tex.names import Notation, canonical, symbol
+from bngraph.tex.names import TooLarge, canonical
 
 __all__ = ["AuditReport", "Finding", "assert_document_correct", "audit_document", "cli_audit"]
 
@@ -108,8 +111,19 @@ class AuditReport:
         return (f"{self.source} ({self.layer}): {len(self.findings)} {noun}: {counts}"
                 + (f"; {warned} with warnings" if warned else ""))
 
+    def unreadable(self) -> dict[str, int]:
+        """Why formulas could not be read, most frequent first: what an author would rewrite."""
+        reasons = Counter(re.sub(r" at column \d+", "", f.reason) for f in self.findings if f.verdict == CANNOT_READ)
+        return dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+
     def to_text(self) -> str:
-        return "\n\n".join([self.summary(), *(f.to_text() for f in self.findings)]) + "\n"
+        parts = [self.summary(), *(f.to_text() for f in self.findings)]
+        reasons = self.unreadable()
+        if reasons:
+            total = sum(reasons.values())
+            parts.append(f"cannot-read: {total} {'equation' if total == 1 else 'equations'}, by reason:\n"
+                         + "\n".join(f"  {n} × {reason}" for reason, n in reasons.items()))
+        return "\n\n".join(parts) + "\n"
 
     def to_dict(self) -> dict:
         return {"source": self.source, "layer": self.layer, "exit_code": self.exit_code,
@@ -172,68 +186,70 @@ def default_references(layer: str) -> Mapping[str, sp.Expr]:
     return {**closed.definitions, **closed.formulas}
 
 
-def _context(parsed: list[tuple[Snippet, Equation | TexSyntaxError]], refs) -> Context:
-    """What the document says as a whole: its notation, its m, its own names."""
-    equations = [(canonical(eq.lhs), tuple(canonical(s) for s in eq.chain), eq)
-                 for _, eq in parsed if isinstance(eq, Equation) and eq.lhs is not None]
-    notation = Notation()
-    for _, _, eq in equations:
-        notation = notation.merged(eq.notation)
-    ctx = Context(refs, notation=notation)
-    size_names = {"m"} | {notation.get("m")} - {None}
-    concrete = []
-    for lhs, sides, _ in equations:
-        target = target_of(lhs)
-        if target and target[0] in size_names | {"m"} and sides[0].is_Integer:
-            ctx.doc_m = int(sides[0])
-        for e in (lhs, *sides):
-            concrete += [int(k) for ix in e.atoms(sp.Indexed) for k in ix.indices if k.is_Integer]
-            concrete += [int(s.limits[0][2]) for s in e.atoms(sp.Sum) if s.limits[0][2].is_Integer]
-            size_names |= {s.limits[0][2].name for s in e.atoms(sp.Sum) if s.limits[0][2].is_Symbol}
-        if target and target[0] == "y" and "beta" in names_in(sides[0]):
-            ctx.beta_is_shift = True
-    ctx.size_names = frozenset(size_names)
-    if ctx.doc_m is None and concrete and max(concrete) > 1:  # a worked example: x_1, x_2, x_3 make m = 3
-        ctx.doc_m = max(concrete)
-    for lhs, sides, _ in equations:
-        _register_helper(lhs, sides, ctx)
-    return ctx
-
-
-def _register_helper(lhs, sides, ctx: Context) -> None:
-    """A name the document defines for itself becomes usable by the equations after it."""
-    target = target_of(lhs)
-    if target is None:
-        return
-    name, index = target
-    if (name in ctx.refs or name in GIVEN or name in ctx.size_names or name in ctx.helpers
-            or any(name in names_in(s) for s in sides) or name.startswith("dL_d")):
-        return
-    if index is not None and not isinstance(index, sp.Symbol):
-        return
-    if name == "sigma":  # σ defined with ε inside, √(σ² + ε): later formulas mean that σ
-        try:
-            ev = ctx.evaluator(Batch.random(3, 0))
-            with_eps = ev.value(sp.sqrt(symbol("sigma2") + symbol("epsilon")))
-            if not close(ev.value(sides[0]), with_eps):
-                return
-        except Unevaluable:
-            return
-    ctx.helpers[name] = Helper(sides[0], index.name if index is not None else None)
-
-
 def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> Finding | None:
+    if isinstance(eq, (TooLarge, MatrixForm)):
+        return Finding.of(snippet, Judgement(None, "", CANNOT_EVALUATE, str(eq)))
+    if isinstance(eq, DataBinding):
+        return Finding.of(snippet, Judgement("setting:x", "setting x", HELPER, str(eq)))
     if isinstance(eq, TexSyntaxError):
         if not snippet.display and not _MENTIONS_LAYER.search(snippet.tex):
             return None  # inline prose math ($i = 1, \dots, m$) that is not a formula of the layer
         return Finding.of(snippet, Judgement(None, "", CANNOT_READ, str(eq)))
     if eq.lhs is None:
         return Finding.of(snippet, Judgement(None, "", CANNOT_READ, "no left side"))
+    if eq.kind == "mapping":
+        return Finding.of(snippet, Judgement(None, "", NOT_ABOUT, "a mapping (\\mapsto), not an equation"))
     try:
         j = judge(canonical(eq.lhs), tuple(canonical(s) for s in eq.chain), eq.notation, ctx)
-    except (TypeError, ValueError, AttributeError, RecursionError, sp.PolynomialError) as exc:  # SymPy's own
-        j = Judgement(None, "", CANNOT_READ, f"cannot check it: {type(exc).__name__}")
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 — SymPy's own errors; one formula never ends the audit
+        reason = one_line(f"cannot check it: {type(exc).__name__}: {exc}")[:160]
+        j = Judgement(None, "", CANNOT_READ, reason)
     return Finding.of(snippet, j)
+
+
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\\right\s*)?[)\]]\s*[.,;]?\s*$"
+                   % (_NUMBER, _NUMBER))
+_MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
+                     r"|\\mathbf\s*\{?\s*1|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
+
+
+class DataBinding(TexSyntaxError):
+    """``x = (1, 2, 6)``: the document's own numbers, for the equations after it."""
+
+    def __init__(self, values: tuple[float, ...]):
+        super().__init__(f"the document's own batch, x = ({', '.join(f'{v:g}' for v in values)})")
+        self.values = values
+
+
+class MatrixForm(TexSyntaxError):
+    """A formula over whole matrices or vectors (Xᵀ, ∈ ℝ^{N×D}, pmatrix): read, not checked."""
+
+
+def _read(snippet: Snippet) -> Equation | TexSyntaxError:
+    data = _DATA.match(snippet.tex)
+    if data:
+        return DataBinding(tuple(float(v) for v in re.split(r"\s*,\s*", data[1])))
+    if _MATRIX.search(snippet.tex):
+        return MatrixForm("matrix form, not checked")
+    try:
+        return parse_equation(snippet.tex)
+    except TexSyntaxError as exc:
+        return exc
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 — a formula the grammar reads but SymPy cannot build
+        return TexSyntaxError(one_line(f"cannot build it: {type(exc).__name__}: {exc}")[:160])
+
+
+def _tolerance(eq) -> float:
+    """One unit of the last digit written after ≈ (``\\approx 4.67``: 0.01); 0 for an equation."""
+    if not isinstance(eq, Equation) or eq.kind != "approximation":
+        return 0.0
+    number = re.search(r"(\d+)(?:\.(\d+))?\s*$", eq.tex)
+    return 10.0 ** -len(number[2] or "") if number else 0.0
 
 
 def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[str, sp.Expr] | None = None,
@@ -242,19 +258,24 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
 
     ``references`` are the correct formulas, keyed as in the contract; by default the
     engine's for ``layer``. Raises :class:`~bngraph.errors.BngraphError` when the input
-    cannot be read at all (missing file, not UTF-8, a broken notebook).
+    cannot be read at all (missing file, not UTF-8, a broken notebook, too large).
     """
     refs = reference_table(references if references is not None else default_references(layer))
     name, snippets = document_equations(path_or_text, doc_format)
-    parsed: list[tuple[Snippet, Equation | TexSyntaxError]] = []
-    for snippet in snippets:
-        try:
-            parsed.append((snippet, parse_equation(snippet.tex)))
-        except TexSyntaxError as exc:
-            parsed.append((snippet, exc))
-    ctx = _context(parsed, refs)
-    findings = (_finding(s, eq, ctx) for s, eq in parsed)
-    return AuditReport(name, layer, tuple(f for f in findings if f is not None))
+    parsed = [_read(s) for s in snippets]
+    equations = fold_feature_index([eq if isinstance(eq, Equation) else None for eq in parsed])
+    parsed = [eq if folded is None else folded for eq, folded in zip(parsed, equations)]
+    ctx, sizes = build_context(equations, refs)
+    findings = []
+    for snippet, eq, m in zip(snippets, parsed, sizes):
+        if isinstance(eq, DataBinding):
+            ctx.batch = Batch(len(eq.values), eq.values, (1.0,) * len(eq.values), 1.0, 0.0, 1e-5)
+        ctx.doc_m = len(ctx.batch.x) if ctx.batch is not None else m
+        ctx.tolerance = _tolerance(eq)
+        found = _finding(snippet, eq, ctx)
+        if found is not None:
+            findings.append(found)
+    return AuditReport(name, layer, tuple(findings))
 
 
 # -- for the command line and for tests ---------------------------------------------------

@@ -21,16 +21,20 @@ from __future__ import annotations
 
 import math
 import random
+from functools import lru_cache
 import re
 from dataclasses import dataclass
 from typing import Mapping
 
 import sympy as sp
 
-from bngraph.tex.names import canonical
+from bngraph.audit.dual import FUNCTIONS, Dual, apply, lift, value_of
+from bngraph.tex.names import MAX_INDEX, canonical
 
 SIZES = (2, 3, 5, 8)  # batch sizes every symbolic-m formula is checked at
 RELATIVE_TOLERANCE = 1e-7
+MAX_BATCH = MAX_INDEX  # the largest m a formula is checked at (x_{64})
+MAX_VALUE = 1e100  # a value beyond this is an overflow waiting to happen, never agreement
 
 
 class Unevaluable(Exception):
@@ -83,29 +87,40 @@ def reference_table(references: Mapping[str, sp.Expr]) -> dict[str, tuple[sp.Exp
 
 
 class Evaluator:
-    """Numbers for expressions at one batch; see the module docstring."""
+    """Numbers for expressions at one batch; see the module docstring.
+
+    ``reading`` says what a partial derivative ∂a/∂b that a formula names means: "local"
+    (every quantity but b held fixed), "total" (μ, σ², x̂ … follow b), or a set of names
+    held fixed (the paths the formula spells out elsewhere). A partial is computed with
+    :class:`~bngraph.audit.dual.Dual` numbers by a child evaluator whose ``seed`` is b.
+    """
 
     def __init__(self, batch: Batch, references: Mapping[str, sp.Expr] | Mapping[str, tuple], *,
                  free: bool = False, helpers: Mapping[str, Helper] | None = None,
-                 size_names: frozenset[str] = frozenset({"m"})):
+                 size_names: frozenset[str] = frozenset({"m"}), reading="local",
+                 seed: tuple | None = None, held: frozenset[str] = frozenset(), parent: "Evaluator | None" = None,
+                 definitions: Mapping[str, list] | None = None):
         self.batch = batch
         first = next(iter(references.values()), None)
         self.refs = dict(references) if isinstance(first, tuple) else reference_table(references)
         self.helpers = dict(helpers or {})
         self.size_names = size_names | {"m"}
+        self.reading, self.seed, self.held, self.parent = reading, seed, held, parent
+        self.definitions = dict(definitions or {})  # the document's own formulas for μ, x̂_1 … (staged write-ups)
         self.free: dict[tuple, float] = {}
         self.free_names = {n for n in self.refs if not n.startswith("dL_d")} if free else set()
         self.rng = random.Random(7919 * batch.m + 17)
         self.memo: dict[tuple, float] = {}
         self.active: set[tuple] = set()
-        # other inputs the references use (running_mean, running_var of an eval-mode layer)
-        used = {s.name for ref, _ in self.refs.values() for s in ref.free_symbols}
-        self.inputs = used - set(self.refs) - {index for _, index in self.refs.values()} - {"m", "sigma"}
+        self.inputs = parent.inputs if parent is not None else _other_inputs(tuple(self.refs.items()))
 
     # -- names
-    def _symbol(self, name: str, env: Mapping[str, float]) -> float:
+    def _symbol(self, name: str, env: Mapping[str, float]):
         if name in env:
             return env[name]
+        if self.parent is not None and ((name,) == self.seed or name in self.held):
+            plain = value_of(self.parent._symbol(name, env))
+            return Dual(plain, 1.0 if (name,) == self.seed else 0.0)
         if name in self.helpers and self.helpers[name].index is None:
             return self._cached(("helper", name), lambda: self.value(self.helpers[name].expr))
         if name in self.size_names:
@@ -115,7 +130,7 @@ class Evaluator:
         if name in self.free_names and self.refs[name][1] is None:
             return self._free((name,))
         if name == "sigma":
-            return math.sqrt(self._symbol("sigma2", env))
+            return self._value(sp.sqrt(sp.Symbol("sigma2")), env)
         if name in self.refs and self.refs[name][1] is None:
             return self._cached((name,), lambda: self.value(self.refs[name][0]))
         if name in self.inputs:
@@ -123,14 +138,20 @@ class Evaluator:
             return seeded.uniform(0.5, 2.0) if "var" in name else seeded.gauss(0.0, 1.0)
         raise Unevaluable(f"{name} is not defined")
 
-    def _indexed(self, expr: sp.Indexed, env: Mapping[str, float]) -> float:
+    def _indexed(self, expr: sp.Indexed, env: Mapping[str, float]):
         base = expr.base.label.name
         if len(expr.indices) != 1:
             raise Unevaluable(f"{base} with {len(expr.indices)} indices")
-        k = self.value(expr.indices[0], env)
+        k = value_of(self._value(expr.indices[0], env))
         if k != int(k) or not 1 <= k <= self.batch.m:
             raise Unevaluable(f"index {k:g} of {base} is outside 1..m (m = {self.batch.m})")
         k = int(k)
+        if self.parent is not None and ((base, k) == self.seed or base in self.held):
+            plain = value_of(self.parent._indexed(expr.func(expr.base, sp.Integer(k)), env))
+            return Dual(plain, 1.0 if (base, k) == self.seed else 0.0)
+        member = self.helpers.get(f"{base}[{k}]")  # xmu_2 = x_2 - μ, written out by the document
+        if member is not None:
+            return self._cached(("helper", base, k), lambda: self.value(member.expr))
         helper = self.helpers.get(base)
         if helper is not None and helper.index is not None:
             return self._cached(("helper", base, k), lambda: self.value(helper.expr, {helper.index: k}))
@@ -151,7 +172,7 @@ class Evaluator:
             self.free[key] = self.rng.uniform(0.5, 2.0) if positive else self.rng.gauss(0.0, 1.5)
         return self.free[key]
 
-    def _cached(self, key: tuple, compute) -> float:
+    def _cached(self, key: tuple, compute):
         if key not in self.memo:
             if key in self.active:
                 raise Unevaluable(f"{key[-1] if key[0] == 'helper' else key[0]} is defined in terms of itself")
@@ -163,15 +184,18 @@ class Evaluator:
         return self.memo[key]
 
     # -- expressions
-    def value(self, expr: sp.Expr, env: Mapping[str, float] | None = None) -> float:
-        """The number ``expr`` stands for; ``env`` gives index values by name."""
+    def value(self, expr: sp.Expr, env: Mapping[str, float] | None = None):
+        """The number ``expr`` stands for (a Dual in a child evaluator); ``env`` gives index values by name."""
         env = env or {}
         try:
-            return self._value(expr, env)
+            result = self._value(expr, env)
         except (ZeroDivisionError, OverflowError):
             raise Unevaluable("a division by zero or an overflow") from None
+        if not math.isfinite(value_of(result)) or abs(value_of(result)) > MAX_VALUE:
+            raise Unevaluable("a value out of the range that can be checked (an overflow?)")
+        return result
 
-    def _value(self, expr, env) -> float:
+    def _value(self, expr, env):
         if expr.is_Number or isinstance(expr, sp.NumberSymbol):
             if expr.is_finite is False or expr is sp.nan:
                 raise Unevaluable("an infinite or undefined constant (1/0?)")
@@ -181,57 +205,100 @@ class Evaluator:
         if isinstance(expr, sp.Indexed):
             return self._indexed(expr, env)
         if isinstance(expr, sp.Add):
-            return math.fsum(self._value(a, env) for a in expr.args)
+            terms = [self._value(a, env) for a in expr.args]
+            return sum(terms) if any(isinstance(t, Dual) for t in terms) else math.fsum(terms)
         if isinstance(expr, sp.Mul):
             product = 1.0
             for a in expr.args:
-                product *= self._value(a, env)
+                product = product * self._value(a, env)
             return product
         if isinstance(expr, sp.Pow):
             return _power(self._value(expr.base, env), self._value(expr.exp, env))
         if isinstance(expr, sp.Sum):
             return self._sum(expr, env)
         if isinstance(expr, sp.KroneckerDelta):
-            return float(self._value(expr.args[0], env) == self._value(expr.args[1], env))
+            return float(value_of(self._value(expr.args[0], env)) == value_of(self._value(expr.args[1], env)))
         if isinstance(expr, sp.Derivative):
-            return self._value(self.local_partial(expr), env)
+            return self.partial(expr, env)
         if isinstance(expr, (sp.Max, sp.Min)):
             values = [self._value(a, env) for a in expr.args]
-            return max(values) if isinstance(expr, sp.Max) else min(values)
-        if isinstance(expr, sp.Function) and type(expr).__name__ in _FUNCTIONS and len(expr.args) == 1:
-            return _FUNCTIONS[type(expr).__name__](self._value(expr.args[0], env))
+            return (max if isinstance(expr, sp.Max) else min)(values, key=value_of)
+        if isinstance(expr, sp.Function) and type(expr).__name__ in FUNCTIONS and len(expr.args) == 1:
+            argument = self._value(expr.args[0], env)
+            if type(expr).__name__ == "log" and value_of(argument) <= 0:
+                raise Unevaluable("a log of a number ≤ 0")
+            return apply(type(expr).__name__, argument)
         raise Unevaluable(f"cannot evaluate {type(expr).__name__}")
 
-    def _sum(self, expr: sp.Sum, env) -> float:
+    def _sum(self, expr: sp.Sum, env):
         if len(expr.limits) != 1:
             raise Unevaluable("a sum over several indices at once")
         (var, start, stop), = expr.limits
-        total = []
-        lo, hi = self._value(start, env), self._value(stop, env)
-        if lo != int(lo) or hi != int(hi) or hi - lo > 1000:
+        lo, hi = value_of(self._value(start, env)), value_of(self._value(stop, env))
+        if lo != int(lo) or hi != int(hi) or hi - lo > 4 * MAX_BATCH:
             raise Unevaluable("a sum whose range is not 1..m")
-        for k in range(int(lo), int(hi) + 1):
-            total.append(self._value(expr.function, {**env, var.name: float(k)}))
-        return math.fsum(total)
+        terms = [self._value(expr.function, {**env, var.name: float(k)}) for k in range(int(lo), int(hi) + 1)]
+        return sum(terms) if any(isinstance(t, Dual) for t in terms) else math.fsum(terms)
 
-    def local_partial(self, derivative: sp.Derivative) -> sp.Expr:
-        """∂a/∂b for a quantity a and one of its own inputs b, holding a's other inputs:
-        SymPy differentiates a's reference (∂y_i/∂x̂_i = γ, ∂x̂_i/∂μ = −1/√(σ² + ε))."""
+    def partial(self, derivative: sp.Derivative, env) -> float:
+        """∂a/∂b, named in a formula, read as ``self.reading`` says."""
         (var, count), = derivative.variable_count
-        top = derivative.expr
-        name = top.base.label.name if isinstance(top, sp.Indexed) else getattr(top, "name", None)
-        if name not in self.refs or count != 1:
-            raise Unevaluable(f"the local partial ∂{name}/∂{var} (only a quantity's own inputs)")
-        ref, index = self.refs[name]
+        if count != 1:
+            raise Unevaluable("a higher derivative")
+        if isinstance(var, sp.Indexed):
+            seed = (var.base.label.name, int(value_of(self._value(var.indices[0], env))))
+        elif isinstance(var, sp.Symbol):
+            seed = (var.name,)
+        else:
+            raise Unevaluable("a derivative with respect to an expression")
+        top = definition_of(self, derivative.expr, var)
+        quantities = set(self.refs) | set(self.helpers) | {"sigma"}
+        held = {"local": quantities, "total": set()}.get(self.reading) if isinstance(self.reading, str) else self.reading
+        child = Evaluator(self.batch, self.refs, helpers=self.helpers, size_names=self.size_names, reading=self.reading,
+                          seed=seed, held=frozenset(set(held) - {seed[0]}), parent=self, definitions=self.definitions)
+        return lift(child._value(top, env)).d
+
+def definition_of(ev: Evaluator, top: sp.Expr, var) -> sp.Expr:
+    """What ∂top/∂var differentiates: a quantity's own formula (one level down), or the expression."""
+    name = top.base.label.name if isinstance(top, sp.Indexed) else getattr(top, "name", None)
+    if isinstance(top, sp.Indexed) and top.indices[0].is_Integer and f"{name}[{top.indices[0]}]" in ev.helpers:
+        return ev.helpers[f"{name}[{top.indices[0]}]"].expr
+    if name in ev.helpers:
+        helper = ev.helpers[name]
+        if helper.index is None:
+            return helper.expr
+        if isinstance(top, sp.Indexed):
+            return _rename_bound(helper.expr).xreplace({sp.Symbol(helper.index): top.indices[0]})
+    if name in ev.refs:
+        ref, index = ev.refs[name]
         if index is not None:
             if not isinstance(top, sp.Indexed):
                 raise Unevaluable(f"∂{name}/∂{var} without the index of {name}")
             ref = _rename_bound(ref).xreplace({sp.Symbol(index): top.indices[0]})
-        inputs = {s.name for s in ref.free_symbols} | {e.base.label.name for e in ref.atoms(sp.Indexed)}
         wrt = var.base.label.name if isinstance(var, sp.Indexed) else var.name
-        if wrt not in inputs:
-            raise Unevaluable(f"∂{name}/∂{wrt}: {wrt} is not one of {name}'s own inputs")
-        return sp.diff(ref, canonical(var))
+        if wrt in _names(ref):
+            return ref
+        key = f"{name}[{top.indices[0]}]" if isinstance(top, sp.Indexed) else name
+        for own in ev.definitions.get(key, ()):  # x̂_1 = ivar · xmu_1: the document's graph, not the layer's
+            if wrt in _names(own.expr):
+                return own.expr
+        raise Unevaluable(f"∂{name}/∂{wrt}: {wrt} is not one of {name}'s own inputs")
+    if name == "sigma":
+        return sp.sqrt(sp.Symbol("sigma2"))
+    if name is not None:
+        raise Unevaluable(f"the partial ∂{name}/∂{var}: {name} is not defined")
+    return top
+
+
+@lru_cache(maxsize=16)
+def _other_inputs(refs: tuple) -> frozenset[str]:
+    """Inputs the references use besides x and the layer's own (running_mean, running_var)."""
+    used = {s.name for _, (ref, _) in refs for s in ref.free_symbols}
+    return frozenset(used - {name for name, _ in refs} - {index for _, (_, index) in refs} - {"m", "sigma"})
+
+
+def _names(expr: sp.Expr) -> set[str]:
+    return {s.name for s in expr.free_symbols} | {e.base.label.name for e in expr.atoms(sp.Indexed)}
 
 
 def _rename_bound(expr: sp.Expr) -> sp.Expr:
@@ -240,21 +307,19 @@ def _rename_bound(expr: sp.Expr) -> sp.Expr:
                         lambda s: s.xreplace({v: sp.Dummy(v.name) for v in s.variables}))
 
 
-def _power(base: float, exponent: float) -> float:
-    if base < 0 and exponent != int(exponent):
+def _power(base, exponent):
+    b, e = value_of(base), value_of(exponent)
+    if b < 0 and e != int(e):
         raise Unevaluable("a fractional power of a negative number")
-    if base == 0 and exponent < 0:
+    if b == 0 and e < 0:
         raise ZeroDivisionError
+    if b != 0 and abs(e * math.log10(abs(b))) > 300:
+        raise OverflowError
     return base ** exponent
 
 
-_FUNCTIONS = {"exp": math.exp, "log": lambda v: math.log(v) if v > 0 else _raise("a log of a number ≤ 0"),
-              "tanh": math.tanh, "sin": math.sin, "cos": math.cos, "Abs": abs}
-
-
-def _raise(reason: str):
-    raise Unevaluable(reason)
-
-
 def close(a: float, b: float) -> bool:
+    """Equal to the checking precision; an overflow or a NaN is never equal to anything."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return False
     return abs(a - b) <= RELATIVE_TOLERANCE * max(1.0, abs(a), abs(b))

@@ -21,69 +21,18 @@ a formula that drops it is still right (correct-other-form); dropping the x̂ pa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Callable
+from dataclasses import replace
 
 import sympy as sp
 
-from bngraph.audit.batcheval import SIZES, Batch, Evaluator, Helper, Unevaluable, _rename_bound, close
-from bngraph.tex.names import Notation, free_index_names, symbol
+from bngraph.audit.batcheval import SIZES, Batch, Unevaluable, _rename_bound, close
+from bngraph.audit.compare import FAMILIES, SideResult, as_vectors, check_side, find_mismatch
+from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, GIVEN, HELPER, LABELS, NOT_ABOUT,
+                                    OTHER_FORM, VERDICTS, WRONG, Context, Counterexample, Judgement)
+from bngraph.tex.names import MAX_INDEX, Notation, free_index_names, symbol
 from bngraph.tex.printer import to_latex
 
-CORRECT, OTHER_FORM, WRONG = "correct", "correct-other-form", "wrong"
-HELPER, NOT_ABOUT, CANNOT_READ = "helper", "not-about-this-layer", "cannot-read"
-VERDICTS = (CORRECT, OTHER_FORM, WRONG, HELPER, NOT_ABOUT, CANNOT_READ)
-
-LABELS = {"mu": "batch mean μ", "sigma2": "batch variance σ²", "sigma": "standard deviation σ",
-          "xhat": "normalised input x̂_i", "y": "output y_i", "dL_dxhat": "adjoint ∂ℓ/∂x̂_i",
-          "dL_dsigma2": "adjoint ∂ℓ/∂σ²", "dL_dmu": "adjoint ∂ℓ/∂μ", "dL_dx": "adjoint ∂ℓ/∂x_i",
-          "dL_dgamma": "adjoint ∂ℓ/∂γ", "dL_dbeta": "adjoint ∂ℓ/∂β", "dL_dy": "upstream gradient ∂ℓ/∂y_i"}
-GIVEN = {"x", "dL_dy", "gamma", "beta", "epsilon"}  # the data of a batch, never derived
-SEEDS = (0, 1)
-
-
-@dataclass(frozen=True)
-class Counterexample:
-    """A batch where the formula and the reference differ."""
-
-    batch: Batch
-    index: tuple[str, int] | None  # ("i", 2): the free index's value
-    got: float
-    want: float
-
-
-@dataclass(frozen=True)
-class Judgement:
-    defines: str | None  # "mu", "xhat[i]", "update:mu_run", "helper:ivar", "identity" …
-    label: str
-    verdict: str
-    reason: str = ""
-    warnings: tuple[str, ...] = ()
-    counterexample: Counterexample | None = None
-    correction: str | None = None  # LaTeX, in the document's notation
-    checked: str = ""
-
-
-@dataclass
-class Context:
-    """What the whole document tells about each of its equations."""
-
-    refs: dict[str, tuple[sp.Expr, str | None]]
-    helpers: dict[str, Helper] = field(default_factory=dict)
-    size_names: frozenset[str] = frozenset({"m"})
-    doc_m: int | None = None
-    notation: Notation = Notation()
-    beta_is_shift: bool = False
-
-    @property
-    def layer_names(self) -> set[str]:
-        return ({n for n in self.refs} | {"sigma", "gamma", "beta", "epsilon"}) - {"y", "dL_dx", "dL_dy"}
-
-    def evaluator(self, batch: Batch, free: bool = False) -> Evaluator:
-        return Evaluator(batch, self.refs, free=free, helpers=self.helpers, size_names=self.size_names)
-
-    def label(self, name: str) -> str:
-        return LABELS.get(name, name)
+__all__ = ["VERDICTS", "Context", "Counterexample", "Judgement", "judge", "names_in", "target_of"]
 
 
 # -- names and shapes -----------------------------------------------------------------------
@@ -105,146 +54,28 @@ def target_of(lhs: sp.Expr) -> tuple[str, sp.Expr | None] | None:
     return None
 
 
+def concrete_sizes(exprs, ctx: Context, seen: frozenset = frozenset()) -> set[int]:
+    """The concrete indices and sum bounds (x_3, Σ_{i=1}^{3}) of the expressions and of the
+    document's helpers they use: each says the batch has at least that many examples."""
+    found = set()
+    for e in exprs:
+        found |= {int(k) for ix in e.atoms(sp.Indexed) for k in ix.indices if k.is_Integer}
+        found |= {int(s.limits[0][2]) for s in e.atoms(sp.Sum) if s.limits[0][2].is_Integer}
+        used = names_in(e)
+        for key in set(ctx.helpers) - seen:
+            if key.split("[")[0] in used:
+                found |= concrete_sizes([ctx.helpers[key].expr], ctx, seen | {key})
+    return found
+
+
 def sizes_for(exprs, ctx: Context) -> tuple[int, ...]:
     """m = 2, 3, 5, 8; or the document's own m for an equation in x_1, x_2 … or Σ_{i=1}^{3}."""
-    concrete = set()
-    for e in exprs:
-        concrete |= {int(k) for ix in e.atoms(sp.Indexed) for k in ix.indices if k.is_Integer}
-        concrete |= {int(s.limits[0][2]) for s in e.atoms(sp.Sum) if s.limits[0][2].is_Integer}
+    concrete = concrete_sizes(exprs, ctx)
     if not concrete:
         return SIZES
     if ctx.doc_m:
         return (max(ctx.doc_m, *concrete),)
     return tuple(m for m in SIZES if m >= max(concrete)) or (max(concrete),)
-
-
-# -- comparing ----------------------------------------------------------------------------
-def find_mismatch(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None,
-                  sizes, *, free: bool = False, batches: Callable | None = None) -> Counterexample | None:
-    """The first batch (and index value) where ``actual`` differs from ``expected``, or None."""
-    batches = batches or (lambda m: [Batch.random(m, s) for s in SEEDS])
-    for m in sizes:
-        for batch in batches(m):
-            ev = ctx.evaluator(batch, free)
-            for k in (range(1, m + 1) if index else (None,)):
-                env = {index: float(k)} if index else {}
-                want, got = ev.value(expected, env), ev.value(actual, env)
-                if not close(got, want):
-                    return Counterexample(batch, (index, k) if index else None, got, want)
-    return None
-
-
-def _symbolically_equal(expected: sp.Expr, actual: sp.Expr) -> bool:
-    if sp.count_ops(expected) + sp.count_ops(actual) > 300:
-        return False
-    try:
-        return sp.expand(expected - actual) == 0
-    except (TypeError, ValueError, RecursionError):
-        return False
-
-
-@dataclass(frozen=True)
-class SideResult:
-    verdict: str
-    reason: str = ""
-    counterexample: Counterexample | None = None
-    repaired: sp.Expr | None = None
-    checked: str = ""
-
-
-def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None, sizes) -> SideResult:
-    """Is ``actual`` (one right side) the ``expected`` reference?"""
-    stray = free_index_names([actual]) - ({index} if index else set())
-    if stray:
-        return SideResult(WRONG, f"the index {', '.join(sorted(stray))} is free on the right side only (a missing sum?)")
-    where = "numerically at m = " + ", ".join(map(str, sizes))
-    if _symbolically_equal(expected, actual):
-        return SideResult(CORRECT, checked="symbolically")
-    try:
-        mismatch = find_mismatch(ctx, expected, actual, index, sizes)
-    except Unevaluable as exc:
-        return SideResult(CANNOT_READ, f"cannot evaluate it: {exc}")
-    if mismatch is None:
-        try:
-            same_form = find_mismatch(ctx, expected, actual, index, sizes, free=True) is None
-        except Unevaluable:
-            same_form = False
-        if same_form:
-            return SideResult(CORRECT, checked=where)
-        return SideResult(OTHER_FORM, "equal once μ, σ² and x̂ are written out in x", checked=where)
-    small = _small_counterexample(ctx, expected, actual, index, sizes) or mismatch
-    reason, repaired = diagnose(ctx, expected, actual, index, sizes)
-    return SideResult(WRONG, reason, small, repaired, where)
-
-
-def _small_counterexample(ctx, expected, actual, index, sizes) -> Counterexample | None:
-    try:
-        return find_mismatch(ctx, expected, actual, index, sorted(sizes)[:2],
-                             batches=lambda m: [Batch.small(m, v) for v in (0, 1)])
-    except Unevaluable:
-        return None
-
-
-# -- explaining a wrong formula -----------------------------------------------------------
-def _swap_base(old: str, new: str) -> Callable[[sp.Expr], sp.Expr]:
-    def swap(e):
-        return e.replace(lambda a: isinstance(a, sp.Indexed) and a.base.label.name == old,
-                         lambda a: sp.IndexedBase(symbol(new))[a.indices])
-    return swap
-
-
-def repairs(size: sp.Symbol) -> list[tuple[str, Callable[[sp.Expr], sp.Expr]]]:
-    """Small slips, each with the change that undoes it."""
-    sigma, sigma2, eps = symbol("sigma"), symbol("sigma2"), symbol("epsilon")
-    dy = sp.IndexedBase(symbol("dL_dy"))
-    return [
-        ("the factor 1/m is missing", lambda e: e / size),
-        ("it has a factor 1/m too many", lambda e: e * size),
-        ("it divides by m − 1 (the unbiased variance); batch norm uses the biased 1/m",
-         lambda e: e * (size - 1) / size),
-        ("σ (the standard deviation) is written where σ² (the variance) is meant",
-         lambda e: e.xreplace({sigma: sigma2})),
-        ("ε is missing: σ here must be √(σ² + ε)", lambda e: e.xreplace({sigma: sp.sqrt(sigma2 + eps)})),
-        ("ε is missing next to σ²", lambda e: e.xreplace({sigma2: sigma2 + eps}) if not e.has(eps) else e),
-        ("∂ℓ/∂x_i is written where ∂ℓ/∂x̂_i is meant", _swap_base("dL_dx", "dL_dxhat")),
-        ("∂ℓ/∂x̂_i is written where ∂ℓ/∂x_i is meant", _swap_base("dL_dxhat", "dL_dx")),
-        ("the factor γ is missing (∂ℓ/∂x̂_i = γ ∂ℓ/∂y_i)",
-         lambda e: e.replace(lambda a: isinstance(a, sp.Indexed) and a.base == dy, lambda a: symbol("gamma") * a)),
-        ("x_i is written where x̂_i is meant", _swap_base("x", "xhat")),
-        ("x̂_i is written where x_i is meant", _swap_base("xhat", "x")),
-        ("the sign is wrong", lambda e: -e),
-    ]
-
-
-def candidates(actual: sp.Expr, size: sp.Symbol, notation: Notation):
-    """(slip, the formula with it undone) for each slip that could explain ``actual``."""
-    for reason, repair in repairs(size):
-        yield reason, repair(actual)
-    for add in sorted(actual.atoms(sp.Add), key=sp.default_sort_key)[:8]:
-        for term in add.args:
-            yield (f"the sign of the term {to_latex(term, notation)} is wrong",
-                   actual.xreplace({add: add - 2 * term}))
-
-
-def diagnose(ctx: Context, expected, actual, index, sizes) -> tuple[str, sp.Expr | None]:
-    """(why it is wrong, the author's formula repaired) — or a plain reason and None."""
-    size = symbol(next(iter(sorted(ctx.size_names - {"m"})), "m"))
-    for reason, candidate in candidates(actual, size, ctx.notation):
-        try:
-            if candidate != actual and find_mismatch(ctx, expected, candidate, index, sizes) is None:
-                return reason, candidate
-        except (Unevaluable, TypeError, ValueError):
-            continue
-    for name, (ref, ref_index) in ctx.refs.items():
-        if (ref_index is None) != (index is None):
-            continue
-        other = ref if ref_index is None else _rename_bound(ref).xreplace({sp.Symbol(ref_index): sp.Symbol(index)})
-        try:
-            if other != expected and find_mismatch(ctx, other, actual, index, sizes) is None:
-                return f"the right side is the {ctx.label(name)}", None
-        except Unevaluable:
-            continue
-    return "it differs from the reference", None
 
 
 # -- printing in the author's notation ----------------------------------------------------
@@ -268,7 +99,7 @@ def expected_for(ctx: Context, name: str, index: sp.Expr | None) -> sp.Expr:
 
 def combine(results: list[SideResult]) -> SideResult:
     """One verdict for a chain a = b = c: the first wrong side, else the weakest."""
-    for verdict in (WRONG, OTHER_FORM, CORRECT, CANNOT_READ):
+    for verdict in (WRONG, AMBIGUOUS, CANNOT_EVALUATE, OTHER_FORM, CORRECT, CANNOT_READ):
         for r in results:
             if r.verdict == verdict:
                 return r
@@ -305,22 +136,44 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     """The verdict on ``lhs = sides[0] = sides[1] …`` (canonical SymPy, contract names)."""
     from bngraph.audit.runningavg import is_update, judge_update  # it builds on this module's Judgement
 
-
     warnings = warnings_for((lhs, *sides), ctx)
     lhs, sides = scalarize(lhs, ctx), tuple(scalarize(s, ctx) for s in sides)
     notation = notation.merged(ctx.notation)
     target = target_of(lhs)
+    largest = max(concrete_sizes((lhs, *sides), ctx), default=0)
+    if largest > MAX_INDEX:
+        return Judgement(None, "", CANNOT_EVALUATE, f"it needs a batch of {largest} examples; "
+                                                    f"formulas are checked at m <= {MAX_INDEX}", warnings)
     if _off_topic(lhs, sides, ctx):
         name = target[0] if target else None
         return Judgement(None, ctx.label(name) if name else "", NOT_ABOUT,
                          "it uses none of the layer's quantities", warnings)
     if target is None:
+        if isinstance(lhs, sp.Derivative) and getattr(lhs.expr, "name", None) in FAMILIES:
+            k = symbol("k")  # ∂x̂/∂σ² with x̂ the batch's vector: summed, as its right side sums
+            lhs = sp.Sum(sp.Derivative(sp.IndexedBase(symbol(lhs.expr.name))[k], *lhs.variables), (k, 1, symbol("m")))
         return with_warnings(judge_identity(lhs, sides, notation, ctx), warnings)
     name, index = target
+    if name in FAMILIES and index is None and name in ctx.refs:  # ∂L/∂x̂ = γ ∂L/∂y: elementwise, for each i
+        index = symbol("i")
+        lhs = sp.IndexedBase(symbol(name))[index]
+        sides = tuple(as_vectors(s, "i") if as_vectors(s, "i") is not None else s for s in sides)
     if is_update(name, sides, ctx):
         return with_warnings(judge_update(lhs, sides, ctx), warnings)
+    running = _running_statistics(lhs, sides, ctx)
+    if running and name in ctx.refs:
+        return Judgement(None, ctx.label(name), NOT_ABOUT, f"it uses {', '.join(running)}: running statistics, "
+                         "so evaluation mode (audit it with --layer batchnorm-eval)", warnings)
     if name in ctx.refs and (ctx.refs[name][1] is None) == (index is None):
-        return with_warnings(judge_quantity(lhs, name, index, sides, notation, ctx), warnings)
+        found = judge_quantity(lhs, name, index, sides, notation, ctx)
+        if found.verdict == WRONG and name == "y" and "is the normalised input" in found.reason:
+            return Judgement("y[i]", ctx.label(name), AMBIGUOUS, "wrong if y_i is the output γ x̂_i + β; right if "
+                             "y_i names the normalised value x̂_i (no γ, β), as some write-ups do", warnings)
+        own = foreign_statistics(sides, ctx)
+        if found.verdict == WRONG and own:
+            return Judgement(None, ctx.label(name), NOT_ABOUT, f"it normalises with the document's own "
+                             f"{', '.join(own)}, not the batch's μ and σ²: another layer", warnings)
+        return with_warnings(found, warnings)
     if name == "sigma" and index is None:
         return with_warnings(judge_sigma(lhs, sides, notation, ctx), warnings)
     if name in GIVEN or name in ctx.size_names:
@@ -328,10 +181,53 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     return with_warnings(judge_helper(name, sides, ctx), warnings)
 
 
+def foreign_statistics(sides, ctx: Context) -> list[str]:
+    """Helpers of the document that are statistics of x of its own (RMSNorm's ``rms``): built
+    from x alone, never from μ, σ² or x̂, and equal to none of them."""
+    found = []
+    for name in sorted(set().union(*(names_in(s) for s in sides)) & set(ctx.helpers)):
+        expanded, seen = ctx.helpers[name].expr, {name}
+        for _ in range(5):
+            inner = names_in(expanded) & set(ctx.helpers) - seen
+            if not inner:
+                break
+            expanded = expanded.xreplace({symbol(n): ctx.helpers[n].expr for n in inner})
+            seen |= inner
+        names = names_in(expanded)
+        if "x" not in names or names & {"mu", "sigma2", "sigma", "xhat"}:
+            continue
+        try:
+            ev = ctx.evaluator(Batch.random(5, 0))
+            value = float(ev.value(expanded))
+            layer = [float(ev.value(symbol(q))) for q in ("mu", "sigma2") if q in ctx.refs]
+            layer += [v ** 0.5 for v in layer[1:]] + [(layer[1] + ctx_eps(ev)) ** 0.5] if len(layer) > 1 else []
+        except Unevaluable:
+            continue
+        if not any(close(value, v) for v in layer):
+            found.append(name)
+    return found
+
+
+def ctx_eps(ev) -> float:
+    return ev.batch.epsilon
+
+
+RUNNING_WORDS = ("run", "running", "moving", "ema", "pop", "test", "inference", "avg")
+
+
+def _running_statistics(lhs, sides, ctx: Context) -> list[str]:
+    """Names of running averages (μ_run, running_var) in a training-mode layer's formula."""
+    if "mu" not in ctx.refs:
+        return []
+    names = set().union(*(names_in(e) for e in (lhs, *sides))) - set(ctx.refs)
+    return sorted(n for n in names if any(w in n.lower().split("_") or n.lower().startswith(w + "_") or
+                                          (w in n.lower() and len(w) > 3) for w in RUNNING_WORDS))
+
+
 def _off_topic(lhs, sides, ctx: Context) -> bool:
     """No layer quantity anywhere, and something foreign (max, exp, an unknown name)."""
     names = set().union(*(names_in(e) for e in (lhs, *sides)))
-    if names & ctx.layer_names or names & set(ctx.helpers):
+    if names & ctx.layer_names or names & {key.split("[")[0] for key in ctx.helpers}:
         return False
     known = set(ctx.refs) | GIVEN | ctx.size_names | {"sigma"}
     foreign = any(e.atoms(sp.Function, sp.Max, sp.Min) - e.atoms(sp.KroneckerDelta) for e in (lhs, *sides))
@@ -348,6 +244,8 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
     if isinstance(index, sp.Integer):
         sizes = tuple(m for m in sizes if m >= int(index)) or (int(index),)
     result = combine([check_side(ctx, expected, side, index_name, sizes) for side in sides])
+    result = at_documents_own(ctx, result, lambda sizes_: combine(
+        [check_side(ctx, expected, side, index_name, sizes_) for side in sides]), sizes)
     key = f"{name}[i]" if index is not None else name
     fix = None
     if result.verdict == WRONG:
@@ -357,6 +255,27 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
         fix = correction(lhs, right, notation, free)
     return Judgement(key, ctx.label(name), result.verdict, result.reason, (), result.counterexample, fix,
                      result.checked)
+
+
+def at_documents_own(ctx: Context, result: SideResult, check, sizes) -> SideResult:
+    """A formula wrong in general but right at the document's own m (σ² = 0 at m = 1) or on
+    its own numbers (μ = 3 for x = (1, 2, 6)) states a fact about them: right there."""
+    if result.verdict != WRONG:
+        return result
+    if ctx.batch is not None:
+        saved, ctx.batch_only = ctx.batch_only, ctx.batch
+        try:
+            again = check((ctx.batch.m,))
+        finally:
+            ctx.batch_only = saved
+        if again.verdict in (CORRECT, OTHER_FORM):
+            numbers = ", ".join(f"{v:g}" for v in ctx.batch.x)
+            return replace(again, checked=f"on the document's own numbers, x = ({numbers})")
+    if ctx.doc_m and ctx.doc_m not in sizes:
+        again = check((ctx.doc_m,))
+        if again.verdict in (CORRECT, OTHER_FORM):
+            return replace(again, checked=f"at the document's m = {ctx.doc_m}")
+    return result
 
 
 def judge_sigma(lhs, sides, notation, ctx: Context) -> Judgement:
@@ -374,7 +293,7 @@ def judge_sigma(lhs, sides, notation, ctx: Context) -> Judgement:
                              "σ (the standard deviation) is written where σ² (the variance) is meant",
                              correction=fix, checked="numerically")
     except Unevaluable as exc:
-        return Judgement("sigma", ctx.label("sigma"), CANNOT_READ, f"cannot evaluate it: {exc}")
+        return Judgement("sigma", ctx.label("sigma"), CANNOT_EVALUATE, f"cannot evaluate it: {exc}")
     result = check_side(ctx, sp.sqrt(sigma2), sides[0], None, sizes)
     return Judgement("sigma", ctx.label("sigma"), result.verdict, result.reason, (), result.counterexample,
                      correction(lhs, sp.sqrt(sigma2), notation, set()), result.checked)
@@ -393,7 +312,7 @@ def judge_helper(name, sides, ctx: Context) -> Judgement:
         ctx.evaluator(batch).value(sides[0], {s: 1.0 for s in free_index_names([sides[0]])})
     except Unevaluable as exc:
         if names_in(sides[0]) & ctx.layer_names:
-            return Judgement(f"helper:{name}", f"helper {name}", CANNOT_READ, f"cannot evaluate it: {exc}")
+            return Judgement(f"helper:{name}", f"helper {name}", CANNOT_EVALUATE, f"cannot evaluate it: {exc}")
         return Judgement(None, name, NOT_ABOUT, "it uses none of the layer's quantities")
     return Judgement(f"helper:{name}", f"helper {name}", HELPER, "a name of the document's own")
 
@@ -401,11 +320,13 @@ def judge_helper(name, sides, ctx: Context) -> Judgement:
 def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
     """A left side that is not one quantity: check that both sides agree."""
     label = "local partial" if isinstance(lhs, sp.Derivative) else "identity"
-    free = free_index_names([lhs])
+    free = free_index_names([lhs, *(v for d in lhs.atoms(sp.Derivative) for v in d.variables)])
     if len(free) > 1:
         return Judgement("identity", label, CANNOT_READ, "more than one free index on the left side")
     sizes = sizes_for((lhs, *sides), ctx)
     result = combine([check_side(ctx, lhs, side, next(iter(free), None), sizes) for side in sides])
+    result = at_documents_own(ctx, result, lambda sizes_: combine(
+        [check_side(ctx, lhs, side, next(iter(free), None), sizes_) for side in sides]), sizes)
     verdict = CORRECT if result.verdict == OTHER_FORM else result.verdict
     fix = None
     if result.verdict == WRONG and result.repaired is not None:

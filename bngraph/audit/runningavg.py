@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import sympy as sp
 
-from bngraph.audit.judge import CORRECT, WRONG, Context, Judgement, names_in, target_of
+from bngraph.audit.judge import names_in, target_of
+from bngraph.audit.verdicts import CANNOT_EVALUATE, CORRECT, NOT_ABOUT, WRONG, Context, Judgement
 from bngraph.tex.names import symbol
 
 STATISTICS = {"mu": "mean", "sigma2": "variance", "sigma": "standard deviation"}
@@ -51,6 +52,15 @@ def judge_update(lhs: sp.Expr, sides, ctx: Context) -> Judgement:
     old = sp.Dummy("running")
     rhs = sides[0].xreplace({lhs: old})
     stats = sorted(names_in(rhs) & set(STATISTICS))
+    kind = _kind(name)
+    if not stats:
+        if kind is None:
+            return Judgement(None, "update", NOT_ABOUT, f"an update of {name} that uses no batch statistic "
+                             "(an optimiser step?), not a running average of the layer")
+        unknown = sorted(names_in(sides[0]) - set(ctx.refs) - {"m", name} - set(GREEK) - {"p", "alpha", "momentum"})
+        if unknown:
+            return Judgement(key, label, CANNOT_EVALUATE, f"{', '.join(unknown)} is not defined here: "
+                             "which batch statistic does it average?")
     if len(stats) != 1:
         return wrong("it should average the running value with one batch statistic (μ or σ²)")
     stat = symbol(stats[0])
@@ -58,6 +68,9 @@ def judge_update(lhs: sp.Expr, sides, ctx: Context) -> Judgement:
     w_old, w_new = expanded.coeff(old), expanded.coeff(stat)
     rest = sp.expand(expanded - w_old * old - w_new * stat)
     if rest != 0 or w_old.has(old, stat) or w_new.has(old, stat) or w_old == 0:
+        if kind is None:  # v <- μ v + g: μ is a momentum coefficient here, not the batch mean
+            return Judgement(None, "update", NOT_ABOUT, f"an update of {name} that is not a running average "
+                             "(an optimiser step?)")
         return wrong("it is not a weighted average of the running value and the batch statistic")
     m = symbol("m")
     notes, warnings = [], []
@@ -68,7 +81,6 @@ def judge_update(lhs: sp.Expr, sides, ctx: Context) -> Judgement:
             notes.append("with the unbiased variance m/(m − 1)·σ², as PyTorch keeps it")
         else:
             return wrong(f"the weights add up to {total}, not 1")
-    kind = _kind(name)
     if kind and kind != STATISTICS[stats[0]] and {kind, STATISTICS[stats[0]]} != {"variance", "standard deviation"}:
         return wrong(f"a running {kind} updated with the batch {STATISTICS[stats[0]]}")
     if stats[0] == "sigma":

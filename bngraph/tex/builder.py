@@ -8,6 +8,7 @@ and names through :func:`~bngraph.tex.names.resolve_name`.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 from fractions import Fraction
@@ -15,8 +16,8 @@ from fractions import Fraction
 import sympy as sp
 from lark import Token, Transformer, v_args
 
-from bngraph.tex.names import (KNOWN_COMMANDS, LOSS_NAMES, DiffOp, Items, Name, ParenIndex, Partial, Relation,
-                               fail, index_symbol, index_symbols, resolve_name, symbol, value)
+from bngraph.tex.names import (KNOWN_COMMANDS, LOSS_NAMES, MAX_MAGNITUDE, DiffOp, Items, Name, ParenIndex, Partial,
+                               Relation, TooLarge, fail, index_symbol, index_symbols, resolve_name, symbol, value)
 
 
 @v_args(inline=True)
@@ -37,8 +38,11 @@ class NameRules(Transformer):
         return Name(str(tok), tex=str(tok))
 
     def number(self, tok):
-        value = Fraction(str(tok))  # the token matched [0-9.]+: a decimal literal, nothing else
-        return sp.Rational(value.numerator, value.denominator)
+        text = str(tok)
+        if len(text.split(".")[0].lstrip("0")) > 13:  # checked before Fraction: no huge integer is built
+            raise TooLarge(f"the number {text[:20]}… is too large to check")
+        value = Fraction(text)  # the token matched [0-9.]+: a decimal literal, nothing else
+        return _bounded(sp.Rational(value.numerator, value.denominator), text)
 
     def command(self, tok):
         name = str(tok)[1:]
@@ -111,7 +115,7 @@ class NameRules(Transformer):
                 fail(f"double {'subscript' if which == 'sub' else 'superscript'} in {tex}")
             return replace(base, **{which: arg}, tex=tex)
         if which == "sup":
-            return sp.Pow(self._num(base), self._num(arg))
+            return _power(self._num(base), self._num(arg), tex)
         if isinstance(base, sp.Symbol):  # {\frac{\partial L}{\partial x}}_{i}: index a family
             return resolve_name(Name(base.name, sub=arg, tex=tex), self.notes)
         fail(f"cannot read a subscript on {tex}")
@@ -256,6 +260,24 @@ class Builder(NameRules):
 
     def expression(self, expr):
         return self._num(expr)
+
+
+def _power(base, exponent, tex: str):
+    """``base ** exponent``, refusing before SymPy builds it a number too large to check
+    (``10^{10^{10}}`` would take SymPy hours and gigabytes)."""
+    if base.is_Number and exponent.is_Number and base != 0:
+        digits = float(exponent) * math.log10(abs(float(base)))
+        if digits > math.log10(MAX_MAGNITUDE) or digits < -30:
+            raise TooLarge(f"{tex} is out of the range that can be checked (about 10^{digits:.3g})")
+    if exponent.is_Number and abs(exponent) > MAX_MAGNITUDE:
+        raise TooLarge(f"{tex} has an exponent too large to check")
+    return sp.Pow(base, exponent)
+
+
+def _bounded(number, text: str):
+    if abs(number) > MAX_MAGNITUDE:
+        raise TooLarge(f"the number {text} is too large to check")
+    return number
 
 
 def _adjoint(wrt):

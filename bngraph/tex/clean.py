@@ -13,9 +13,12 @@ from bngraph.tex.names import TexSyntaxError, fail
 MAX_DEPTH = 40  # nested braces; deeper is not notation, and would exhaust recursion
 
 
+_QUALIFIER_WORDS = r"(?:for|where|if|with|and|when|since|over|on|i\.e|e\.g|all|each|every|as|by|so|then|thus|hence)\b"
 _QUALIFIER = re.compile(
     r"(?:[,;.]\s*)?(?:\\q?quad\s*|\\[,;:! ]\s*|~\s*)*"
-    r"(?:\\forall\b|//|\\(?:text|textrm|mbox|textit)\s*\{\s*(?:[^A-Za-z{}]|(?:for|where|if|with|and|when|since|over|on|i\.e|e\.g|all|each|every)\b|[^{}]*\s))")
+    r"(?:\\forall\b|//|\\(?:text|textrm|mbox|textit)\s*\{\s*" + _QUALIFIER_WORDS + ")")
+# \text{(chain rule)} or \text{ by (1)} inside a formula: a remark, dropped where it stands
+_REMARK = re.compile(r"\\(?:text|textrm|mbox|textit|textbf)\s*\{(?![A-Za-z][A-Za-z0-9_\\]*\})[^{}]*\}")
 _RANGE = re.compile(  # ", i = 1, \dots, m" or "\quad i \in \mathcal{B}" after the formula
     r"(?:,|\\q?quad|\\[,;])\s*(?:\\q?quad\s*|\\[,;]\s*)*[a-z]\s*(?:=\s*[01]\s*,|\\in\b|=\s*1\s*(?:,\s*)?\\[lc]?dots)")
 _TRAILING = re.compile(r"(?:\s|\\[,;!]|\\q?quad)*[,.;]?(?:\s|\\[,;!]|\\q?quad)*$")
@@ -29,10 +32,13 @@ def clean(tex: str) -> str:
     '\\hat{x}_i = x_i - \\mu'
     """
     for match in sorted([*_QUALIFIER.finditer(tex), *_RANGE.finditer(tex)], key=lambda k: k.start()):
+        if match.start() == 0:
+            continue
         before = tex[:match.start()]
         if before.count("{") - before.count("\\{") == before.count("}") - before.count("\\}"):
             tex = before
             break
+    tex = _REMARK.sub(" ", tex)
     return _TRAILING.sub("", tex).strip()
 
 
@@ -69,3 +75,172 @@ def check_balance(tex: str) -> None:
     brackets = len(re.findall(r"[(\[]", tex))
     if deepest > MAX_DEPTH or brackets > 4 * MAX_DEPTH:
         fail("the formula is nested too deeply to be read")
+
+
+# -- what write-ups write, rewritten to what the grammar reads ---------------------------------
+_REWRITES = [
+    (re.compile(r"\\mathop\s*(\{\s*\\sum\s*\}|\\sum)(?![a-zA-Z])"), r"\\sum"),  # Word/MathType exports
+    (re.compile(r"\\Sigma(?=\s*[_^])"), r"\\sum"),  # \Sigma^m_{i=1} x_i: a sum, in the capital letter
+    (re.compile(r"\\part(?![a-zA-Z])"), r"\\partial"),  # a Markdown editor's shorthand
+    (re.compile(r"\\(?:left\s*)?[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\(?:right\s*)?[|]|[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*[|]"
+                r"|\\lvert\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\rvert|[|]\s*B\s*[|]"), "m"),  # |B|: the batch size
+    (re.compile(r"\\color\s*\{[^{}]*\}|\\textcolor\s*\{[^{}]*\}"), ""),  # the argument stays, as a group
+    (re.compile(r"\\(?:boxed|bm|mathbf|boldsymbol)(?=\s*\{)"), ""),
+    (re.compile(r"\\(?:space|,|;|:|!|quad|qquad)(?![a-zA-Z])"), " "),
+    (re.compile(r"(?<!\\)_\{\s*([A-Za-z]{3,}|[A-Z][a-z]+)\s*\}"), r"_{\\text{\1}}"),  # \mu_{run}: a word, not r·u·n
+    (re.compile(r"_\{\s*([a-z])\s*([a-z])\s*\}"), r"_{\1,\2}"),  # x_{ij}: two indices
+    (re.compile(r"\\right\s*\|\s*_"), r"\\right._"),  # \left. … \right|_{x = 0}: the bar of evaluation
+    (re.compile(r"\\odot(?![a-zA-Z])"), r"\\cdot"),
+    (re.compile(r"\\dfrac|\\tfrac|\\cfrac"), r"\\frac"),
+]
+_NOT_INDEX_PAIRS = {"in", "on", "up", "at", "of", "to", "lr", "bn", "ln", "ok", "dx", "dy"}
+_BRACED = re.compile(r"\\(underbrace|overbrace|underset|overset|stackrel)\s*\{")
+
+
+def rewrite_constructs(tex: str) -> str:
+    r"""What people write, in the grammar's terms: ``\mathop\sum\limits`` and ``\Sigma^m_{i=1}`` are
+    sums, ``\part`` is ``\partial``, ``|\mathcal{B}|`` the batch size m, ``\boxed{…}`` and
+    ``\color{red}{…}`` their content, ``\underbrace{a}_{\text{…}}`` is a, ``x_{ij}`` has two indices.
+
+    >>> rewrite_constructs(r"\boxed{\mu = \frac{1}{|\mathcal{B}|}\mathop\sum\limits_{i} x_{ij}}")
+    '{\\mu = \\frac{1}{m}\\sum\\limits_{i} x_{i,j}}'
+    """
+    for pattern, replacement in _REWRITES:
+        if replacement == r"_{\1,\2}":
+            tex = pattern.sub(lambda k: k[0] if k[1] + k[2] in _NOT_INDEX_PAIRS else f"_{{{k[1]},{k[2]}}}", tex)
+        else:
+            tex = pattern.sub(replacement, tex)
+    return written_out_sums(_drop_braces_notes(tex))
+
+
+_FIRST = re.compile(r"_\{?\s*1\s*\}?(?![0-9])")
+
+
+def written_out_sums(tex: str) -> str:
+    r"""``x_1 + x_2 + \dots + x_m`` -> ``\sum_{k=1}^{m} x_{k}``: the terms before ``\dots``
+    from the one with index 1, and the last term, which names the upper bound.
+
+    >>> written_out_sums(r"\mu = \frac{1}{m}(x_1 + x_2 + \dots + x_m)")
+    '\\mu = \\frac{1}{m}(\\sum_{k=1}^{m} x_{k})'
+    """
+    for _ in range(5):
+        dots = re.search(r"\\(?:ldots|cdots|dots|dotsb|dotsc)(?![a-zA-Z])", tex)
+        if dots is None:
+            return tex
+        left, right = _terms_before(tex, dots.start()), _term_after(tex, dots.end())
+        if left is None or right is None:
+            return tex
+        (start, terms), (last, end) = left, right
+        first = next((k for k, (_, t) in enumerate(terms) if _FIRST.search(t)), None)
+        if first is None:
+            return tex
+        template = terms[first][1]
+        bound = re.search(r"_\{?\s*([A-Za-z])\s*\}?", last)
+        letter = bound[1] if bound else None
+        body = _FIRST.sub("_{k}", template, count=1)
+        if letter is None or _bare(_FIRST.sub("_" + letter, template, count=1)) != _bare(last):
+            return tex
+        begin = terms[first][0]
+        tex = tex[:begin] + f"\\sum_{{k=1}}^{{{letter}}} {body.strip()}" + tex[end:]
+    return tex
+
+
+def _bare(tex: str) -> str:
+    return re.sub(r"\s|[{}]", "", tex)
+
+
+def _split_terms(text: str) -> list[tuple[int, str]]:
+    """(offset, term) of a sum written at brace and bracket depth 0."""
+    terms, depth, start = [], 0, 0
+    for k, ch in enumerate(text):
+        if ch in "{([":
+            depth += 1
+        elif ch in "})]":
+            depth -= 1
+        elif ch == "+" and depth == 0:
+            terms.append((start, text[start:k]))
+            start = k + 1
+    terms.append((start, text[start:]))
+    return terms
+
+
+def _terms_before(tex: str, at: int):
+    """The terms before ``\\dots`` back to the enclosing bracket or relation: (start, [(offset, term)])."""
+    depth, k = 0, at - 1
+    while k >= 0:
+        ch = tex[k]
+        if ch in "})]":
+            depth += 1
+        elif ch in "{([":
+            if depth == 0:
+                break
+            depth -= 1
+        elif ch == "=" and depth == 0:
+            break
+        k -= 1
+    start = k + 1
+    segment = tex[start:at]
+    if not segment.rstrip().endswith("+"):
+        return None
+    terms = [(start + off, t) for off, t in _split_terms(segment.rstrip()[:-1])]
+    return start, [(off, t) for off, t in terms if t.strip()]
+
+
+def _term_after(tex: str, pos: int):
+    """The term after ``\\dots +``: (term, end)."""
+    match = re.compile(r"\s*\+\s*").match(tex, pos)
+    if match is None:
+        return None
+    depth, k = 0, match.end()
+    while k < len(tex):
+        ch = tex[k]
+        if ch in "{([":
+            depth += 1
+        elif ch in "})]":
+            if depth == 0:
+                break
+            depth -= 1
+        elif ch in "+-=" and depth == 0:
+            break
+        k += 1
+    return tex[match.end():k], k
+
+
+def _drop_braces_notes(tex: str) -> str:
+    r"""``\underbrace{a}_{note}`` -> ``{a}``; ``\underset{note}{a}`` -> ``{a}``."""
+    for _ in range(20):
+        match = _BRACED.search(tex)
+        if match is None:
+            return tex
+        first_end = _group_end(tex, match.end() - 1)
+        if first_end is None:
+            return tex
+        rest = tex[first_end:]
+        note = re.match(r"\s*[_^]\s*", rest)
+        if match[1] in ("underbrace", "overbrace"):
+            keep = tex[match.end() - 1:first_end]
+            if note and rest[note.end():note.end() + 1] == "{":
+                end = _group_end(rest, note.end())
+                rest = rest[end:] if end else rest
+            elif note:
+                rest = rest[note.end() + 1:]
+        else:  # \underset{note}{a}: the second group is the value
+            second = re.match(r"\s*\{", rest)
+            end = _group_end(rest, second.end() - 1) if second else None
+            if end is None:
+                return tex
+            keep, rest = rest[second.end() - 1:end], rest[end:]
+        tex = tex[:match.start()] + keep + rest
+    return tex
+
+
+def _group_end(text: str, start: int) -> int | None:
+    depth = 0
+    for k in range(start, len(text)):
+        if text[k] == "{" and text[k - 1] != "\\":
+            depth += 1
+        elif text[k] == "}" and text[k - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return k + 1
+    return None

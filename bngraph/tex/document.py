@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import re
+import stat
+import sys
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,21 +57,59 @@ def read_document(path_or_text, doc_format: str | None = None) -> tuple[str, str
     A ``Path``, or a ``str`` naming an existing file, is read as a file; any other ``str``
     is the document itself (Markdown unless ``doc_format`` says otherwise).
     """
+    if isinstance(path_or_text, Path) and str(path_or_text) == STDIN:  # Path("-"): the command line's FILE
+        return "<stdin>", doc_format or "md", [(None, _decode(sys.stdin.buffer.read(MAX_BYTES + 1), "<stdin>"))]
     path = _as_path(path_or_text)
     if path is None:
+        if len(path_or_text) > MAX_BYTES:
+            raise BngraphError(_too_large("the text", len(path_or_text)))
         return "<text>", doc_format or "md", [(None, path_or_text)]
-    if not path.is_file():
-        raise BngraphError(f"{path}: no such file")
+    _check_regular_file(path)
     fmt = doc_format or FORMATS.get(path.suffix.lower(), "txt")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BngraphError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        with path.open("rb") as handle:
+            text = _decode(handle.read(MAX_BYTES + 1), str(path))
     except OSError as exc:
         raise BngraphError(f"{path}: cannot read ({exc.strerror})") from None
     if fmt == "ipynb":
         return str(path), fmt, notebook_cells(text, str(path))
     return str(path), fmt, [(None, text)]
+
+
+STDIN = "-"
+MAX_EQUATIONS = 3000  # at a few milliseconds to a second each
+MAX_BYTES = 2_000_000  # a write-up is a few hundred kilobytes; past this the audit would take minutes
+
+
+def _too_large(what: str, size: int) -> str:
+    return f"{what} is too large to audit (over {MAX_BYTES / 1e6:g} MB; it has {size / 1e6:.1f} MB or more)"
+
+
+def _decode(data: bytes, name: str) -> str:
+    if len(data) > MAX_BYTES:
+        raise BngraphError(_too_large(name, len(data)))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BngraphError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _check_regular_file(path: Path) -> None:
+    """A document is a regular file: a directory, a FIFO or a device is named for what it is
+    (opening a FIFO would wait for a writer forever)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise BngraphError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise BngraphError(f"{path}: cannot read ({exc.strerror})") from None
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    for test, kind in kinds:
+        if test(mode):
+            raise BngraphError(f"{path}: {kind}, not a regular file")
+    if path.stat().st_size > MAX_BYTES:
+        raise BngraphError(_too_large(str(path), path.stat().st_size))
 
 
 def _as_path(path_or_text) -> Path | None:
@@ -80,7 +120,7 @@ def _as_path(path_or_text) -> Path | None:
     text = path_or_text
     if "\n" in text or "$" in text or "\\" in text or len(text) > 4096:
         return None
-    if Path(text).is_file() or Path(text).suffix.lower() in FORMATS:
+    if text.strip() and (Path(text).exists() or Path(text).suffix.lower() in FORMATS):
         return Path(text)
     return None
 
@@ -252,9 +292,10 @@ def math_blocks(text: str) -> list[tuple[int, str, str, bool]]:
         pos = end.end()
 
 
-_INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align\*?|equation\*?)\}(?:\{\d+\})?")
+_INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align|equation|eqnarray|gather|multline|"
+                    r"alignat|flalign)\*?\}(?:\{\d+\})?")
 _ROW = re.compile(r"\\\\(?:\s*\[[^\]]*\])?")
-_RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx)(?![a-zA-Z])")
+_RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx|mapsto)(?![a-zA-Z])")
 _OPERATOR_START = re.compile(r"^(?:[+\-]|\\cdot(?![a-zA-Z])|\\times(?![a-zA-Z]))")
 _LEADING_LAYOUT = re.compile(r"^(?:\s|&|\\q?quad(?![a-zA-Z])|\\[,;:! ]|\\(?:nonumber|notag)(?![a-zA-Z]))*")
 _SEPARATOR = re.compile(r"(?:[,;]\s*)?\\qquad(?![a-zA-Z])|,\s*\\q?quad(?![a-zA-Z])|;\s*\\q?quad(?![a-zA-Z])")
@@ -304,9 +345,38 @@ def _equations_of_block(offset: int, content: str, env: str) -> list[tuple[int, 
         found.append([at, text, False])
     out = []
     for at, text, continues in found:
-        for k, piece in enumerate(_split_separated(text)):
+        for k, piece in enumerate(piece for column in split_columns(text) for piece in _split_separated(column)):
             out.append((at + (text.find(piece) if k else 0), piece, continues and k == 0))
     return out
+
+
+def split_columns(row: str) -> list[str]:
+    r"""An align row holding several equations, ``& \mu = a & v = b``, split at the ``&`` that
+    starts a new left side; ``a &= b`` and ``t &=& u`` stay one equation."""
+    pieces, depth, start = [], 0, 0
+    for k, ch in enumerate(row):
+        if ch == "{" and row[k - 1:k] != "\\":
+            depth += 1
+        elif ch == "}" and row[k - 1:k] != "\\":
+            depth -= 1
+        elif ch == "&" and depth == 0 and row[k - 1:k] != "\\":
+            pieces.append(row[start:k])
+            start = k + 1
+    pieces.append(row[start:])
+    equations: list[str] = []
+    for k, piece in enumerate(pieces):
+        relation = first_relation(piece)
+        has_left = relation is not None and piece[:relation.start()].strip()
+        nxt = pieces[k + 1] if k + 1 < len(pieces) else ""
+        starts_next = (first_relation(nxt) is not None and not nxt[:first_relation(nxt).start()].strip())
+        complete = bool(equations) and first_relation(equations[-1]) is not None
+        if complete and (has_left or (piece.strip() and relation is None and starts_next)):
+            equations.append(piece)
+        elif equations:
+            equations[-1] += " & " + piece
+        else:
+            equations.append(piece)
+    return [e for e in equations if e.strip()] or [row]
 
 
 def _split_separated(text: str) -> list[str]:
@@ -324,9 +394,15 @@ def _split_separated(text: str) -> list[str]:
 _LAYOUT = re.compile(r"(?<!\\)&|\\(?:label|tag)\*?\{[^{}]*\}|\\(?:nonumber|notag)(?![a-zA-Z])")
 
 
+_WRAPPER = re.compile(r"^\\(?:boxed|color\s*\{[^{}]*\}|displaystyle\s*)\s*\{(.*)\}$", re.S)
+
+
 def _tidy(tex: str) -> str:
-    """Alignment marks, labels and tags out; runs of white space made one space."""
-    return re.sub(r"\s+", " ", _LAYOUT.sub(" ", tex)).strip()
+    """Alignment marks, labels and tags out; runs of white space made one space; a whole
+    equation in ``\\boxed{…}`` unwrapped."""
+    tex = re.sub(r"\s+", " ", _LAYOUT.sub(" ", tex)).strip()
+    wrapped = _WRAPPER.match(tex)
+    return wrapped[1].strip() if wrapped and first_relation(wrapped[1]) is not None else tex
 
 
 def find_equations(text: str, fmt: str = "md", cell: int | None = None,
@@ -361,4 +437,7 @@ def document_equations(path_or_text, doc_format: str | None = None) -> tuple[str
         own, _ = collect_macros(text)
         snippets += find_equations(text, "md" if fmt == "ipynb" else fmt, cell, macros)
         macros.update(own)
+        if len(snippets) > MAX_EQUATIONS:
+            raise BngraphError(f"{name}: more than {MAX_EQUATIONS} equations; the auditor reads at most that many "
+                               "in one document (split it)")
     return name, snippets

@@ -40,7 +40,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from bngraph.errors import BngraphError
 from bngraph.tex.builder import Builder
-from bngraph.tex.clean import brace_short_arguments, check_balance, clean
+from bngraph.tex.clean import brace_short_arguments, check_balance, clean, rewrite_constructs
 from bngraph.tex.names import (KNOWN_COMMANDS, Notation, TexSyntaxError, canonical_bound, concrete_names, fail,
                                free_index_names, symbol, value)
 
@@ -143,7 +143,7 @@ LABEL.5: /\\(<LABEL>)\*?\{[^{}]*\}/
 # The commands each terminal reads; ``_check_commands`` accepts exactly these and the names.
 COMMANDS = {
     "MULOP": "cdot times ast bullet",
-    "REL": "gets leftarrow longleftarrow coloneqq coloneq triangleq equiv defeq doteq approx simeq",
+    "REL": "gets leftarrow longleftarrow coloneqq coloneq triangleq equiv defeq doteq approx simeq mapsto",
     "CMP": "le leq ge geq lt gt ne neq",
     "FRAC": "frac dfrac tfrac cfrac",
     "DERIV": "pdv dv partialderivative derivative",
@@ -153,7 +153,7 @@ COMMANDS = {
     "WORD": "text textrm textit textbf textsf texttt mbox mathrm operatorname mathsf mathtt",
     "LAYOUT": "qquad quad displaystyle textstyle scriptstyle limits nolimits left right middle big Big bigg Bigg "
               "bigl bigr Bigl Bigr biggl biggr Biggl Biggr nonumber notag enspace thinspace medspace thickspace",
-    "LABEL": "label tag hspace vspace phantom",
+    "LABEL": "label tag hspace vspace phantom",  # (\boxed, \color, \underbrace: see clean.rewrite_constructs)
 }
 GRAMMAR = re.sub(r"<([A-Z]+)>", lambda k: "|".join(COMMANDS[k[1]].split()), GRAMMAR_TEMPLATE)
 GRAMMAR_COMMANDS = {c for v in COMMANDS.values() for c in v.split()} | {
@@ -163,7 +163,7 @@ _PARSER = Lark(GRAMMAR, start=["equation", "expression"], parser="lalr", propaga
                maybe_placeholders=True)
 
 RELATION_KIND = {"gets": "update", "leftarrow": "update", "longleftarrow": "update",
-                 "approx": "approximation", "simeq": "approximation"}
+                 "approx": "approximation", "simeq": "approximation", "mapsto": "mapping"}
 
 
 @dataclass(frozen=True)
@@ -211,6 +211,7 @@ def _parse(tex: str, start: str):
         raise TexSyntaxError("a formula must be text")
     if len(tex) > MAX_CHARS:
         fail(f"the formula is too long ({len(tex)} characters)")
+    tex = rewrite_constructs(tex)
     if "\\\\" in tex:
         fail("several rows (\\\\) in one equation: pass one row at a time")
     check_balance(tex)
@@ -227,6 +228,8 @@ def _parse(tex: str, start: str):
         return builder.transform(tree), builder.notes
     except VisitError as exc:
         orig = exc.orig_exc
+        if isinstance(orig, TexSyntaxError):
+            raise orig from None
         if isinstance(orig, BngraphError):
             raise TexSyntaxError(str(orig)) from None
         raise TexSyntaxError(f"cannot build the formula: {type(orig).__name__}: {orig}".splitlines()[0]) from None

@@ -27,7 +27,7 @@ GREEK = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu 
 KNOWN_COMMANDS = {g: g for g in GREEK}
 KNOWN_COMMANDS.update(varepsilon="epsilon", eps="epsilon", vartheta="theta", varphi="phi", varrho="rho",
                       varsigma="sigma", ell="ell", B="B", cB="B", calB="B", imath="i", jmath="j")
-LOSS_NAMES = {"L", "l", "ell", "J"}
+LOSS_NAMES = {"L", "l", "ell", "J", "f", "E"}  # ∂f/∂y_i: f the loss, as several write-ups name it
 BATCH_MARKERS = {"B", "b"}  # μ_B, μ_𝓑, μ_b: "of the mini-batch"; dropped from the name
 # The contract's assumptions: m is a positive integer; every other name (indices too) is plain,
 # as ``parse_expr`` reads the engine's JSON back.
@@ -36,6 +36,14 @@ ASSUMPTIONS: Mapping[str, dict] = {"m": {"integer": True, "positive": True}}
 
 class TexSyntaxError(BngraphError):
     """The text is not an equation the grammar reads; the message says why, in one line."""
+
+
+class TooLarge(TexSyntaxError):
+    """The formula reads, but holds a number, index or power too large to check in floating point."""
+
+
+MAX_MAGNITUDE = 10 ** 12  # a constant beyond this cannot be compared in float64 with the layer's values
+MAX_INDEX = 64  # a concrete index (x_{64}) or sum bound: the largest batch a formula is checked at
 
 
 def symbol(name: str) -> sp.Symbol:
@@ -175,7 +183,7 @@ def _sub_kind(sub) -> tuple[str, object]:
     if isinstance(sub, Name):
         if sub.is_plain() and sub.base in BATCH_MARKERS:
             return "batch", sub.tex or sub.base
-        if sub.is_plain_letter() and sub.base.islower():
+        if sub.is_plain_letter() and sub.base.islower() and sub.base != "o":  # y_o: "out", a label
             return "index", (index_symbol(sub.base),)
         if sub.is_plain() and sub.base.replace("_", "").isalnum():
             return "word", sub.base
@@ -183,6 +191,8 @@ def _sub_kind(sub) -> tuple[str, object]:
     if isinstance(sub, ParenIndex):
         return _sub_kind(sub.value)
     if isinstance(sub, sp.Integer) and sub > 0:
+        if sub > MAX_INDEX:
+            raise TooLarge(f"the index {sub} is beyond the batches checked (m <= {MAX_INDEX})")
         return "index", (sub,)
     if isinstance(sub, sp.Expr) and _is_index_expr(sub):
         return "index", (sub,)

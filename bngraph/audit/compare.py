@@ -1,0 +1,244 @@
+r"""Compare one right side with the quantity it should equal, at random batches, under every
+plausible reading of what it names; and explain a wrong one by the small slip that undoes it.
+
+Readings: a partial ∂a/∂b that a formula names is read as the author most likely means it —
+holding fixed the quantities whose paths the formula spells out elsewhere — and also as a
+local and as a total derivative; an index free on the right side only is also read as summed;
+a family written without an index (``\hat{x}``) as the batch's vector. "wrong" needs every
+reading wrong; right under another reading only is "ambiguous".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import sympy as sp
+
+from bngraph.audit.batcheval import SIZES, Batch, Unevaluable, _rename_bound, close
+from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CORRECT, OTHER_FORM, WRONG, Context,
+                                    Counterexample)
+from bngraph.tex.names import Notation, free_index_names, symbol
+from bngraph.tex.printer import to_latex
+
+SEEDS = (0, 1)
+
+
+# -- comparing ----------------------------------------------------------------------------
+def find_mismatch(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None,
+                  sizes, *, free: bool = False, batches: Callable | None = None,
+                  reading="local") -> Counterexample | None:
+    """The first batch (and index value) where ``actual`` differs from ``expected``, or None."""
+    if batches is None:
+        batches = (lambda m: [ctx.batch_only]) if ctx.batch_only else (lambda m: [Batch.random(m, s) for s in SEEDS])
+    for m in sizes:
+        for batch in batches(m):
+            ev = ctx.evaluator(batch, free, reading)
+            for k in (range(1, m + 1) if index else (None,)):
+                env = {index: float(k)} if index else {}
+                want, got = float(ev.value(expected, env)), float(ev.value(actual, env))
+                if not (close(got, want) or abs(got - want) <= ctx.tolerance):
+                    return Counterexample(batch, (index, k) if index else None, got, want)
+    return None
+
+
+def _symbolically_equal(expected: sp.Expr, actual: sp.Expr) -> bool:
+    if sp.count_ops(expected) + sp.count_ops(actual) > 300 or expected.has(sp.Derivative) or actual.has(sp.Derivative):
+        return False
+    try:
+        return sp.expand(expected - actual) == 0
+    except (TypeError, ValueError, RecursionError):
+        return False
+
+
+@dataclass(frozen=True)
+class SideResult:
+    verdict: str
+    reason: str = ""
+    counterexample: Counterexample | None = None
+    repaired: sp.Expr | None = None
+    checked: str = ""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One way to read a right side: the formula to check, and how its partials are meant."""
+
+    says: str  # "" for the formula as written
+    actual: sp.Expr
+    partials: object = "local"  # the evaluator's reading of a named ∂a/∂b
+    primary: bool = True  # what the author most likely means; a secondary one can only make it "ambiguous"
+
+
+FAMILIES = ("x", "xhat", "y", "dL_dx", "dL_dxhat", "dL_dy")
+
+
+def spelled_out(expr: sp.Expr, ctx: Context) -> frozenset[str]:
+    """The quantities a formula names (∂ℓ/∂μ names μ): their paths are spelled out, so a partial
+    elsewhere in the formula holds them fixed."""
+    from bngraph.audit.judge import names_in
+    names = {n[4:] if n.startswith("dL_d") else n for n in names_in(expr)}
+    for d in expr.atoms(sp.Derivative):
+        names |= {n[4:] if n.startswith("dL_d") else n for n in names_in(d.expr)}
+    return frozenset(names & (set(ctx.refs) | set(ctx.helpers) | {"sigma"}))
+
+
+def as_vectors(actual: sp.Expr, index: str | None) -> sp.Expr | None:
+    """``\\hat{x}`` with no index read as the batch's vector: elementwise at i, or a dot
+    product (summed over the batch) when the left side is one number."""
+    labels = {ix.base.label for ix in actual.atoms(sp.Indexed)}
+    bare = [s for s in actual.atoms(sp.Symbol) if s.name in FAMILIES and s not in labels]
+    if not bare:
+        return None
+    k = symbol(index) if index else sp.Dummy("k")
+    filled = actual.xreplace({s: sp.IndexedBase(symbol(s.name))[k] for s in bare})
+    if index:
+        return filled
+    terms = sp.Add.make_args(sp.expand(filled)) if filled.is_Add else (filled,)
+    return sp.Add(*(sp.Sum(t, (k, 1, symbol("m"))) if t.has(k) else t for t in terms))
+
+
+def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None) -> list[Reading]:
+    forms = [Reading("", actual)]
+    vector = as_vectors(actual, index)
+    if vector is not None:
+        forms = [Reading("with the family written without an index read as the batch's vector", vector)]
+    stray = free_index_names([forms[0].actual]) - ({index} if index else set())
+    if stray:
+        summed = forms[0].actual
+        for s in sorted(stray):
+            summed = sp.Sum(summed, (symbol(s), 1, symbol("m")))
+        forms = [Reading(f"if {', '.join(sorted(stray))} is summed over the batch (an implicit sum)", summed,
+                         primary=False)]
+    if not (expected.has(sp.Derivative) or forms[0].actual.has(sp.Derivative)):
+        return forms
+    out = []
+    for form in forms:
+        if isinstance(expected, sp.Derivative):  # a partial on the left: local or total, both are usual
+            out += [Reading(_join(form.says, "as a local partial (the other quantities held fixed)"),
+                            form.actual, "local", form.primary),
+                    Reading(_join(form.says, "as a total derivative (μ, σ² and x̂ following)"),
+                            form.actual, "total", form.primary)]
+            continue
+        out += [Reading(form.says, form.actual, spelled_out(form.actual, ctx), form.primary),
+                Reading(_join(form.says, "with every partial read as local"), form.actual, "local", False),
+                Reading(_join(form.says, "with every partial read as total"), form.actual, "total", False)]
+    return out
+
+
+def _join(*parts: str) -> str:
+    return ", ".join(p for p in parts if p)
+
+
+def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None, sizes) -> SideResult:
+    """Is ``actual`` (one right side) the ``expected`` reference, under some reading?"""
+    where = "numerically at m = " + ", ".join(map(str, sizes))
+    if not free_index_names([actual]) - ({index} if index else set()) and _symbolically_equal(expected, actual):
+        return SideResult(CORRECT, checked="symbolically")
+    found, unevaluable = [], []
+    for reading in readings(ctx, expected, actual, index):
+        try:
+            found.append((reading, find_mismatch(ctx, expected, reading.actual, index, sizes, reading=reading.partials)))
+        except Unevaluable as exc:
+            unevaluable.append(str(exc))
+    right = [r for r, mismatch in found if mismatch is None]
+    if any(r.primary for r in right):
+        reading = next(r for r in right if r.primary)
+        checked = where + (f", reading it {reading.says}" if reading.says else "")
+        return _same_form(ctx, expected, reading, index, sizes, checked)
+    if right:
+        wrong_as_written = "wrong as written" if any(r.primary for r, _ in found) else "not right as written"
+        return SideResult(AMBIGUOUS, f"{wrong_as_written}; right {right[0].says}", checked=where)
+    if not found:
+        return SideResult(CANNOT_EVALUATE, f"cannot evaluate it: {unevaluable[0]}")
+    reading, mismatch = next(((r, m) for r, m in found if r.primary), found[0])
+    stray = free_index_names([actual]) - ({index} if index else set())
+    if stray:
+        return SideResult(WRONG, f"the index {', '.join(sorted(stray))} is free on the right side only, "
+                                 f"and summing over it does not make it right either", mismatch, None, where)
+    small = _small_counterexample(ctx, expected, reading, index, sizes) or mismatch
+    reason, repaired = diagnose(ctx, expected, reading.actual, index, sizes, reading.partials)
+    if reading.says:
+        reason += f" (reading it {reading.says})"
+    return SideResult(WRONG, reason, small, repaired if reading.actual == actual else None, where)
+
+
+def _same_form(ctx, expected, reading: Reading, index, sizes, checked: str) -> SideResult:
+    try:
+        same = find_mismatch(ctx, expected, reading.actual, index, sizes, free=True, reading=reading.partials) is None
+    except Unevaluable:
+        same = False
+    if same or reading.actual.has(sp.Derivative):
+        return SideResult(CORRECT, checked=checked)
+    return SideResult(OTHER_FORM, "equal once μ, σ² and x̂ are written out in x", checked=checked)
+
+
+def _small_counterexample(ctx, expected, reading: Reading, index, sizes) -> Counterexample | None:
+    try:
+        return find_mismatch(ctx, expected, reading.actual, index, sorted(sizes)[:2],
+                             batches=lambda m: [Batch.small(m, v) for v in (0, 1)], reading=reading.partials)
+    except Unevaluable:
+        return None
+
+
+# -- explaining a wrong formula -----------------------------------------------------------
+def _swap_base(old: str, new: str) -> Callable[[sp.Expr], sp.Expr]:
+    def swap(e):
+        return e.replace(lambda a: isinstance(a, sp.Indexed) and a.base.label.name == old,
+                         lambda a: sp.IndexedBase(symbol(new))[a.indices])
+    return swap
+
+
+def repairs(size: sp.Symbol) -> list[tuple[str, Callable[[sp.Expr], sp.Expr]]]:
+    """Small slips, each with the change that undoes it."""
+    sigma, sigma2, eps = symbol("sigma"), symbol("sigma2"), symbol("epsilon")
+    dy = sp.IndexedBase(symbol("dL_dy"))
+    return [
+        ("the factor 1/m is missing", lambda e: e / size),
+        ("it has a factor 1/m too many", lambda e: e * size),
+        ("it divides by m − 1 (the unbiased variance); batch norm uses the biased 1/m",
+         lambda e: e * (size - 1) / size),
+        ("σ (the standard deviation) is written where σ² (the variance) is meant",
+         lambda e: e.xreplace({sigma: sigma2})),
+        ("ε is missing: σ here must be √(σ² + ε)", lambda e: e.xreplace({sigma: sp.sqrt(sigma2 + eps)})),
+        ("ε is missing next to σ²", lambda e: e.xreplace({sigma2: sigma2 + eps}) if not e.has(eps) else e),
+        ("∂ℓ/∂x_i is written where ∂ℓ/∂x̂_i is meant", _swap_base("dL_dx", "dL_dxhat")),
+        ("∂ℓ/∂x̂_i is written where ∂ℓ/∂x_i is meant", _swap_base("dL_dxhat", "dL_dx")),
+        ("the factor γ is missing (∂ℓ/∂x̂_i = γ ∂ℓ/∂y_i)",
+         lambda e: e.replace(lambda a: isinstance(a, sp.Indexed) and a.base == dy, lambda a: symbol("gamma") * a)),
+        ("x_i is written where x̂_i is meant", _swap_base("x", "xhat")),
+        ("x̂_i is written where x_i is meant", _swap_base("xhat", "x")),
+        ("the sign is wrong", lambda e: -e),
+    ]
+
+
+def candidates(actual: sp.Expr, size: sp.Symbol, notation: Notation):
+    """(slip, the formula with it undone) for each slip that could explain ``actual``."""
+    for reason, repair in repairs(size):
+        yield reason, repair(actual)
+    for add in sorted(actual.atoms(sp.Add), key=sp.default_sort_key)[:8]:
+        for term in add.args:
+            yield (f"the sign of the term {to_latex(term, notation)} is wrong",
+                   actual.xreplace({add: add - 2 * term}))
+
+
+def diagnose(ctx: Context, expected, actual, index, sizes, partials="local") -> tuple[str, sp.Expr | None]:
+    """(why it is wrong, the author's formula repaired) — or a plain reason and None."""
+    size = symbol(ctx.notation.get("m") or "m")
+    for reason, candidate in candidates(actual, size, ctx.notation):
+        try:
+            if candidate != actual and find_mismatch(ctx, expected, candidate, index, sizes, reading=partials) is None:
+                return reason, candidate
+        except (Unevaluable, TypeError, ValueError):
+            continue
+    for name, (ref, ref_index) in ctx.refs.items():
+        if (ref_index is None) != (index is None):
+            continue
+        other = ref if ref_index is None else _rename_bound(ref).xreplace({sp.Symbol(ref_index): sp.Symbol(index)})
+        try:
+            if other != expected and find_mismatch(ctx, other, actual, index, sizes, reading=partials) is None:
+                return f"the right side is the {ctx.label(name)}", None
+        except Unevaluable:
+            continue
+    return "it differs from the reference", None
+
+

@@ -1,0 +1,123 @@
+r"""What a document tells about each of its equations: its notation, the batch size it binds
+and where, the names it defines for itself, and which index of ``x_{i,j}`` runs over the batch.
+
+- A binding of the batch size (``m = 3``, ``N = 5``) holds from where the text makes it, until a
+  later one overrides it: ``$n = 5$ runs per cell`` late in a text does not change the
+  equations before it.
+- A name the document defines (``\text{ivar} = 1/\sqrt{\sigma^2 + \epsilon}``, ``t_1 = x_1 + x_2``,
+  ``\mathrm{xmu}_{2} = x_2 - \mu``) is a helper that later formulas may use.
+- Per-feature write-ups index twice (``x_{i,j}``, ``\mu_j``, ``\sigma^2_j``): the index that a
+  sum over the batch runs over (``\mu_j = \frac1N\sum_i x_{i,j}``) is the example's; the other,
+  the one that ``\mu``, ``\gamma`` … carry, is the feature's, held fixed and dropped.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+import sympy as sp
+
+from bngraph.audit.batcheval import Batch, Helper, Unevaluable, close
+from bngraph.audit.judge import names_in, target_of
+from bngraph.audit.verdicts import GIVEN, Context
+from bngraph.tex.grammar import Equation
+from bngraph.tex.names import Notation, canonical, symbol
+
+SIZE_LETTERS = frozenset({"m", "N", "n", "B", "M"})  # the batch size, as write-ups name it
+PER_FEATURE = {"mu", "sigma2", "sigma", "gamma", "beta", "dL_dmu", "dL_dsigma2", "dL_dgamma", "dL_dbeta"}
+
+
+def build_context(equations: list[Equation | None], refs) -> tuple[Context, list[int | None]]:
+    """The document's context, and the batch size in force at each equation (None: not bound)."""
+    sides_of = [(canonical(eq.lhs), tuple(canonical(s) for s in eq.chain)) if eq is not None and eq.lhs is not None
+                else None for eq in equations]
+    notation = Notation()
+    for eq in equations:
+        if eq is not None:
+            notation = notation.merged(eq.notation)
+    ctx = Context(refs, notation=notation)
+    size_names = set(SIZE_LETTERS) | {notation.get("m")} - {None}
+    concrete, bound_at, m_now = [], [], None
+    for pair in sides_of:
+        if pair is not None:
+            lhs, sides = pair
+            target = target_of(lhs)
+            if target and target[0] in size_names and target[1] is None and sides[0].is_Integer and sides[0] > 0:
+                m_now = int(sides[0])
+            for e in (lhs, *sides):
+                concrete += [int(k) for ix in e.atoms(sp.Indexed) for k in ix.indices if k.is_Integer]
+                concrete += [int(s.limits[0][2]) for s in e.atoms(sp.Sum) if s.limits[0][2].is_Integer]
+                size_names |= {s.limits[0][2].name for s in e.atoms(sp.Sum) if s.limits[0][2].is_Symbol}
+            if target and target[0] == "y" and "beta" in names_in(sides[0]):
+                ctx.beta_is_shift = True
+        bound_at.append(m_now)
+    ctx.size_names = frozenset(size_names)
+    if m_now is None and concrete and 1 < max(concrete) <= 64:  # a worked example: x_1, x_2, x_3 make m = 3
+        bound_at = [max(concrete)] * len(bound_at)
+    for pair in sides_of:
+        if pair is not None:
+            register_helper(*pair, ctx)
+    return ctx, bound_at
+
+
+def register_helper(lhs, sides, ctx: Context) -> None:
+    """A name the document defines for itself becomes usable by the other equations."""
+    target = target_of(lhs)
+    if target is None:
+        return
+    name, index = target
+    if name in ctx.refs and not any(name in names_in(s) for s in sides):
+        key = f"{name}[{int(index)}]" if index is not None and index.is_Integer else name
+        ctx.definitions.setdefault(key, []).append(Helper(sides[0], index.name if isinstance(index, sp.Symbol) else None))
+    if (name in ctx.refs or name in GIVEN or name in ctx.size_names or name in ctx.helpers
+            or any(name in names_in(s) for s in sides) or name.startswith("dL_d")):
+        return
+    if name == "sigma":  # σ defined with ε inside, √(σ² + ε): later formulas mean that σ
+        try:
+            ev = ctx.evaluator(Batch.random(3, 0))
+            if not close(float(ev.value(sides[0])), float(ev.value(sp.sqrt(symbol("sigma2") + symbol("epsilon"))))):
+                return
+        except Unevaluable:
+            return
+    if index is None or isinstance(index, sp.Symbol):
+        ctx.helpers[name] = Helper(sides[0], index.name if index is not None else None)
+    elif index.is_Integer:  # one member of a family the document writes out: xmu_2 = x_2 - μ
+        ctx.helpers.setdefault(f"{name}[{int(index)}]", Helper(sides[0]))
+
+
+# -- two indices ----------------------------------------------------------------------------
+def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None]:
+    """Per-feature notation made one-feature: ``x_{i,j}`` -> ``x_i`` and ``\\mu_j`` -> ``\\mu``,
+    where j is the feature (the index μ, γ … carry, or the one no batch sum runs over)."""
+    exprs = [e for eq in equations if eq is not None for e in (eq.lhs, *eq.chain) if e is not None]
+    if not any(len(ix.indices) > 1 for e in exprs for ix in e.atoms(sp.Indexed)):
+        return equations
+    features = Counter(str(ix.indices[0]) for e in exprs for ix in e.atoms(sp.Indexed)
+                       if ix.base.label.name in PER_FEATURE and len(ix.indices) == 1 and ix.indices[0].is_Symbol)
+    positions = Counter()
+    for e in exprs:
+        for s in e.atoms(sp.Sum):
+            var = s.variables[0]
+            positions.update(ix.indices.index(var) for ix in s.function.atoms(sp.Indexed)
+                             if len(ix.indices) == 2 and var in ix.indices)
+    batch_position = positions.most_common(1)[0][0] if positions else None
+
+    def fold(e):
+        if e is None:
+            return None
+
+        def one(ix):
+            if ix.base.label.name in PER_FEATURE and len(ix.indices) == 1 and str(ix.indices[0]) in features:
+                return symbol(ix.base.label.name)
+            if len(ix.indices) != 2:
+                return ix
+            keep = batch_position
+            if keep is None:
+                feature = [k for k, index in enumerate(ix.indices) if str(index) in features]
+                keep = 1 - feature[0] if len(feature) == 1 else None
+            return ix if keep is None else ix.base[ix.indices[keep]]
+
+        return e.replace(lambda a: isinstance(a, sp.Indexed), one)
+
+    return [None if eq is None else replace(eq, lhs=fold(eq.lhs), rhs=fold(eq.rhs), chain=tuple(map(fold, eq.chain)))
+            for eq in equations]

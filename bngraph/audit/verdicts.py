@@ -1,0 +1,71 @@
+"""What a verdict is: the verdicts, a judgement on one equation, a counterexample, and what
+the whole document tells about each of its equations (its :class:`Context`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from bngraph.audit.batcheval import Batch, Evaluator, Helper
+from bngraph.tex.names import Notation
+
+CORRECT, OTHER_FORM, WRONG, AMBIGUOUS = "correct", "correct-other-form", "wrong", "ambiguous"
+HELPER, NOT_ABOUT, CANNOT_READ, CANNOT_EVALUATE = "helper", "not-about-this-layer", "cannot-read", "cannot-evaluate"
+VERDICTS = (CORRECT, OTHER_FORM, WRONG, AMBIGUOUS, HELPER, NOT_ABOUT, CANNOT_READ, CANNOT_EVALUATE)
+
+LABELS = {"mu": "batch mean μ", "sigma2": "batch variance σ²", "sigma": "standard deviation σ",
+          "xhat": "normalised input x̂_i", "y": "output y_i", "dL_dxhat": "adjoint ∂ℓ/∂x̂_i",
+          "dL_dsigma2": "adjoint ∂ℓ/∂σ²", "dL_dmu": "adjoint ∂ℓ/∂μ", "dL_dx": "adjoint ∂ℓ/∂x_i",
+          "dL_dgamma": "adjoint ∂ℓ/∂γ", "dL_dbeta": "adjoint ∂ℓ/∂β", "dL_dy": "upstream gradient ∂ℓ/∂y_i"}
+GIVEN = {"x", "dL_dy", "gamma", "beta", "epsilon"}  # the data of a batch, never derived
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """A batch where the formula and the reference differ."""
+
+    batch: Batch
+    index: tuple[str, int] | None  # ("i", 2): the free index's value
+    got: float
+    want: float
+
+
+@dataclass(frozen=True)
+class Judgement:
+    defines: str | None  # "mu", "xhat[i]", "update:mu_run", "helper:ivar", "identity" …
+    label: str
+    verdict: str
+    reason: str = ""
+    warnings: tuple[str, ...] = ()
+    counterexample: Counterexample | None = None
+    correction: str | None = None  # LaTeX, in the document's notation
+    checked: str = ""
+
+
+@dataclass
+class Context:
+    """What the whole document tells about each of its equations."""
+
+    refs: dict[str, tuple[sp.Expr, str | None]]
+    helpers: dict[str, Helper] = field(default_factory=dict)
+    size_names: frozenset[str] = frozenset({"m"})
+    doc_m: int | None = None
+    notation: Notation = Notation()
+    beta_is_shift: bool = False
+    definitions: dict[str, list[Helper]] = field(default_factory=dict)
+    batch: Batch | None = None  # the document's own numbers (x = (1, 2, 6)), where they are in force
+    batch_only: Batch | None = None  # while a formula is checked on those numbers alone
+    tolerance: float = 0.0  # an approximation (≈ 4.67) is right to its last written digit  # the document's formulas for μ, x̂_1 …
+
+    @property
+    def layer_names(self) -> set[str]:
+        return ({n for n in self.refs} | {"sigma", "gamma", "beta", "epsilon"}) - {"y", "dL_dx", "dL_dy"}
+
+    def evaluator(self, batch: Batch, free: bool = False, reading="local") -> Evaluator:
+        return Evaluator(batch, self.refs, free=free, helpers=self.helpers, size_names=self.size_names,
+                         reading=reading, definitions=self.definitions)
+
+    def label(self, name: str) -> str:
+        return LABELS.get(name, name)
+
+
