@@ -24,7 +24,8 @@ EXAMPLES = {
   bngraph render --view staged --direction backward -o bn_back.pdf
   bngraph render --m 64 -o big.png            # large m is drawn with an ellipsis
   bngraph render --values random -o bn.svg    # each node's value and gradient, as in micrograd
-  bngraph render --direction backward --chain-rule -o bn.svg""",
+  bngraph render --direction backward --chain-rule -o bn.svg
+  bngraph render --view staged --direction backward --values random -o steps.png   # the 9 steps""",
     "verify": """examples:
   bngraph verify                              # batchnorm, m = 3
   bngraph verify layernorm --m 8""",
@@ -95,6 +96,7 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     p.add_argument("--direction", choices=("forward", "backward"), default="forward")
     p.add_argument("--full", action="store_true", help="draw every example even for large m")
     p.add_argument("--chain-rule", action="store_true", help="backward: write each node's chain-rule sum in it")
+    p.add_argument("--constants", action="store_true", help="backward: draw the edges into constants (ε) too")
     p.add_argument("--values", metavar="SPEC", help="show each node's value and gradient: 'random' (seeded) "
                    "or name=number pairs, e.g. x_1=1,x_2=2,x_3=4,gamma=1.5,beta=0,epsilon=1e-5")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="FILE.svg, .png, .pdf or .dot")

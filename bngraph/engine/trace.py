@@ -26,7 +26,7 @@ import sympy as sp
 from bngraph.errors import BngraphError
 
 # Parameters that are hyper-parameters, not learned: no adjoint is derived for them.
-DEFAULT_CONSTANTS = frozenset({"eps", "epsilon"})
+DEFAULT_CONSTANTS = frozenset({"eps", "epsilon", "ε"})
 _RESERVED = {"L", "m", "i", "j"}
 
 

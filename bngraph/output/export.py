@@ -79,10 +79,10 @@ def to_json(derivation: Derivation, closed=None) -> str:
 
 
 def to_text(derivation: Derivation, closed=None) -> str:
-    """The trace (one node a line), then one adjoint a line, then the closed form."""
+    """The trace (one node a line), then one adjoint a line (examples ascending), then the closed form."""
     expr_str = expr_printer()
     lines = [str(derivation.graph), "", "adjoints (reverse mode; the upstream dL_dy_k are given):"]
-    lines += [f"  {a.name} = {expr_str(a.expr)}" for a in derivation.adjoints.values()]
+    lines += [f"  {a.name} = {expr_str(a.expr)}" for a in derivation.in_reading_order()]
     if closed is not None:
         lines += ["", "closed form (symbolic m, for every m >= 1; i free, j summed over 1..m):"]
         lines += [f"  {key} = {closed_str(e)}" for key, e in closed.formulas.items()]
