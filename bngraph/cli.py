@@ -17,7 +17,8 @@ EXAMPLES = {
   bngraph derive                              # batchnorm, m = 3, named view, as text
   bngraph derive --m 4 --view staged          # the 9-step staged backward
   bngraph derive --format json -o bn.json     # the contract's JSON
-  bngraph derive --format latex -o bn.tex     # a standalone LaTeX document
+  bngraph derive --format latex -o bn.tex     # a standalone LaTeX document (for every m)
+  bngraph derive --format latex --full -o bn.tex   # … and the whole m = 3 expansion
   bngraph derive --function my_bn.py:forward  # your own forward pass""",
     "render": """examples:
   bngraph render -o bn.svg                    # forward graph, named view
@@ -89,6 +90,7 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     p.add_argument("--format", choices=("text", "json", "latex", "markdown"), default="text")
     p.add_argument("--loss", choices=("L", "ell"), default="L", help="LaTeX/Markdown: write the loss L or ℓ")
     p.add_argument("--batch-subscript", action="store_true", help="LaTeX/Markdown: write μ_𝓑 and σ²_𝓑")
+    p.add_argument("--full", action="store_true", help="LaTeX/Markdown: add the derivation at the given m, node by node")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (LaTeX: a standalone document)")
 
     p = command("render", "draw the forward or backward graph with Graphviz (SVG, PNG, PDF, DOT)")
@@ -165,7 +167,8 @@ def cmd_derive(args) -> int:
     else:
         from bngraph.tex import export as latex
 
-        options = {"loss": "\\ell" if args.loss == "ell" else "L", "batch_subscript": args.batch_subscript}
+        options = {"loss": "\\ell" if args.loss == "ell" else "L", "batch_subscript": args.batch_subscript,
+                   "full": args.full}
         if args.format == "latex":
             text = latex.to_latex(d, closed, standalone=bool(args.output), **options)
         else:
