@@ -161,7 +161,8 @@ def _slash(html: str) -> bool:
 
 def expr_html(expr: sp.Expr) -> str:
     """``expr`` typeset for a label, its common numeric factor pulled out first: 2(x₁ − μ)/3."""
-    expr = sp.sympify(expr) if isinstance(expr, (int, float)) else expr
+    if isinstance(expr, (int, float)):  # a number, never text: no sympify
+        expr = sp.Integer(expr) if isinstance(expr, int) else sp.Float(expr)
     if expr.is_Add and len(expr.args) <= 8:  # a long sum is printed as it is (factoring it costs)
         expr = sp.factor_terms(expr)
     return HtmlMathPrinter().doprint(expr)

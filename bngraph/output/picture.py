@@ -22,7 +22,7 @@ from bngraph.closedform.batchsum import batch_sum
 from bngraph.output.mathlabel import MINUS, expr_html, name_html, partial_html, visible
 
 LEAVES = ("input", "parameter", "constant")
-EDGE_CHARS = 14  # visible characters of a partial written on its edge; longer ones go to the table
+EDGE_CHARS = 16  # visible characters of a partial written on its edge; longer ones go to the table
 BACKWARD_COLOR, FORWARD_COLOR, STEP_COLOR = "#b91c1c", "#374151", "#6b7280"
 ROLE_STYLE = {  # each role its own shape and colour, so the picture reads without the legend too
     "input": {"shape": "ellipse", "fillcolor": "#dbeafe"},
@@ -305,7 +305,8 @@ class PictureBuilder:
                 text = self.partial(node.name, c)
                 if len(visible(text)) > EDGE_CHARS:
                     text = partial_html(c, node.name)
-                rows.append(f'<FONT POINT-SIZE="10">+ {name_html("dL_d" + c)} · {text}</FONT>')
+                sign, text = (MINUS, text[1:]) if text.startswith(MINUS) and "=" not in text else ("+", text)
+                rows.append(f'<FONT POINT-SIZE="10">{sign} {name_html("dL_d" + c)} · {text}</FONT>')
             if len(drawn) < len(terms):
                 rows.append(f'<FONT POINT-SIZE="10">+ {len(terms) - len(drawn)} more terms, one per hidden example</FONT>')
         return rows

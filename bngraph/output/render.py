@@ -14,8 +14,8 @@ same layout, the arrows reversed.
 >>> g = build_graph(LAYERS["batchnorm"].trace(3), "named")
 >>> dot = pygraphviz.AGraph(string=render_graph(g, format="dot", direction="backward"))
 >>> edge = dot.get_edge("x_1", "mu")  # ∂μ/∂x₁: the gradient flows from μ back to x₁
->>> edge.attr["label"], edge.attr["dir"]
-('<1/3>', 'back')
+>>> edge.attr["xlabel"], edge.attr["dir"]
+('1/3', 'back')
 """
 from __future__ import annotations
 

@@ -143,8 +143,8 @@ def _chain_rule(closed) -> list[Block]:
         eqs.append(Equation(_indexed(key), sides))
     return [Block("heading2", "Adjoints by the chain rule"),
             Block("text", "Each adjoint sums over the nodes that use it; a batch value such as $\\mu$ is used by "
-                          "every example, so its sum runs over $j = 1, \\dots, m$. The upstream gradients "
-                          "$\\frac{\\partial L}{\\partial y_{i}}$ are given."),
+                          "every example, so its sum runs over $j = 1, \\dots, m$. The upstream gradients of the "
+                          "outputs $y_{i}$ are given."),
             Block("math", equations=tuple(eqs))]
 
 
@@ -203,11 +203,12 @@ def _at_m(derivation: Derivation, level: str) -> list[Block]:
               Block("text", "Each node from its parents:"),
               Block("math", equations=tuple(Equation(n.symbol, (n.expr,)) for n in g if n.expr is not None)),
               Block(level, "Local partial derivatives"),
-              Block("text", "The partial derivative of each node with respect to each of its parents:")]
+              Block("text", "The partial derivative of each node with respect to each of its parents "
+                            "(but constants):")]
     for node in g:
-        if node.expr is not None:
-            blocks.append(Block("math", equations=tuple(
-                Equation(partial_symbol(node.name, p), (d,)) for p, d in derivation.local_partials_of(node.name).items())))
+        partials = [(p, d) for p, d in derivation.local_partials_of(node.name).items() if g[p].role != "constant"]
+        if node.expr is not None and partials:
+            blocks.append(Block("math", equations=tuple(Equation(partial_symbol(node.name, p), (d,)) for p, d in partials)))
     outputs = ", ".join(f"$y_{{{k}}}$" for k in range(1, len(derivation.upstream) + 1))
     eqs = []
     for a in derivation.in_reading_order():

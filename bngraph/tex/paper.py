@@ -195,6 +195,10 @@ class PaperLatexPrinter(LatexPrinter):
         late = [f for f in factors if f.has(sp.Sum) or _is_derivative(f, self.partials)
                 or any(_is_derivative(a, self.partials) for a in f.atoms(sp.Symbol, sp.Indexed))]
         coefficient = sp.Mul(*(f for f in factors if f not in late))
+        for k, factor in enumerate(late):  # 2(mμ − Σ x_j): the 2 joins the coefficient
+            number, rest = sp.factor_terms(factor).as_coeff_Mul() if factor.is_Add else (1, factor)
+            if number != 1 and number > 0 and rest.is_Add:
+                coefficient, late[k] = coefficient * number, rest
         late.sort(key=lambda f: (_is_derivative(f, self.partials), not f.is_Add))
         return coefficient, late
 
@@ -225,7 +229,7 @@ class PaperLatexPrinter(LatexPrinter):
         """A coefficient as ``\\frac{a}{b}``: ``\\frac{2}{m}``, ``\\frac{\\gamma}{m \\sqrt{…}}``."""
         if coefficient.is_Add:
             return self.factor(coefficient)
-        numer, denom = (sp.factor_terms(part) for part in sp.fraction(coefficient))
+        numer, denom = (sp.factor_terms(part) for part in sp.fraction(sp.factor_terms(coefficient)))
         if denom == 1:
             return self._print(numer)
         return rf"\frac{{{self._print(numer)}}}{{{self._print(denom)}}}"
