@@ -372,6 +372,7 @@ def test_report_writes_the_four_dots_the_readme_promises(tmp_path, capsys):
         for view in ("named", "staged"):
             dot = pygraphviz.AGraph(string=(tmp_path / "out" / f"{direction}_{view}.dot").read_text())
             assert f"{direction} graph, m = 2, {view} view" in dot.graph_attr["label"]
-            assert (dot.out_degree("y_1") > 0) == (direction == "backward")  # gradients flow out of y_1
+            into_y = dot.in_edges("y_1")  # the backward mirrors the forward: same edges, arrows reversed
+            assert into_y and all((e.attr["dir"] == "back") == (direction == "backward") for e in into_y)
     readme = (REPO / "README.md").read_text()
     assert "backward graphs of both views as SVG and DOT" in readme

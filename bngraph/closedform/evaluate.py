@@ -86,7 +86,7 @@ def random_point(graph: Graph, seed: int = 0, epsilon: float = 1e-5) -> tuple[di
     rng = np.random.default_rng(seed)
     leaves = {}
     for node in graph.with_role("input", "parameter", "constant"):
-        if "eps" in node.name:
+        if "eps" in node.name or node.name == "ε":
             leaves[node.name] = epsilon
         elif node.role == "input":
             leaves[node.name] = float(rng.normal(0.5, 2.0))

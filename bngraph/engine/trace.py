@@ -27,7 +27,7 @@ from bngraph.engine.usercode import UserExit, function_name, running_user_code
 from bngraph.errors import BngraphError
 
 # Parameters that are hyper-parameters, not learned: no adjoint is derived for them.
-DEFAULT_CONSTANTS = frozenset({"eps", "epsilon"})
+DEFAULT_CONSTANTS = frozenset({"eps", "epsilon", "ε"})
 _RESERVED = {"L", "m", "i", "j"}
 
 
