@@ -192,10 +192,15 @@ def _named(staged: Graph) -> Graph:
 
 
 def _scaled_sum(op: str, args: tuple) -> sp.Expr:
-    """A sum divided by a constant stays one: (x_1 + x_2 + x_3)/3, as a person writes it
-    (SymPy would distribute the 1/3 over the m terms, which also costs m products)."""
-    if op == "div" and args[0].is_Add and args[1].is_Number and args[1] != 0:
-        return sp.Mul(args[0], sp.Pow(args[1], -1, evaluate=False), evaluate=False)
+    """A sum divided by (or times) a number stays one: (x_1 + x_2 + x_3)/3, as a person writes
+    it (SymPy would distribute the 1/3 over the m terms, which also costs m products). The
+    number leads the product, so that x_1 − it prints as x_1 - (x_1 + x_2 + x_3)/3."""
+    if op == "div" and args[0].is_Add and args[1].is_Rational and args[1] != 0:
+        return sp.Mul(1 / args[1], args[0], evaluate=False)
+    if op == "mul":
+        number, total = sorted(args, key=lambda a: not a.is_Rational)
+        if number.is_Rational and total.is_Add:
+            return sp.Mul(number, total, evaluate=False)
     return forward(op, args)
 
 
