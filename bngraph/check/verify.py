@@ -3,8 +3,14 @@
 For a built-in layer: the NumPy reference backward (:mod:`bngraph.check.reference`), central
 finite differences of the NumPy forward, and HIPS autograd on a forward written again
 in ``autograd.numpy`` (:mod:`bngraph.check.numeric`). For a user's function: finite differences
-and autograd of that same function run on plain numbers. The engine's side is the
-named-view and staged-view adjoints and the closed form, evaluated numerically.
+and autograd of that same function run on plain numbers, laid out as it was traced. The
+engine's side is the named-view and staged-view adjoints and the closed form, evaluated
+numerically (the closed form from the leaves alone, through its definitions; its forward
+y[i] is checked against the traced forward too).
+
+A function with no finite real value at a random point (the root of a negative number, a
+division by zero there) cannot be checked there: that is one line naming the output and
+the input, exit status 2 — not a mismatch of derivatives, which exit status 1 reports.
 
 Thresholds (max relative error, :func:`bngraph.check.numeric.relative_error`):
 exact-arithmetic comparisons 1e-9; finite differences (h = 1e-5, float64) 1e-6.
@@ -20,9 +26,11 @@ from typing import Callable
 import numpy as np
 
 from bngraph.check import numeric, reference
+from bngraph.errors import BngraphError
 from bngraph.engine.derive import Derivation, derive
-from bngraph.closedform.evaluate import adjoint_values, closed_form_values, forward_values, random_point
+from bngraph.closedform.evaluate import NotANumber, adjoint_values, closed_form_values, forward_values, random_point
 from bngraph.engine.graph import build_graph
+from bngraph.engine.trace import Trace, run
 from bngraph.closedform.simplify import ClosedForm, closed_form
 
 EXACT, FINITE_DIFFERENCES = 1e-9, 1e-6
@@ -95,16 +103,20 @@ def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS
     notes = []
     for seed in seeds:
         leaves, upstream = random_point(named.graph, seed, EPSILON)
-        engine = {"adjoints (named view)": _gradients(named, leaves, upstream, wanted),
-                  "adjoints (staged view)": _gradients(staged, leaves, upstream, wanted)}
-        if closed is not None:
-            try:
-                engine["closed form"] = _closed_gradients(closed, named, leaves, upstream, wanted)
-            except (KeyError, TypeError, ValueError):
-                notes.append("the closed form uses intermediate sums of its own; it was not evaluated")
-                closed = None
+        try:
+            traced = forward_values(named.graph, leaves)
+            engine = {"adjoints (named view)": _gradients(named, leaves, upstream, wanted),
+                      "adjoints (staged view)": _gradients(staged, leaves, upstream, wanted)}
+            if closed is not None:
+                engine["closed form"], y = _closed_gradients(closed, leaves, upstream, wanted, graph.m)
+                if y is not None:
+                    ys = np.array([traced[n.name] for n in named.graph.outputs])
+                    err, _ = numeric.max_relative_error(y, ys)
+                    errors.setdefault(("closed-form forward y[i] vs traced forward", "y"), [EXACT]).append(err)
+        except NotANumber as failure:
+            raise BngraphError(_not_a_number(graph.layer, failure, leaves, seed)) from None
         refs = _builtin_references(graph.layer, leaves, upstream) if builtin else \
-            _function_references(graph.trace.source, named, leaves, upstream, wanted)
+            _function_references(graph.trace, named, leaves, upstream, wanted, notes)
         scale = _scale(engine["adjoints (named view)"]["x"], leaves, upstream)
         for ref_name, ref in refs.items():
             fd = "finite" in ref_name
@@ -119,7 +131,7 @@ def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS
                     if g in ref and g in grads:
                         err, _ = numeric.max_relative_error(grads[g], ref[g], dx_scale if g == "x" else None)
                         errors.setdefault((label, g), [threshold]).append(err)
-    checks = [Check(label, "d" + g, max(errs[1:]), errs[0]) for (label, g), errs in errors.items()]
+    checks = [Check(label, g if g == "y" else "d" + g, max(errs[1:]), errs[0]) for (label, g), errs in errors.items()]
     if builtin and graph.layer != "batchnorm-eval":
         precision = reference.one_pass_variance_precision()
         checks.append(Check("float32 variance, one pass E[x²]−E[x]²", "sigma2", precision.one_pass_relative_error, 0, True))
@@ -138,12 +150,34 @@ def _gradients(d: Derivation, leaves, upstream, wanted) -> dict[str, np.ndarray]
     return out
 
 
-def _closed_gradients(closed: ClosedForm, named: Derivation, leaves, upstream, wanted) -> dict[str, np.ndarray]:
-    values = forward_values(named.graph, leaves)
-    got = closed_form_values(closed, values, upstream, named.graph.m)
+def _closed_gradients(closed: ClosedForm, leaves, upstream, wanted, m: int):
+    """The closed form's gradients from the leaves alone, and its forward y[i] (None if it has none)."""
+    got = closed_form_values(closed, leaves, upstream, m)
     out = {"x": np.array(got["dL_dx[i]"])}
     out.update({g: np.array(got[f"dL_d{g}"]) for g in wanted[1:] if f"dL_d{g}" in got})
-    return out
+    y = None
+    if "y[i]" in closed.definitions:
+        y = np.array(closed_form_values(_forward_only(closed), leaves, upstream, m)["y[i]"])
+    return out, y
+
+
+def _forward_only(closed: ClosedForm) -> ClosedForm:
+    """The closed form with y[i] as its one formula (its definitions evaluated as they stand)."""
+    import dataclasses
+
+    return dataclasses.replace(closed, formulas={"y[i]": closed.definitions["y[i]"]})
+
+
+def _not_a_number(target: str, failure: NotANumber, leaves: dict, seed: int) -> str:
+    """One line: which value is not a finite real number, and at which input."""
+    inputs = [k for k in leaves if k.startswith("x_")]
+    index = failure.name.rpartition("_")[2]
+    own = f"x_{index}" if f"x_{index}" in leaves else None
+    shown = ([own] if own else []) + [k for k in inputs if k != own][: 4 if own else 5]
+    point = ", ".join(f"{k} = {leaves[k]:.4g}" for k in shown) + (", …" if len(inputs) > len(shown) else "")
+    params = ", ".join(f"{k} = {v:.4g}" for k, v in leaves.items() if not k.startswith("x_"))
+    return (f"cannot verify {target}: {failure.name} is {failure.reason} at {point}"
+            f"{' (' + params + ')' if params else ''}, random draw {seed}; the function has no real value there")
 
 
 def _scale(dx: np.ndarray, leaves, upstream) -> float:
@@ -174,7 +208,7 @@ def _builtin_references(layer: str, leaves, upstream) -> dict[str, dict[str, np.
     return out
 
 
-def _function_references(func: Callable, named: Derivation, leaves, upstream, wanted):
+def _function_references(t: Trace, named: Derivation, leaves, upstream, wanted, notes: list):
     """Finite differences and autograd of the user's own function, run on numbers."""
     params = [n.name for n in named.graph.with_role("parameter", "constant")]
     m = named.graph.m
@@ -183,8 +217,8 @@ def _function_references(func: Callable, named: Derivation, leaves, upstream, wa
     dout = [upstream[f"dL_dy_{k}"] for k in range(1, m + 1)]
     constants = [k for k, p in enumerate(params) if p not in wanted]
 
-    def loss(x, p):
-        y = func([x[k] for k in range(m)], *[p[k] for k in range(len(params))])
+    def loss(x, p, vector=np.atleast_1d):
+        y = run(t, x, lambda name: p[params.index(name)], vector)
         return sum(dy * yk for dy, yk in zip(dout, y))
 
     def as_dict(dx, dp):
@@ -192,13 +226,19 @@ def _function_references(func: Callable, named: Derivation, leaves, upstream, wa
         out.update({params[k]: np.asarray(dp[k], dtype=float) for k in range(len(params)) if k not in constants})
         return out
 
-    refs = {"finite differences": as_dict(*numeric.central_difference(lambda x, p: float(loss(x, p)), [x0, p0]))}
+    with np.errstate(all="ignore"):
+        refs = {"finite differences": as_dict(*numeric.central_difference(lambda x, p: float(loss(x, p)), [x0, p0]))}
     try:
+        import autograd.numpy as anp
         from autograd import grad
 
-        refs["autograd"] = as_dict(grad(loss, 0)(x0, p0), grad(loss, 1)(x0, p0))
+        def boxed(x, p):
+            return loss(x, p, lambda v: anp.reshape(v, (1,)))
+
+        refs["autograd"] = as_dict(grad(boxed, 0)(x0, p0), grad(boxed, 1)(x0, p0))
     except Exception:  # noqa: BLE001 - the user's code may not run under autograd; say so
-        pass
+        notes.append("autograd could not run the function (NumPy called directly cannot be differentiated "
+                     "by autograd): it is checked against finite differences")
     return refs
 
 

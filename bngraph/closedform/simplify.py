@@ -33,6 +33,7 @@ import sympy as sp
 from bngraph.engine.derive import Derivation
 from bngraph.errors import BngraphError
 from bngraph.closedform.plates import SIZES, Plates, i, j, lift, m
+from bngraph.closedform.recognise import recognise
 
 _k = sp.Dummy("k", integer=True)
 
@@ -65,6 +66,7 @@ class ClosedForm:
     identities: tuple[Identity, ...]
     steps: Mapping[str, tuple[Step, ...]]
     provenance: str = ""  # what the closed form rests on, in one sentence
+    recognised: str = ""  # which batch statistics bngraph recognised and named, in one sentence
 
     def compact_backward(self) -> str:
         """The formulas with common subexpressions pulled out, as a kernel writer codes them."""
@@ -106,7 +108,8 @@ def closed_form(derivation: Derivation) -> ClosedForm | None:
 
 
 def closed_form_of(func: Callable, layer: str) -> ClosedForm:
-    plates = lift(func)
+    """The closed form of ``func`` (lifted, its unnamed batch statistics recognised)."""
+    plates, recognised = recognise(lift(func))
     adjoints = _reverse_mode(plates)
     inverse = _inverse_rule(plates)
     identities = [inverse[2]] if inverse else []
@@ -128,7 +131,8 @@ def closed_form_of(func: Callable, layer: str) -> ClosedForm:
                   f"them) was read off traces at m = {', '.join(map(str, SIZES))}, each m-dependent constant "
                   f"fitted on two sizes and checked on the third; every later step is a rule valid for all m >= 1.")
     return ClosedForm(layer, MappingProxyType(formulas), MappingProxyType(definitions),
-                      MappingProxyType(chain_rule), tuple(identities), MappingProxyType(steps), provenance)
+                      MappingProxyType(chain_rule), tuple(identities), MappingProxyType(steps), provenance,
+                      recognised)
 
 
 def _key(plates: Plates, name: str) -> str:
