@@ -18,7 +18,9 @@ EXAMPLES = {
   bngraph derive --m 4 --view staged          # the 9-step staged backward
   bngraph derive --format json -o bn.json     # the contract's JSON
   bngraph derive --format latex -o bn.tex     # a standalone LaTeX document
-  bngraph derive --function my_bn.py:forward  # your own forward pass""",
+  bngraph derive --function my_bn.py:forward  # your own forward pass (plain Python or NumPy)
+  bngraph derive --function my_bn.py:forward --compare batchnorm
+                                              # the same function as batchnorm? the same backward?""",
     "render": """examples:
   bngraph render -o bn.svg                    # forward graph, named view
   bngraph render --view staged --direction backward -o bn_back.pdf
@@ -56,7 +58,8 @@ def _m(text: str) -> int:
 
 def _target_options(p: argparse.ArgumentParser, view: bool = True) -> None:
     p.add_argument("layer", nargs="?", default=None, help="built-in layer (default: batchnorm; see `bngraph layers`)")
-    p.add_argument("--function", metavar="FILE.py:FUNC", help="trace your own function FUNC(x, p1, p2, ...)")
+    p.add_argument("--function", metavar="FILE.py:FUNC", help="trace your own function FUNC(x, p1, p2, ...): plain "
+                   "Python on the list x, or NumPy on the array x (also FUNC(x, gamma, beta, bn_param) -> (out, cache))")
     p.add_argument("--m", type=_m, default=3, help="batch size m (default: 3)")
     if view:
         p.add_argument("--view", choices=("named", "staged"), default="named", help="graph view (default: named)")
@@ -89,6 +92,8 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     p.add_argument("--loss", choices=("L", "ell"), default="L", help="LaTeX/Markdown: write the loss L or ℓ")
     p.add_argument("--batch-subscript", action="store_true", help="LaTeX/Markdown: write μ_𝓑 and σ²_𝓑")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (LaTeX: a standalone document)")
+    p.add_argument("--compare", metavar="LAYER", help="with --function: is it the same function as the built-in "
+                   "LAYER for every m, with the same backward? (a small counterexample where not; exit 1 if not)")
 
     p = command("render", "draw the forward or backward graph with Graphviz (SVG, PNG, PDF, DOT)")
     _target_options(p)
@@ -154,6 +159,12 @@ def _emit(text: str, output: str | None) -> None:
 def cmd_derive(args) -> int:
     from bngraph.output import export
 
+    if args.compare:
+        from bngraph.check.compare import compare_text
+
+        text, code = compare_text(args)
+        _emit(text, args.output)
+        return code
     d = _derivation(args)
     closed = _closed_form(d)
     if args.format == "json":

@@ -226,3 +226,27 @@ def _renamed(plates: Plates, value: dict, taken: set) -> tuple[Plates, str]:
                             n.role, n.named or n.name in new_names) for n in plates.nodes)
     labels = ", ".join(new_names.values())
     return contract(nodes), f"bngraph recognised what the function did not name: {labels}."
+
+
+def in_inputs(expr: sp.Expr, definitions) -> sp.Expr:
+    """``expr`` with every name of ``definitions`` (``mu``, ``xhat[i]`` …) replaced by its
+    definition, in turn written out: an expression in x, sums, the parameters and m.
+
+    >>> in_inputs(sp.Symbol("mu") * 2, {"mu": MU})
+    2*Sum(x[j], (j, 1, m))/m
+    """
+    full: dict[str, sp.Expr] = {}
+    for key, definition in definitions.items():
+        full[key] = _substitute(definition, full)
+    return _substitute(expr, full)
+
+
+def _substitute(expr: sp.Expr, full: dict) -> sp.Expr:
+    for key, value in full.items():
+        if key.endswith("[i]"):
+            base = sp.IndexedBase(key[:-3])
+            expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base,
+                                lambda e, value=value: value.xreplace({i: e.indices[0]}))
+        else:
+            expr = expr.xreplace({sp.Symbol(key): value})
+    return expr

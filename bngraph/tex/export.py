@@ -215,6 +215,8 @@ def _forward(derivation: Derivation, closed) -> list[Block]:
         blocks.append(Block("text", "For every batch size $m$, with $i = 1, \\dots, m$:"))
         blocks.append(Block("math", equations=tuple(
             Equation(_indexed(k), (e,)) for k, e in closed.definitions.items())))
+        if closed.recognised:  # issue 15: which batch statistics bngraph recognised and named
+            blocks.append(Block("text", closed.recognised))
         blocks.append(Block("text", f"At $m = {g.m}$, each node from its parents:"))
     eqs = tuple(Equation(n.symbol, (n.expr,)) for n in g if n.expr is not None)
     blocks.append(Block("math", equations=eqs))
