@@ -7,7 +7,8 @@ textbook's definitions in a *normal form* (sums split by linearity, each distinc
 symbol of its own, square roots' radicands and the whole brought over one denominator):
 
 - ``mu`` = Σ_j x_j / m;  ``sigma2`` = Σ_j (x_j − μ)² / m;  ``sigma2_unbiased`` = the same over m − 1;
-- ``xhat[i]`` = (x_i − μ)/√(v + c), v one of the variances and c free of x (ε, or 0).
+- ``xhat[i]`` = (x_i − μ)/√(v + c), v one of the variances and c free of x (ε, or 0);
+- ``rms`` = √(Σ_j x_j²/m + c), the root mean square of RMSNorm.
 
 When the function names nothing and its output is a function of x̂_i alone, the layer is
 *rewritten* in the textbook's program (μ, the variance, x̂, y) — for a forward equal to the
@@ -28,6 +29,7 @@ Otherwise the statistics the function did not name are only *renamed* where they
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from types import MappingProxyType
 
 import sympy as sp
@@ -39,6 +41,7 @@ LEAVES = ("input", "parameter", "constant")
 x = sp.IndexedBase("x")
 MU = sp.Sum(x[j], (j, 1, m)) / m
 _DEVIATIONS = sp.Sum((x[j] - MU) ** 2, (j, 1, m))
+MEAN_SQUARE = sp.Sum(x[j] ** 2, (j, 1, m)) / m
 VARIANCES = {"sigma2": (_DEVIATIONS / m, m), "sigma2_unbiased": (_DEVIATIONS / (m - 1), m - 1)}  # name: (value, divisor)
 
 
@@ -122,12 +125,32 @@ def _normalised(expr: sp.Expr):
     return None
 
 
+@lru_cache(maxsize=1)
+def _targets() -> dict[str, sp.Expr]:
+    """The normal forms of the batch mean and of the variances (computed once)."""
+    return {"mu": normal_form(MU), **{name: normal_form(variance) for name, (variance, _) in VARIANCES.items()}}
+
+
+# Σ x_j and Σ x_j², as their normal forms name them: which a value holds says which targets it may be
+TOTAL, SQUARES = sum_symbol(sp.Sum(x[j], (j, 1, m))), sum_symbol(sp.Sum(x[j] ** 2, (j, 1, m)))
+HOLDS = {"mu": {TOTAL}, "sigma2": {TOTAL, SQUARES}, "sigma2_unbiased": {TOTAL, SQUARES}, "rms": {SQUARES}}
+
+
 def _statistic(expr: sp.Expr, wanted: set) -> str | None:
-    """The textbook name of a batch value, among ``wanted``, if it is the batch mean or a variance."""
+    """The textbook name of a batch value, among ``wanted``: the batch mean, a variance, the rms."""
     if not expr.has(sp.Sum):
         return None
-    targets = {"mu": MU, **{name: variance for name, (variance, _) in VARIANCES.items()}}
-    return next((name for name, target in targets.items() if name in wanted and same(expr, target)), None)
+    form = normal_form(expr)
+    holds = form.free_symbols & {TOTAL, SQUARES}
+    found = next((name for name, target in _targets().items()
+                  if name in wanted and holds == HOLDS[name] and sp.cancel(form - target) == 0), None)
+    return found or ("rms" if "rms" in wanted and holds == HOLDS["rms"] and _is_rms(expr) else None)
+
+
+def _is_rms(expr: sp.Expr) -> bool:
+    """True when ``expr`` = √(Σ_j x_j²/m + c), c free of x and m."""
+    c = normal_form(expr**2 - MEAN_SQUARE)
+    return not _has_inputs(c) and m not in c.free_symbols and normal_form(expr - sp.sqrt(MEAN_SQUARE + c)) == 0
 
 
 def recognise(plates: Plates) -> tuple[Plates, str]:
@@ -143,21 +166,22 @@ def recognise(plates: Plates) -> tuple[Plates, str]:
     return _renamed(plates, value, taken)
 
 
-def _scales(plates: Plates, value: dict) -> list[tuple[str, sp.Expr]]:
-    """(variance, c) for each batch value that is v + c, √(v + c) or 1/√(v + c), c free of x and m."""
+def _scales(plates: Plates, value: dict):
+    """(variance, c) for each batch value that is v + c, √(v + c) or 1/√(v + c), c free of x and
+    m, in the order the function computes them (one at a time: the first that fits is used)."""
     found = []
     for n in plates.nodes:
-        if n.kind != "batch" or n.op in LEAVES:
+        if n.kind != "batch" or n.op in LEAVES or not value[n.name].has(sp.Sum):
             continue
         b = normal_form(value[n.name])
-        if not _has_inputs(b):
+        if not HOLDS["sigma2"] <= b.free_symbols:
             continue
-        for name, (variance, _) in VARIANCES.items():
+        for name in VARIANCES:
             for candidate in (b, b**2, 1 / b**2):
-                c = normal_form(candidate - variance)
+                c = sp.cancel(candidate - _targets()[name])
                 if not _has_inputs(c) and m not in c.free_symbols and (name, c) not in found:
                     found.append((name, c))
-    return found
+                    yield name, c
 
 
 def _textbook(plates: Plates, value: dict, taken: set):
@@ -201,7 +225,7 @@ def _textbook(plates: Plates, value: dict, taken: set):
 def _renamed(plates: Plates, value: dict, taken: set) -> tuple[Plates, str]:
     """Unnamed batch means and variances (and normalised inputs) called by their names."""
     new_names: dict[str, str] = {}
-    wanted = {"mu", "xhat"} - taken
+    wanted = {"mu", "xhat", "rms"} - taken
     if not {"sigma2", "sigma2_unbiased"} & taken:  # a function that names its variance has named it
         wanted |= set(VARIANCES)
     for n in plates.nodes:
@@ -209,8 +233,9 @@ def _renamed(plates: Plates, value: dict, taken: set) -> tuple[Plates, str]:
             continue
         if n.kind == "batch":
             label = _statistic(value[n.name], wanted)
-        else:
-            label = "xhat" if "xhat" in wanted and _normalised(value[n.name]) else None
+        else:  # a normalised input divides by a variance the function computes: look once one is known
+            has_variance = not wanted & set(VARIANCES)
+            label = "xhat" if "xhat" in wanted and has_variance and _normalised(value[n.name]) else None
         if label:
             new_names[n.name] = label
             wanted.discard(label)

@@ -11,11 +11,11 @@ line that names the call and the user's file and line.
 This module knows nothing of the tracer: its elements are anything with arithmetic and
 ``sqrt``/``exp``/``log`` methods (the tracer's ``Value``), or plain numbers:
 
->>> a = TracedArray(np.array([1.0, 2.0, 6.0], dtype=object))
->>> np.mean(a), a.var(), np.std(a, ddof=1)
-(3.0, 4.666666666666667, 2.6457513110645907)
->>> (2 - a).T.shape, np.sqrt(a.reshape(3, 1))[2, 0] ** 2
-((3,), 6.0)
+>>> a = TracedArray(np.array([1.0, 2.0, 9.0], dtype=object))
+>>> float(np.mean(a)), float(a.var()), round(float(np.std(a, ddof=1)) ** 2, 9)
+(4.0, 12.666666666666666, 19.0)
+>>> (2 - a).T.shape, float(np.sqrt(a.reshape(3, 1))[2, 0])
+((3,), 3.0)
 >>> np.abs(a)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 bngraph.errors.BngraphError: np.absolute (abs) is not supported in a traced function (...): ...
@@ -217,7 +217,8 @@ def apply_function(func: Callable, args: tuple, kwargs: dict):
     """A NumPy function called on traced values (``__array_function__``), or refused."""
     handler = FUNCTIONS.get(func)
     if handler is None:
-        raise unsupported(f"np.{func.__name__}")
+        module = getattr(func, "__module__", None) or "numpy"
+        raise unsupported(f"{module.replace('numpy', 'np', 1)}.{func.__name__}")
     if func in (np.atleast_1d, np.atleast_2d) and len(args) > 1:
         return [handler(a) for a in args]
     return handler(*args, **kwargs)
@@ -303,10 +304,14 @@ class TracedArray(np.lib.mixins.NDArrayOperatorsMixin):
     def item(self, *args):
         return self.data.item(*args)
 
+    def tolist(self):
+        return self.data.tolist()
+
     def astype(self, dtype, **kwargs):
-        if np.dtype(dtype) != object:
+        """A cast to a float type (``x.astype(np.float32)`` for precision) changes nothing traced."""
+        if np.dtype(dtype) != object and np.dtype(dtype).kind != "f":
             raise BngraphError(f"traced values were converted to {np.dtype(dtype)} at {user_location()}; "
-                               "bngraph traces the array as it is")
+                               "bngraph traces smooth functions of real numbers only")
         return self.copy()
 
 
@@ -367,17 +372,29 @@ def conventions(parameters: list[str]) -> tuple[Convention, ...]:
 def outputs_of(result) -> list | object:
     """The outputs in what a forward returned: ``out`` of an ``(out, cache)`` pair, flattened;
     a list of outputs as it is; anything else unchanged (the caller says what is wrong)."""
-    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], (TracedArray, np.ndarray, list)):
-        result = result[0]  # (out, cache): the cache is ignored
+    if isinstance(result, tuple) and len(result) >= 2 and (isinstance(result[0], list) or _is_array(result[0])):
+        result = result[0]  # (out, cache) or (out, running_mean, running_var): the rest is ignored
     if isinstance(result, (TracedArray, np.ndarray)):
         return list(np.asarray(_data(result), dtype=object).ravel())
+    if _is_array(result):  # autograd's ArrayBox, when verify runs the function under autograd
+        flat = result.reshape(-1)
+        return [flat[k] for k in range(flat.shape[0])]
     if isinstance(result, (list, tuple)):
         return [_only(v) for v in result]
     return result
+
+
+def _is_array(value) -> bool:
+    """An array of one or more dimensions: NumPy's, ours, or one that stands in for them (autograd's)."""
+    if isinstance(value, (TracedArray, np.ndarray)):
+        return value.ndim > 0
+    return hasattr(value, "reshape") and len(getattr(value, "shape", ())) > 0
 
 
 def _only(value):
     """One output: a one-element array (a row of an (m, 1) result) as its element."""
     if isinstance(value, (TracedArray, np.ndarray)) and np.size(_data(value)) == 1:
         return np.asarray(_data(value), dtype=object).ravel()[0]
+    if isinstance(value, list) and len(value) == 1:  # a row of an (m, 1) result's .tolist()
+        return value[0]
     return value

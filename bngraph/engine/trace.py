@@ -398,7 +398,7 @@ def _finish(func: Callable, m: int, rec: _Recorder, out, convention: Convention 
         node.name = f"y_{k}"
         outputs.append(v._index)
     live = _live(nodes, outputs)
-    _name_families(rec, m, live)
+    _name_families(rec, m, live, set(outputs))
     fused = _fuse_sums(nodes, outputs, live)
     ys = tuple(f"y_{k}" for k in range(1, m + 1))
     return Trace(function, m, _name_records(nodes, fused, outputs), ys, func, convention)
@@ -418,11 +418,11 @@ def _live(nodes: list[_Node], outputs: list[int]) -> list[bool]:
     return live
 
 
-def _name_families(rec: _Recorder, m: int, live: list[bool]) -> None:
+def _name_families(rec: _Recorder, m: int, live: list[bool], outputs: set[int]) -> None:
     """A label one call site gave to m different values (``name(v, "xhat")`` in a loop)
-    becomes the family ``xhat_1 … xhat_m``, in the order they were named."""
+    becomes the family ``xhat_1 … xhat_m``, in the order they were named (outputs stay y_k)."""
     for (attribute, label), sites in rec.labels.items():
-        named = [index for index in sites if live[index]]
+        named = [index for index in sites if live[index] and index not in outputs]
         if len(named) > 1 and len(named) == m and len({sites[index] for index in named}) == 1:
             for k, index in enumerate(named, 1):
                 setattr(rec.nodes[index], attribute, f"{label}_{k}")
