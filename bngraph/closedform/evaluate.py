@@ -41,6 +41,8 @@ class NotANumber(BngraphError):
 
 def _number(expr: sp.Expr, values: Mapping[sp.Symbol, sp.Float], name: str = "a value") -> float:
     value = expr.xreplace(values).evalf()
+    if value.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise NotANumber(name, "not finite")
     try:
         number = float(value)
     except TypeError:  # complex (the root or log of a negative number), or a symbol left over

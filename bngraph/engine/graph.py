@@ -175,6 +175,8 @@ def _named(staged: Graph) -> Graph:
             nodes.append(n)
             continue
         expr = _scaled_sum(n.op, tuple(value[a] if isinstance(a, str) else a for a in n.args))
+        if expr.has(sp.zoo, sp.nan):  # x_1 / (x_1 - x_1): SymPy folds the denominator to 0
+            raise BngraphError(f"{n.name} = {expr}: the traced function divides by a value that is always 0")
         inner = frozenset().union(*(region[a] for a in n.parents if a not in kept))
         if n.name in kept:
             value[n.name] = n.symbol
