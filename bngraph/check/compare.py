@@ -112,8 +112,11 @@ def compare(func, layer: str) -> Comparison:
     mine, other = _closed(func, title), _closed(theirs, layer)
     numbers = _Numbers(func, theirs, mine_leaves, their_leaves, layer)
     closed = mine is not None and other is not None
-    forward = _answer(closed and _equal(mine, other, "y[i]", "y[i]", rename, definitions=True),
-                      closed, numbers.forward())
+    # numbers first: where they already differ, no proof is attempted (a normal form of two
+    # different closed forms can be large)
+    counterexample = numbers.forward()
+    forward = _answer(not counterexample and closed and _equal(mine, other, "y[i]", "y[i]", rename, definitions=True),
+                      closed, counterexample)
     backward, identical = {}, closed
     for key in ["dL_dx[i]"] + [f"dL_d{p}" for p in their_leaves]:
         if other is not None and key not in other.formulas:
@@ -121,8 +124,10 @@ def compare(func, layer: str) -> Comparison:
         my_key = key if key == "dL_dx[i]" else f"dL_d{mine_leaves[their_leaves.index(key[4:])]}"
         printed = closed and my_key in mine.formulas and \
             sp.sstr(mine.formulas[my_key]) == sp.sstr(other.formulas[key].xreplace(rename))
-        proved = printed or (closed and my_key in mine.formulas and _equal(mine, other, my_key, key, rename))
-        backward[my_key] = _answer(proved, closed, numbers.gradient(key), identical=printed)
+        counterexample = None if printed else numbers.gradient(key)
+        proved = printed or (not counterexample and closed and my_key in mine.formulas
+                             and _equal(mine, other, my_key, key, rename))
+        backward[my_key] = _answer(proved, closed, counterexample, identical=printed)
     if closed:
         identical = identical and _printed_alike(mine, other, rename)
     return Comparison(title, layer, parameters, forward, backward, identical)

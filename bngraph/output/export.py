@@ -85,7 +85,7 @@ def to_text(derivation: Derivation, closed=None) -> str:
     lines = [str(derivation.graph), "", "adjoints (reverse mode; the upstream dL_dy_k are given):"]
     lines += [f"  {a.name} = {expr_str(a.expr)}" for a in derivation.adjoints.values()]
     if closed is not None:
-        lines += ["", "definitions (symbolic m, in dependency order; the closed form is written in them):"]
+        lines += ["", "definitions (symbolic m, in dependency order; the formulas below are written in them):"]
         lines += [f"  {key} = {closed_str(e)}" for key, e in closed.definitions.items()]
         if closed.recognised:
             lines += [f"  ({closed.recognised})"]
