@@ -175,7 +175,7 @@ def _named(staged: Graph) -> Graph:
             nodes.append(n)
             continue
         expr = _scaled_sum(n.op, tuple(value[a] if isinstance(a, str) else a for a in n.args))
-        if expr.has(sp.zoo, sp.nan):  # x_1 / (x_1 - x_1): SymPy folds the denominator to 0
+        if _undefined(expr):  # x_1 / (x_1 - x_1): SymPy folds the denominator to 0
             raise BngraphError(f"{n.name} = {expr}: the traced function divides by a value that is always 0")
         inner = frozenset().union(*(region[a] for a in n.parents if a not in kept))
         if n.name in kept:
@@ -191,6 +191,13 @@ def _named(staged: Graph) -> Graph:
             region[n.name] = inner | {n.name}
     nodes = tuple(nodes)
     return Graph(staged.layer, staged.m, "named", nodes, _digraph(nodes), staged, MappingProxyType(value), staged.trace)
+
+
+def _undefined(expr: sp.Expr) -> bool:
+    """zoo or nan where an op made it (at the top of its result: its arguments were checked
+    before, so no walk of the whole expression, which would cost O(m) per node)."""
+    top = expr.args if (expr.is_Mul or expr.is_Add) else (expr,)
+    return any(a is sp.zoo or a is sp.nan for a in top)
 
 
 def _scaled_sum(op: str, args: tuple) -> sp.Expr:

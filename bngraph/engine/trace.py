@@ -269,12 +269,12 @@ def _check_name(label: str) -> None:
         raise BngraphError(f"the name {label!r} is reserved by bngraph's notation")
 
 
-def _set_name(value, label: str, attribute: str):
+def _set_name(value, label: str, attribute: str, alone: bool = True):
     if isinstance(value, (list, tuple)):
-        return type(value)(_set_name(v, f"{label}_{k}", attribute) for k, v in enumerate(value, 1))
+        return type(value)(_set_name(v, f"{label}_{k}", attribute, False) for k, v in enumerate(value, 1))
     if isinstance(value, TracedArray):  # an array: each element, in order, as a list would be
         for k, v in enumerate(value.data.ravel(), 1):
-            _set_name(v, f"{label}_{k}", attribute)
+            _set_name(v, f"{label}_{k}", attribute, False)
         return value
     _check_name(label)
     if not isinstance(value, Value):  # a plain number: the function is being run, not traced
@@ -285,10 +285,10 @@ def _set_name(value, label: str, attribute: str):
     if getattr(node, attribute) not in (None, label):
         raise BngraphError(f"a traced value is named twice: {getattr(node, attribute)!r} and {label!r}")
     setattr(node, attribute, label)
-    # where name() was called: one call site naming m values is a loop naming a family
-    frame = user_frame(sys._getframe(1))
-    site = (frame.f_code, frame.f_lasti) if frame is not None else None
-    value._recorder.labels.setdefault((attribute, label), {}).setdefault(value._index, site)
+    if alone:  # where name(v, label) was called: one call site naming m values is a loop naming a family
+        frame = user_frame(sys._getframe(1))
+        site = (frame.f_code, frame.f_lasti) if frame is not None else None
+        value._recorder.labels.setdefault((attribute, label), {}).setdefault(value._index, site)
     return value
 
 
