@@ -296,3 +296,32 @@ def test_name_on_an_array_names_each_element():
 
     names = [r.name for r in trace(on_array, 2).records]
     assert "xhat_1" in names and "xhat_2" in names
+
+
+# -- the corpus of real styles, at a concrete m ------------------------------------------------
+CORPUS_NAMES = list(load_function("tests/data/numpy_forwards.py:cs231n_np_var").__globals__["REFERENCE"])
+
+
+@pytest.mark.parametrize("func", CORPUS_NAMES)
+def test_every_corpus_forward_derives_and_its_gradients_match_finite_differences(func):
+    from bngraph.engine.trace import run
+
+    forward = load_function(f"tests/data/numpy_forwards.py:{func}")
+    t = trace(forward, 4)
+    d = derive(build_graph(t, "named"))
+    leaves = [n.name for n in d.graph.with_role("parameter", "constant")]
+    point = dict(zip(leaves, [1.3, -0.4, 0.01]))  # by position: scale, shift (or ε), ε
+    x, dy = np.array([0.3, -1.1, 2.0, 0.8]), np.array([1.0, -0.5, 2.0, 0.3])
+    values = forward_values(d.graph, {f"x_{k}": x[k - 1] for k in range(1, 5)} | point)
+    grads = adjoint_values(d, values, {f"dL_dy_{k}": dy[k - 1] for k in range(1, 5)})
+
+    def loss(v):  # the user's own code on numbers, laid out as it was traced
+        return dy @ np.array(run(t, v, point.__getitem__), dtype=float)
+
+    h, fd = 1e-6, []
+    for k in range(4):
+        e = np.zeros(4)
+        e[k] = h
+        fd.append((loss(x + e) - loss(x - e)) / (2 * h))
+    assert np.allclose([values[f"y_{k}"] for k in range(1, 5)], np.array(run(t, x, point.__getitem__), dtype=float))
+    assert np.allclose([grads[f"x_{k}"] for k in range(1, 5)], fd, rtol=1e-6, atol=1e-8)
