@@ -22,7 +22,9 @@ EXAMPLES = {
   bngraph derive --format json -o bn.json     # the contract's JSON
   bngraph derive --format latex -o bn.tex     # a standalone LaTeX document (for every m)
   bngraph derive --format latex --full -o bn.tex   # … and the whole m = 3 expansion
-  bngraph derive --function my_bn.py:forward  # your own forward pass""",
+  bngraph derive --function my_bn.py:forward  # your own forward pass (plain Python or NumPy)
+  bngraph derive --function my_bn.py:forward --compare batchnorm
+                                              # the same function as batchnorm? the same backward?""",
     "render": """examples:
   bngraph render -o bn.svg                    # forward graph, named view
   bngraph render --view staged --direction backward -o bn_back.pdf
@@ -67,7 +69,8 @@ def _m(command: str):
 
 def _target_options(p: argparse.ArgumentParser, command: str, view: bool = True) -> None:
     p.add_argument("layer", nargs="?", default=None, help="built-in layer (default: batchnorm; see `bngraph layers`)")
-    p.add_argument("--function", metavar="FILE.py:FUNC", help="trace your own function FUNC(x, p1, p2, ...)")
+    p.add_argument("--function", metavar="FILE.py:FUNC", help="trace your own function FUNC(x, p1, p2, ...): plain "
+                   "Python on the list x, or NumPy on the array x (also FUNC(x, gamma, beta, bn_param) -> (out, cache))")
     p.add_argument("--m", type=_m(command), default=3,
                    help=f"batch size m (default: 3; at most {M_LIMITS[command]}, larger work would not fit)")
     if view:
@@ -102,6 +105,8 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     p.add_argument("--batch-subscript", action="store_true", help="LaTeX/Markdown: write μ_𝓑 and σ²_𝓑")
     p.add_argument("--full", action="store_true", help="LaTeX/Markdown: add the derivation at the given m, node by node")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (LaTeX: a standalone document)")
+    p.add_argument("--compare", metavar="LAYER", help="with --function: is it the same function as the built-in "
+                   "LAYER for every m, with the same backward? (a small counterexample where not; exit 1 if not)")
 
     p = command("render", "draw the forward or backward graph with Graphviz (SVG, PNG, PDF, DOT)")
     _target_options(p, "render")
@@ -175,6 +180,12 @@ def _emit(text: str, output: str | None) -> None:
 def cmd_derive(args) -> int:
     from bngraph.output import export
 
+    if args.compare:
+        from bngraph.check.compare import compare_text
+
+        text, code = compare_text(args)
+        _emit(text, args.output)
+        return code
     d = _derivation(args)
     closed = _closed_form(d)
     progress.step(f"printing {args.format}")

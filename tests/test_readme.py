@@ -76,3 +76,6 @@ def test_readme_closed_form_is_what_the_tool_prints(capsys):
     closed = out.split("closed form", 1)[1].split("compact backward", 1)[0]
     for line in closed.strip().splitlines()[1:]:
         assert line.strip() in README, line
+    definitions = out.split("definitions (symbolic m", 1)[1].split("closed form", 1)[0]
+    for line in definitions.strip().splitlines()[1:]:
+        assert line.strip() in README, line

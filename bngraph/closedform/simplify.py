@@ -33,6 +33,7 @@ import sympy as sp
 from bngraph.engine.derive import Derivation
 from bngraph.errors import BngraphError
 from bngraph.closedform.plates import SIZES, Plates, i, j, lift, m
+from bngraph.closedform.recognise import recognise
 
 _k = sp.Dummy("k", integer=True)
 
@@ -69,6 +70,7 @@ class ClosedForm:
     # and each adjoint's chain-rule terms: (child key, summed over j).
     partials: Mapping[str, Mapping[str, sp.Expr]] = field(default_factory=dict)
     chain_terms: Mapping[str, tuple[tuple[str, bool], ...]] = field(default_factory=dict)
+    recognised: str = ""  # which batch statistics bngraph recognised and named, in one sentence
 
     def compact_backward(self) -> str:
         """The formulas with common subexpressions pulled out, as a kernel writer codes them."""
@@ -110,7 +112,8 @@ def closed_form(derivation: Derivation) -> ClosedForm | None:
 
 
 def closed_form_of(func: Callable, layer: str) -> ClosedForm:
-    plates = lift(func)
+    """The closed form of ``func`` (lifted, its unnamed batch statistics recognised)."""
+    plates, recognised = recognise(lift(func))
     adjoints, children = _reverse_mode(plates)
     inverse = _inverse_rule(plates)
     identities = [inverse[2]] if inverse else []
@@ -138,7 +141,7 @@ def closed_form_of(func: Callable, layer: str) -> ClosedForm:
                   f"fitted on two sizes and checked on the third; every later step is a rule valid for all m >= 1.")
     return ClosedForm(layer, MappingProxyType(formulas), MappingProxyType(definitions),
                       MappingProxyType(chain_rule), tuple(identities), MappingProxyType(steps), provenance,
-                      MappingProxyType(partials), MappingProxyType(chain_terms))
+                      MappingProxyType(partials), MappingProxyType(chain_terms), recognised)
 
 
 def _partials_by_child(plates: Plates, children: dict) -> dict[str, dict[str, sp.Expr]]:

@@ -59,7 +59,7 @@ def closed_str(expr: sp.Expr) -> str:
 
 
 def to_json_dict(derivation: Derivation, closed=None) -> dict[str, Any]:
-    """The contract's JSON object: layer, m, view, nodes, forward, adjoints[, closed_form]."""
+    """The contract's JSON object: layer, m, view, nodes, forward, adjoints[, closed_form, definitions]."""
     g = derivation.graph
     expr_str = expr_printer()
     doc: dict[str, Any] = {
@@ -72,6 +72,7 @@ def to_json_dict(derivation: Derivation, closed=None) -> dict[str, Any]:
     }
     if closed is not None:
         doc["closed_form"] = {key: closed_str(e) for key, e in closed.formulas.items()}
+        doc["definitions"] = {key: closed_str(e) for key, e in closed.definitions.items()}  # dependency order
     return doc
 
 
@@ -99,6 +100,10 @@ def to_text(derivation: Derivation, closed=None) -> str:
             lines += [f"    {a.name} = {expr_str(a.expr)}"
                       for a in derivation.in_reading_order() if steps[a.node] == number]
     if closed is not None:
+        lines += ["", "definitions (symbolic m, in dependency order; the formulas below are written in them):"]
+        lines += [f"  {key} = {closed_str(e)}" for key, e in closed.definitions.items()]
+        if closed.recognised:
+            lines += [f"  ({closed.recognised})"]
         lines += ["", "closed form (symbolic m, for every m >= 1; i free, j summed over 1..m):"]
         lines += [f"  {key} = {closed_str(e)}" for key, e in closed.formulas.items()]
         lines += [f"  ({closed.provenance})"]

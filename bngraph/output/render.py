@@ -26,7 +26,7 @@ from pathlib import Path
 from bngraph.engine import progress
 from bngraph.engine.derive import adjoint_name, derive
 from bngraph.errors import BngraphError
-from bngraph.closedform.evaluate import adjoint_values, forward_values, random_point
+from bngraph.closedform.evaluate import NotANumber, adjoint_values, forward_values, random_point
 from bngraph.engine.graph import Graph
 from bngraph.output.files import write_atomic
 from bngraph.output.fonts import use_own_fonts_conf
@@ -157,7 +157,10 @@ def evaluate(derivation, values) -> tuple[dict[str, float], dict[str, float]]:
         value = forward_values(graph, {n: float(values[n]) for n in leaves})
         given = {a: float(values.get(a, 1.0)) for a in upstream}
         grad = adjoint_values(derivation, value, given) | {n: given[a] for a, n in upstream.items()}
-    except (TypeError, ValueError) as exc:  # a value that is no number, or a complex result
+    except NotANumber as exc:  # a root of a negative number, a division by 0
+        raise BngraphError(f"values: {exc.name} is {exc.reason}, not a finite real number; "
+                           "check epsilon and the inputs") from None
+    except (TypeError, ValueError) as exc:  # a value that is no number
         raise BngraphError(f"values: {exc}; give every leaf a real number") from None
     for name, number in {**value, **grad}.items():
         if not math.isfinite(number):

@@ -72,7 +72,6 @@ def document(derivation: Derivation, closed=None, full: bool = False) -> tuple[B
               Block("text", "For a batch of $m$ examples $x_{1}, \\dots, x_{m}$ and every $m \\ge 1$; "
                             "$i$ is one example, $j$ runs over the batch.")]
     blocks += _forward(closed)
-    # A "definitions" block (the batch statistics named in closed form) belongs here.
     blocks += _local_partials(derivation, closed)
     blocks += _chain_rule(closed)
     blocks += _simplification(closed)
@@ -85,8 +84,11 @@ def document(derivation: Derivation, closed=None, full: bool = False) -> tuple[B
 
 # -- for every m ------------------------------------------------------------------------
 def _forward(closed) -> list[Block]:
-    return [Block("heading2", "Forward pass"),
-            Block("math", equations=tuple(Equation(_indexed(k), (e,)) for k, e in closed.definitions.items()))]
+    blocks = [Block("heading2", "Forward pass"),
+              Block("math", equations=tuple(Equation(_indexed(k), (e,)) for k, e in closed.definitions.items()))]
+    if closed.recognised:  # which batch statistics bngraph recognised in an unnamed layer, and named
+        blocks.append(Block("text", closed.recognised))
+    return blocks
 
 
 def _role(derivation: Derivation, key: str) -> str:
