@@ -54,6 +54,11 @@ def layernorm(x, gamma, beta, epsilon):
     return [gamma * h + beta for h in xhat]
 
 
+# The m entries are the D features of one example: generated code on (N, D) arrays normalises
+# along each row (axis 1), with gamma and beta one per feature, shared by the rows.
+layernorm.__bngraph_axis__ = 1
+
+
 @dataclass(frozen=True)
 class Layer:
     """A function to trace and the one line ``bngraph layers`` says of it."""
