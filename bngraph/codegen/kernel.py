@@ -323,8 +323,9 @@ class _Builder:
                 name = self.names[f"dL_d{key[:-3]}"]
                 self.kinds[sp.Symbol(name)] = "example"
                 return Step(name, self.code(adjoint), "example"), rewritten
-        raise BngraphError("cannot generate a layout along rows (axis 1): no normalised value separates "
-                           "the parameters from the statistics (dL/dx depends on them other than through it)")
+        raise BngraphError("cannot generate a layout along rows (axis 1): no named per-example value separates "
+                           "the parameters from the statistics; name the normalised value "
+                           "(xhat = name([...], \"xhat\")) so that dx can be written in its adjoint")
 
     def _row_summand(self, parameter: str) -> sp.Expr:
         """The per-example summand of dL/dp: Σ over the group in the chain rule, per entry instead."""
