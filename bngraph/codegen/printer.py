@@ -17,6 +17,8 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import precedence
 
+from bngraph.closedform.plates import m as M
+
 
 class BatchSum(sp.Function):
     """Σ over the batch axis of a per-example array expression: a closed form's Σ_j in code."""
@@ -39,6 +41,8 @@ class ArrayPrinter(NumPyPrinter):
         return f"{self.batch_sum}({self._print(e.args[0])})"
 
     def _print_Pow(self, e, rational=False):
+        if e.base.free_symbols <= {M} and not e.exp.is_Integer:  # √m: m is a Python int, not an array
+            return f"{self.parenthesize(e.base, precedence(e))}**{self.parenthesize(e.exp, precedence(e))}"
         if e.exp.is_Integer and e.exp < 0:  # 1/b, 1/b**2: no float power of an integer
             denominator = e.base if e.exp == -1 else sp.Pow(e.base, -e.exp, evaluate=False)
             return f"1/{self.parenthesize(denominator, precedence(e))}"
