@@ -253,3 +253,11 @@ def test_gradcheck_without_a_function_uses_the_forward(tmp_path):
 
     report = check_gradients(backward_off_by_a_bit, batchnorm_forward)
     assert not report.ok and report.problems == ("dx differs from the reference (max relative error 0.001)",)
+
+
+def test_readme_excerpt_is_what_codegen_writes(capsys):
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    excerpt = readme.split("## Generate the code", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert main(["codegen", "--target", "numpy"]) == 0
+    generated = capsys.readouterr().out
+    assert excerpt.strip("\n") in generated
