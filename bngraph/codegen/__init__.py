@@ -8,6 +8,7 @@ a ``torch.autograd.Function``, or a ``jax.custom_vjp`` function.
 
 - ``kernel``: the target-independent steps, read off the closed form (sums, per-feature
   factors, dx as a sum of per-example terms, the cache).
+- ``rows``: the layout along rows (layer norm): dx in a normalised value's adjoint.
 - ``names``: readable names for intermediates, from what they are (``sum_dy``, ``inv_std``).
 - ``printer``: one expression as array code (SymPy's NumPy printer under np, torch, jnp).
 - ``numpy_target``, ``torch_target``, ``jax_target``: the module text of each target.

@@ -37,11 +37,11 @@ from typing import Mapping
 
 import sympy as sp
 
-from bngraph.closedform.plates import i, j
 from bngraph.closedform.plates import m as M
 from bngraph.closedform.simplify import ClosedForm
 from bngraph.codegen.names import Namer, unique, variances
 from bngraph.codegen.printer import BatchSum
+from bngraph.codegen.rows import in_head_adjoint, row_summand
 from bngraph.engine.derive import Derivation
 from bngraph.engine.layers import LAYERS
 from bngraph.engine.trace import DEFAULT_CONSTANTS
@@ -167,8 +167,11 @@ class _Builder:
         dx_formula = self.closed.formulas["dL_dx[i]"]
         head = None
         if self.axis == 1:
-            head, dx_formula = self._in_head_adjoint(dx_formula)
-            gradients = [self._row_summand(p) for p in self.raw_learnable]
+            self.head_family, adjoint, dx_formula = in_head_adjoint(self.closed, self.raw_learnable)
+            name = self.names[f"dL_d{self.head_family}"]
+            self.kinds[sp.Symbol(name)] = "example"
+            head = Step(name, self.code(adjoint), "example")
+            gradients = [row_summand(self.closed, p) for p in self.raw_learnable]
         else:
             gradients = [self.closed.formulas[f"dL_d{p}"] for p in self.raw_learnable]
         sums: dict[sp.Expr, sp.Symbol] = {}
@@ -180,7 +183,9 @@ class _Builder:
         forward = [(key.removesuffix("[i]"), self.code(e)) for key, e in self.closed.definitions.items()]
         batch_level = [c for c, _ in dx_terms] + (gradients if self.axis == 0 else [])
         steps, reduced_forward, reduced_backward = self._common(forward, batch_level)
-        coefficients, gradients = self._split_reduced(reduced_backward, dx_terms, gradients)
+        coefficients = [(c, part) for (_, part), c in zip(dx_terms, reduced_backward)]
+        if self.axis == 0:
+            gradients = reduced_backward[len(dx_terms):]
         forward_steps, backward_steps = self._place(steps, reduced_forward, coefficients, gradients, sums, head)
         forward_steps += [Step(self.names[n], e, self._kind(e)) for (n, _), e in zip(forward, reduced_forward)]
         forward_steps = self._ordered(forward_steps)
@@ -239,14 +244,6 @@ class _Builder:
         reduced = [e.xreplace(renamed) for e in reduced]
         return steps, reduced[: len(forward)], reduced[len(forward):]
 
-    def _split_reduced(self, reduced, dx_terms, gradients):
-        coefficients = []
-        for (_, part), coefficient in zip(dx_terms, reduced):
-            coefficients.append((coefficient, part))
-        if self.axis == 0:
-            gradients = reduced[len(dx_terms):]
-        return coefficients, gradients
-
     def _place(self, steps, reduced_forward, coefficients, gradients, sums, head):
         """Which shared steps the forward computes (those it needs), which the backward does."""
         by_name = {sp.Symbol(s.name): s for s in steps}
@@ -302,51 +299,6 @@ class _Builder:
         rank = {"example": 0, "batch": 1}  # arrays first, then per-group values, then parameters
         return tuple(sorted(names, key=lambda n: rank.get(self.kinds.get(sp.Symbol(n)), 2)))
 
-    # -- axis 1: parameters one per entry -----------------------------------------------------
-    def _in_head_adjoint(self, dx_formula: sp.Expr):
-        """dL/dx in the adjoint g of a normalised value (dL/dg_i = c_i dL/dy_i), free of the parameters."""
-        dy = sp.IndexedBase("dL_dy")
-        params = {sp.Symbol(p) for p in self.raw_learnable}
-        for key in self.closed.definitions:
-            if not key.endswith("[i]") or f"dL_d{key}" not in self.closed.formulas:
-                continue
-            adjoint = self.closed.formulas[f"dL_d{key}"]
-            gain = sp.cancel(adjoint / dy[i])
-            if adjoint.has(sp.Sum) or gain.has(dy) or gain == 0:
-                continue
-            g = sp.IndexedBase(f"dL_d{key[:-3]}")
-            rewritten = dx_formula.replace(lambda e: isinstance(e, sp.Indexed) and e.base == dy,
-                                           lambda e: g[e.indices[0]] / gain.xreplace({i: e.indices[0]}))
-            rewritten = _cancel_around_sums(rewritten)
-            if not rewritten.free_symbols & params:
-                self.head_family = key[:-3]
-                name = self.names[f"dL_d{key[:-3]}"]
-                self.kinds[sp.Symbol(name)] = "example"
-                return Step(name, self.code(adjoint), "example"), rewritten
-        raise BngraphError("cannot generate a layout along rows (axis 1): no named per-example value separates "
-                           "the parameters from the statistics; name the normalised value "
-                           "(xhat = name([...], \"xhat\")) so that dx can be written in its adjoint")
-
-    def _row_summand(self, parameter: str) -> sp.Expr:
-        """The per-example summand of dL/dp: Σ over the group in the chain rule, per entry instead."""
-        chain = self.closed.chain_rule[f"dL_d{parameter}"]
-        terms = []
-        for term in sp.Add.make_args(chain):
-            if not isinstance(term, sp.Sum):
-                raise BngraphError(f"cannot generate a layout along rows (axis 1): {parameter} enters a batch "
-                                   "statistic, so it cannot be one per entry")
-            terms.append(term.function.xreplace({j: i}))
-        summand = sp.Add(*terms)
-        for adjoint in sorted(summand.atoms(sp.Indexed), key=sp.default_sort_key):
-            base = str(adjoint.base)
-            if base.startswith("dL_d") and base != "dL_dy":
-                value = self.closed.formulas[f"{base}[i]"]
-                if value.has(sp.Sum):
-                    raise BngraphError(f"cannot generate a layout along rows (axis 1): {parameter} reaches the "
-                                       "output through a batch statistic")
-                summand = summand.xreplace({adjoint: value})
-        return summand
-
 
 def _closure(exprs, steps: dict) -> set:
     """The shared steps that ``exprs`` use, directly or through other steps."""
@@ -364,16 +316,3 @@ def _expand(expr: sp.Expr) -> sp.Expr:
     held = {p.base: sp.Dummy(positive=True) for p in expr.atoms(sp.Pow)
             if p.base.is_Add and not (p.exp.is_Integer and p.exp > 0)}
     return sp.expand(expr.xreplace(held)).xreplace({v: k for k, v in held.items()})
-
-
-def _cancel_around_sums(expr: sp.Expr) -> sp.Expr:
-    """Pull the factors that do not depend on j out of each Σ_j, then cancel: Σ c·f(j) = c·Σ f(j)."""
-    def pull(s):
-        constant, body = s.function.as_independent(j, as_Add=False)
-        return constant * sp.Sum(body, *s.limits)
-
-    expr = expr.replace(lambda e: isinstance(e, sp.Sum), pull)
-    sums = sorted(expr.atoms(sp.Sum), key=sp.default_sort_key)
-    stand_ins = [sp.Dummy() for _ in sums]
-    flat = sp.cancel(sp.together(expr.xreplace(dict(zip(sums, stand_ins)))))
-    return sp.factor_terms(flat).xreplace(dict(zip(stand_ins, sums)))
