@@ -261,3 +261,11 @@ def test_readme_excerpt_is_what_codegen_writes(capsys):
     assert main(["codegen", "--target", "numpy"]) == 0
     generated = capsys.readouterr().out
     assert excerpt.strip("\n") in generated
+
+
+def test_generated_forward_says_what_shape_it_takes(tmp_path):
+    forward = load_function(f"{generate(tmp_path, 'numpy', 'batchnorm')}:forward")
+    with pytest.raises(ValueError, match=r"x must have shape \(N, D\), not \(4,\)"):
+        forward(np.ones(4), np.ones(1), np.zeros(1), 1e-5)
+    out, _ = forward([[1, 2], [3, 5]], [1.0, 1.0], [0.0, 0.0], 1e-5)  # integers in: float64 out
+    assert out.dtype == np.float64

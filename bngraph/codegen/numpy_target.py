@@ -59,6 +59,8 @@ def _row_blocks(a):
 
 def _as_float(x):
     x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"x must have shape (N, D), not {x.shape}")
     return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 '''
 
