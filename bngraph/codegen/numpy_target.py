@@ -51,10 +51,19 @@ COMMON = '''
 BLOCK_BYTES = 1 << 18  # rows per block: about 256 KiB of each array, so a block stays in cache
 
 
+def _rows_per_block(a):
+    return max(1, BLOCK_BYTES // max(1, a[:1].nbytes))
+
+
 def _row_blocks(a):
     """Slices of consecutive rows of about BLOCK_BYTES each."""
-    step = max(1, BLOCK_BYTES // max(1, a[:1].nbytes))
+    step = _rows_per_block(a)
     return [slice(start, start + step) for start in range(0, a.shape[0], step)]
+
+
+def _block_scratch(a):
+    """An uninitialised block of rows like a's, for the terms of dx (no allocation per block)."""
+    return np.empty_like(a[: _rows_per_block(a)])
 
 
 def _as_float(x):
@@ -109,19 +118,17 @@ def _reduction(body: sp.Expr, total: str, dot: str) -> str:
 
 
 def _dx_lines(k: Kernel, sliced, indent: str) -> list[str]:
-    """dx for one block, in place: the first term written, the others added."""
-    lines = [f"{indent}out = dx[rows]"]
+    """dx for one block, in place: the first term written into it, each other one multiplied into
+    a scratch block (allocated once, not per block) and added."""
+    lines = [f"{indent}out, term = dx[rows], scratch[: dx[rows].shape[0]]"]
     for n, (coefficient, part) in enumerate(k.dx):
-        term, coefficient = _sliced(part, sliced), _sliced(coefficient, sliced)
-        c = _np(coefficient)
-        if n == 0 and part != 1:
-            lines.append(f"{indent}np.multiply({_np(term)}, {c}, out=out)")
+        array, factor = _np(_sliced(part, sliced)), _np(_sliced(coefficient, sliced))
+        if part == 1:
+            lines.append(f"{indent}out[...] = {factor}" if n == 0 else f"{indent}out += {factor}")
         elif n == 0:
-            lines.append(f"{indent}out[...] = {c}")
-        elif part == 1:
-            lines.append(f"{indent}out += {c}")
+            lines.append(f"{indent}np.multiply({array}, {factor}, out=out)")
         else:
-            lines.append(f"{indent}out += {_np(term * coefficient)}")
+            lines += [f"{indent}np.multiply({array}, {factor}, out=term)", f"{indent}out += term"]
     if not k.dx:
         lines.append(f"{indent}out[...] = 0")
     return lines
@@ -137,7 +144,7 @@ def _backward(k: Kernel) -> str:
     lines.append(f"    dy = np.asarray(dout, dtype={arrays[0]}.dtype)" if arrays else "    dy = _as_float(dout)")
     if uses_m(k, "backward"):
         lines.append(f"    m = dy.shape[{k.axis}]")
-    lines.append("    dx = np.empty_like(dy)")
+    lines.append("    dx, scratch = np.empty_like(dy), _block_scratch(dy)")
     sliced = set(k.row_wise) | {"dy"}
     body = _backward_axis0(k, sliced) if k.axis == 0 else _backward_axis1(k, sliced)
     lines += body
