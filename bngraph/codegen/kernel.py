@@ -49,7 +49,7 @@ from bngraph.errors import BngraphError
 
 # Names the generated modules use themselves; a user's name among them gets a trailing _.
 RESERVED = {"np", "torch", "jax", "jnp", "x", "dout", "dy", "dx", "cache", "ctx", "m", "rows", "out", "block",
-            "dtype", "width", "functools", "partial", "forward", "backward"}
+            "dtype", "width", "functools", "partial", "forward", "backward", "term", "scratch"}
 
 
 @dataclass(frozen=True)
@@ -236,7 +236,7 @@ class _Builder:
                 renamed[symbol] = expr
                 continue
             kind = self._kind(expr)
-            fallback = "term" if kind == "example" else "factor"
+            fallback = "value" if kind == "example" else "factor"  # no short name says what it is
             name = unique(self.namer.describe(expr) or fallback, self.taken)
             renamed[symbol] = sp.Symbol(name)
             self.kinds[renamed[symbol]] = kind
