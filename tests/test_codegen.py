@@ -63,8 +63,7 @@ MUTANTS = {  # (what is changed in the generated batch norm, to what): each must
     "the sum of dy dropped": ("        sum_dy += _batch_sum(dy[rows])\n", ""),
     "sign of the x-hat term flipped": ("coef_xhat = -", "coef_xhat = "),
     "1/std dropped from the dy term": ("np.multiply(dy[rows], gamma_inv_std, out=out)", "np.multiply(dy[rows], gamma, out=out)"),
-    "the last block of rows skipped": ("    for rows in _row_blocks(dy):\n        out, term",
-                                       "    for rows in _row_blocks(dy)[:-1]:\n        out, term"),
+    "a block of rows skipped": ("    for rows in reversed(_row_blocks(dy)):", "    for rows in reversed(_row_blocks(dy)[:-1]):"),
     "dgamma and dbeta swapped": ("return dx, dgamma, dbeta", "return dx, dbeta, dgamma"),
 }
 

@@ -165,8 +165,8 @@ def _backward_axis0(k: Kernel, sliced) -> list[str]:
     if k.factors:
         lines.append("    # per-feature factors, once")
         lines += [f"    {s.name} = {_np(s.expr)}" for s in k.factors]
-    lines.append("    # dx = " + " + ".join(_np(c * p) for c, p in k.dx) + ", block by block")
-    lines.append("    for rows in _row_blocks(dy):")
+    lines.append("    # dx = " + " + ".join(_np(c * p) for c, p in k.dx) + ", block by block, from the last block")
+    lines.append("    for rows in reversed(_row_blocks(dy)):  # the blocks the sums read last are still in cache")
     lines += _dx_lines(k, sliced, "        ")
     for g, parameter in zip(k.gradients, k.learnable):
         value = _np(g.expr)
