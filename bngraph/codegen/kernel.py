@@ -81,11 +81,6 @@ class Kernel:
     gradients: tuple[Step, ...]  # dL/dp per learnable p (axis 1: a per-example summand, summed over rows)
     formulas: Mapping[str, str]  # the closed form implemented, for the header
 
-    @property
-    def upstream(self) -> str:
-        """The per-example adjoint the backward's sums read: dy, or (axis 1) the head's."""
-        return self.head.name if self.head else "dy"
-
 
 def build_kernel(derivation: Derivation, closed: ClosedForm) -> Kernel:
     """The kernel of the derivation's layer, from its closed form."""
