@@ -234,6 +234,7 @@ class _Builder:
             fallback = "value" if kind == "example" else "factor"  # no short name says what it is
             name = unique(self.namer.describe(expr) or fallback, self.taken)
             renamed[symbol] = sp.Symbol(name)
+            self.namer.values[renamed[symbol]] = expr
             self.kinds[renamed[symbol]] = kind
             steps.append(Step(name, expr, kind))
         reduced = [e.xreplace(renamed) for e in reduced]

@@ -35,6 +35,7 @@ class Namer:
         self.names = dict(names or {})  # symbols already named (code names, earlier intermediates)
         self.variances = set(variances)
         self.epsilons = set(epsilons)
+        self.values: dict[sp.Symbol, sp.Expr] = {}  # earlier intermediates' values, to see through them
 
     def describe(self, expr: sp.Expr) -> str | None:
         name = self._describe(expr)
@@ -95,7 +96,7 @@ class Namer:
 
     def _standard_deviation(self, base: sp.Expr) -> str | None:
         """√(v + ε) of a variance v: ``std`` (or ``running_std`` for ``running_var``)."""
-        terms = sp.Add.make_args(base)
+        terms = sp.Add.make_args(self.values.get(base, base))
         others = [t for t in terms if t not in self.epsilons]
         if len(others) == 1 and len(terms) <= 2 and others[0] in self.variances:
             name = self.names.get(others[0], str(others[0]))

@@ -135,10 +135,9 @@ def _dx_lines(k: Kernel, sliced, indent: str) -> list[str]:
 
 
 def _backward(k: Kernel) -> str:
-    results = ", ".join(["dx"] + [g.name for g in k.gradients])
+    results = ", ".join(["dx"] + [g.name for g in k.gradients]) + ("," if not k.gradients else "")  # always a tuple
     lines = [f"def backward(dout, cache):",
-             f'    """(dx, {results[4:] or "no parameter gradients"}) of forward for the upstream gradient dout."""'
-             if k.gradients else '    """dx of forward for the upstream gradient dout."""']
+             f'    """({results}) of forward for the upstream gradient dout."""']
     lines.append(f"    {', '.join(k.cache)}{',' if len(k.cache) == 1 else ''} = cache" if k.cache else "    del cache")
     arrays = [n for n in k.cache if n not in k.scalars]
     lines.append(f"    dy = np.asarray(dout, dtype={arrays[0]}.dtype)" if arrays else "    dy = _as_float(dout)")
