@@ -268,3 +268,26 @@ def test_generated_forward_says_what_shape_it_takes(tmp_path):
         forward(np.ones(4), np.ones(1), np.zeros(1), 1e-5)
     out, _ = forward([[1, 2], [3, 5]], [1.0, 1.0], [0.0, 0.0], 1e-5)  # integers in: float64 out
     assert out.dtype == np.float64
+
+
+STANDARDIZE = '''
+from bngraph import name, sqrt
+
+def standardize(x, eps):
+    m = len(x)
+    mu = name(sum(x) / m, "mu")
+    var = name(sum((xk - mu) ** 2 for xk in x) / m, "var")
+    return [(xk - mu) / sqrt(var + eps) for xk in x]
+'''
+
+
+def test_a_layer_without_learnable_parameters_returns_dx_alone(tmp_path):
+    (tmp_path / "standardize.py").write_text(STANDARDIZE)
+    path = tmp_path / "gen.py"
+    assert main(["codegen", "--function", f"{tmp_path / 'standardize.py'}:standardize", "--target", "numpy",
+                 "-o", str(path)]) == 0
+    text = path.read_text()
+    assert "def forward(x, eps):" in text and "    return dx,\n" in text and "inv_std = 1/np.sqrt(eps_plus_var)" in text
+    # N = 1 is left out: y is constant there, and this closed form (in x, not x-hat) cancels terms of size 1/ε^1.5
+    report = check_gradients(str(path), function=f"{tmp_path / 'standardize.py'}:standardize", shapes=((2, 3), (5, 3)))
+    assert report.ok, report.format()
