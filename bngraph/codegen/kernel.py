@@ -97,7 +97,9 @@ def build_kernel(derivation: Derivation, closed: ClosedForm) -> Kernel:
     if builtin:  # the check-backward convention: (x, gamma, beta, [running statistics,] eps)
         order = learnable + [n for n in order if n not in learnable and n not in epsilons] + epsilons
     names = _code_names(closed, order, {e: "eps" for e in epsilons} if builtin else {})
-    return _Builder(closed, names, axis, learnable, epsilons).kernel(
+    # a constant named as a variance (running_var) is one: √(running_var + ε) is running_std
+    said_variances = [n for n in order if n not in learnable and "var" in n]
+    return _Builder(closed, names, axis, learnable, epsilons, said_variances).kernel(
         graph.layer, _function_name(graph.layer), tuple(names[n] for n in order))
 
 
@@ -125,7 +127,7 @@ def _code_names(closed: ClosedForm, order: list[str], renamed: dict[str, str]) -
 class _Builder:
     """Builds one kernel; holds the name tables while it does."""
 
-    def __init__(self, closed: ClosedForm, names: dict[str, str], axis: int, learnable, epsilons):
+    def __init__(self, closed: ClosedForm, names: dict[str, str], axis: int, learnable, epsilons, said_variances):
         self.closed, self.names, self.axis = closed, names, axis
         self.learnable = [names[p] for p in learnable]
         self.raw_learnable = learnable
@@ -135,7 +137,7 @@ class _Builder:
         for key in closed.definitions:
             name = key.removesuffix("[i]")
             self.kinds[sp.Symbol(names[name])] = "example" if key.endswith("[i]") else "batch"
-        found = variances(closed.definitions) | {sp.Symbol(n) for n in names if "var" in n}
+        found = variances(closed.definitions) | {sp.Symbol(n) for n in said_variances}
         self.namer = Namer({}, {self.code(v) for v in found}, self.epsilons)
         self.head_family: str | None = None  # axis 1: the normalised value whose adjoint dx is written in
 
@@ -181,7 +183,7 @@ class _Builder:
         coefficients = [(c, part) for (_, part), c in zip(dx_terms, reduced_backward)]
         if self.axis == 0:
             gradients = reduced_backward[len(dx_terms):]
-        forward_steps, backward_steps = self._place(steps, reduced_forward, coefficients, gradients, sums, head)
+        forward_steps, backward_steps = self._place(steps, reduced_forward, coefficients, gradients)
         forward_steps += [Step(self.names[n], e, self._kind(e)) for (n, _), e in zip(forward, reduced_forward)]
         forward_steps = self._ordered(forward_steps)
         cache = self._cache(forward_steps, backward_steps, coefficients, gradients, sums, head, signature)
@@ -240,7 +242,7 @@ class _Builder:
         reduced = [e.xreplace(renamed) for e in reduced]
         return steps, reduced[: len(forward)], reduced[len(forward):]
 
-    def _place(self, steps, reduced_forward, coefficients, gradients, sums, head):
+    def _place(self, steps, reduced_forward, coefficients, gradients):
         """Which shared steps the forward computes (those it needs), which the backward does."""
         by_name = {sp.Symbol(s.name): s for s in steps}
         needed_forward = _closure(reduced_forward, by_name)
@@ -249,7 +251,6 @@ class _Builder:
         forward_steps = [s for s in steps if sp.Symbol(s.name) in needed_forward]
         backward_steps = [s for s in steps if sp.Symbol(s.name) in needed_backward]
         # a coefficient that is more than a name is computed once, before the per-example pass
-        named = []
         for k, (coefficient, part) in enumerate(coefficients):
             if not isinstance(coefficient, sp.Symbol):
                 described = self.namer.describe(part)
@@ -289,7 +290,7 @@ class _Builder:
         if head is not None:
             used |= head.expr.free_symbols
         made_in_backward = {sp.Symbol(s.name) for s in backward_steps} | set(sums.values())
-        made_in_backward |= {sp.Symbol("dy"), sp.Symbol("m")} | ({sp.Symbol(head.name)} if head else set())
+        made_in_backward |= {sp.Symbol("dy"), M} | ({sp.Symbol(head.name)} if head else set())
         order = ["x"] + [s.name for s in forward_steps] + list(signature)
         names = [n for n in dict.fromkeys(order) if sp.Symbol(n) in used - made_in_backward]
         rank = {"example": 0, "batch": 1}  # arrays first, then per-group values, then parameters
