@@ -1,6 +1,7 @@
 """What is measured of bngraph itself: each function returns plain numbers for the report."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import tempfile
@@ -172,3 +173,67 @@ def _wall(fn) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+# --- the generated NumPy backward (bngraph codegen) ----------------------------------------------
+
+def compact_backward(dout, xhat, gamma, var, eps):
+    """The compact hand-written NumPy backward of batch norm, as issue 20 gives it (the baseline)."""
+    n = dout.shape[0]
+    dbeta = dout.sum(0)
+    dgamma = (dout * xhat).sum(0)
+    dxhat = dout * gamma
+    dx = (n * dxhat - dxhat.sum(0) - xhat * (dxhat * xhat).sum(0)) / (n * np.sqrt(var + eps))
+    return dx, dgamma, dbeta
+
+
+def generated_module(folder: Path):
+    """``bngraph codegen batchnorm --target numpy``, written to a file and imported as a user would."""
+    from bngraph.codegen import generate_for
+
+    path = folder / "generated_batchnorm.py"
+    path.write_text(generate_for(derive(build_graph(LAYERS[LAYER].trace(3), "named", LAYER)), "numpy"),
+                    encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("generated_batchnorm", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def generated_vs_numpy(shape, runs: int, seed: int = 0) -> dict:
+    """The generated backward against the compact hand-written one and the memory-traffic bound.
+
+    The bound is the bytes the backward must move (read dout and the cached x-hat, write dx; the
+    per-feature vectors besides) over the copy bandwidth, 2·bytes(a) / time(np.copyto(b, a)).
+    Copy, compact and generated run interleaved, so the load of the machine falls on all three.
+    """
+    rng = np.random.default_rng(seed)
+    n, d = shape
+    x, dout = rng.normal(1.0, 2.0, shape), rng.normal(size=shape)
+    gamma, beta, eps = rng.uniform(0.5, 2.0, d), rng.normal(size=d), 1e-5
+    with tempfile.TemporaryDirectory() as folder:
+        module = generated_module(Path(folder))
+    _, cache = module.forward(x, gamma, beta, eps)
+    mean = x.mean(axis=0)
+    var = ((x - mean) ** 2).mean(axis=0)
+    xhat = (x - mean) / np.sqrt(var + eps)
+    ours, theirs = module.backward(dout, cache), compact_backward(dout, xhat, gamma, var, eps)
+    error = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) or 1.0)) for a, b in zip(ours, theirs))
+    assert error < 1e-9, f"the generated backward disagrees with the compact NumPy backward: {error:.2e}"
+    target = np.empty_like(dout)
+    times = {"copy": [], "numpy compact": [], "generated": []}
+    for _ in range(runs):
+        times["copy"].append(_wall(lambda: np.copyto(target, dout)))
+        times["numpy compact"].append(_wall(lambda: compact_backward(dout, xhat, gamma, var, eps)))
+        times["generated"].append(_wall(lambda: module.backward(dout, cache)))
+    medians = {k: median(t) for k, t in times.items()}
+    moved = 3 * dout.nbytes + 4 * gamma.nbytes  # dout, x-hat in, dx out; gamma, 1/std in, dgamma, dbeta out
+    bandwidth = 2 * dout.nbytes / medians["copy"]
+    # each run's own ratios (copy, compact and generated back to back), then their median: a load
+    # that comes and goes during the run falls on both sides of each ratio
+    bounds = [moved * c / (2 * dout.nbytes) for c in times["copy"]]
+    ratios = {"compact": median([g / c for g, c in zip(times["generated"], times["numpy compact"])]),
+              "bound": median([g / b for g, b in zip(times["generated"], bounds)])}
+    return {"shape": list(shape), "max_relative_difference": error, "bytes": moved, "bandwidth": bandwidth,
+            "bound": moved / bandwidth, "ratios": ratios,
+            **{k: {"times": t, "median": medians[k]} for k, t in times.items()}}

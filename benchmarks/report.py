@@ -77,6 +77,17 @@ def goals(results: dict) -> list[dict]:
     row(f"lambdified closed form vs NumPy compact backward, {lam['shape'][0]}×{lam['shape'][1]} float64",
         "≤ 1.5×", seconds(lam["lambdified"]["median"]), f"{ratio:.2f}× ({seconds(lam['numpy compact']['median'])})",
         ratio <= 1.5)
+    gen = results.get("generated")
+    if gen:
+        size = f"{gen['shape'][0]}×{gen['shape'][1]} float64"
+        ours, compact = gen["generated"]["median"], gen["numpy compact"]["median"]
+        to_compact, to_bound = gen["ratios"]["compact"], gen["ratios"]["bound"]
+        row(f"generated NumPy backward (bngraph codegen) vs compact hand-written NumPy backward, {size}", "≤ 0.75×",
+            seconds(ours), f"{to_compact:.2f}× (compact {seconds(compact)}; median of the runs' ratios)",
+            to_compact <= 0.75)
+        row(f"generated NumPy backward vs the memory-traffic bound, {size}", "≤ 4×", seconds(ours),
+            f"{to_bound:.2f}× (bound {seconds(gen['bound'])}: {gen['bytes'] / 2**20:.3g} MiB at "
+            f"{gen['bandwidth'] / 1e9:.1f} GB/s copy bandwidth; median of the runs' ratios)", to_bound <= 4)
     return rows
 
 
@@ -142,6 +153,30 @@ def markdown(results: dict) -> str:
             f"| lambdified closed form (Sums as NumPy sums) | {seconds(lam['lambdified']['median'])} "
             f"({len(lam['lambdified']['times'])}) | {ratio:.2f}× |", "",
             f"Largest relative difference between the two: {lam['max_relative_difference']:.1e}."]
+    gen = results.get("generated")
+    if gen:
+        n, f = gen["shape"]
+        compact = gen["numpy compact"]["median"]
+        out += ["", f"## Generated NumPy backward (`bngraph codegen batchnorm --target numpy`), ({n}, {f}) float64", "",
+                "The module `bngraph codegen` writes, imported from a file, against the compact hand-written backward "
+                "`dx = (N*dxhat - dxhat.sum(0) - xhat*(dxhat*xhat).sum(0)) / (N*sqrt(var+eps))` (with dgamma, dbeta), "
+                "and against the memory-traffic bound: the bytes a backward must move (read dout and x-hat, write dx, "
+                "the per-feature vectors besides) over the copy bandwidth `np.copyto` reaches in the same run. "
+                "The three run interleaved.", "",
+                "| what | time | ratio to the compact backward | ratio to the bound |", "|---|---:|---:|---:|",
+                f"| `np.copyto` of dout ({2 * gen['shape'][0] * gen['shape'][1] * 8 / 2**20:.3g} MiB moved: "
+                f"{gen['bandwidth'] / 1e9:.1f} GB/s) | {seconds(gen['copy']['median'])} ({len(gen['copy']['times'])}) "
+                f"| | |",
+                f"| memory-traffic bound ({gen['bytes'] / 2**20:.3g} MiB) | {seconds(gen['bound'])} | "
+                f"{gen['bound'] / compact:.2f}× | 1 |",
+                f"| compact hand-written NumPy backward | {seconds(compact)} ({len(gen['numpy compact']['times'])}) | 1 | "
+                f"{compact / gen['bound']:.2f}× |",
+                f"| generated NumPy backward | {seconds(gen['generated']['median'])} ({len(gen['generated']['times'])}) | "
+                f"{gen['ratios']['compact']:.2f}× | {gen['ratios']['bound']:.2f}× |", "",
+                "Ratios of the generated backward are the medians of each run's own ratios (copy, compact and "
+                "generated back to back); the others are ratios of medians.", "",
+                f"Largest relative difference between the generated and the compact backward: "
+                f"{gen['max_relative_difference']:.1e}."]
     out += ["", "## Plain SymPy baseline, per point (child process, time limit "
                 f"{results['config']['baseline_limit']:g} s)", "",
             "| m | build + diff | simplify | total | ops in result |", "|---:|---:|---:|---:|---:|"]
@@ -180,7 +215,12 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    gen = results.get("generated")
+    if gen:
+        fig, (ax, bars) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
+        _backward_bars(bars, results)
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     d = results["derivation"]
     ms = sorted(map(int, d))
     ax.plot(ms, [d[str(m)]["total"] for m in ms], "o-", label="bngraph: named derivation, all adjoints + JSON")
@@ -204,3 +244,23 @@ def plot(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _backward_bars(ax, results: dict) -> None:
+    """The batch-norm backward on one large array: bound, generated, lambdified, compact NumPy (ms)."""
+    gen, lam = results["generated"], results["lambdified"]
+    rows = [("memory-traffic bound", gen["bound"], "C7"),
+            ("generated (bngraph codegen)", gen["generated"]["median"], "C2"),
+            ("lambdified closed form", lam["lambdified"]["median"], "C1"),
+            ("compact hand-written NumPy", gen["numpy compact"]["median"], "C0")]
+    labels = [r[0] for r in rows]
+    values = [r[1] * 1e3 for r in rows]
+    ax.barh(labels, values, color=[r[2] for r in rows])
+    for k, v in enumerate(values):
+        ax.text(v, k, f" {v:.3g} ms", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(values) * 1.3)
+    ax.set_xlabel("milliseconds (median, same run)")
+    n, f = gen["shape"]
+    ax.set_title(f"backward at ({n}, {f}) float64", fontsize=10)
+    ax.tick_params(axis="y", labelsize=8)

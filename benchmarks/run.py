@@ -80,6 +80,8 @@ def run(config: Config, quick: bool, command: str) -> dict:
     results["growth"] = report.growth(results)
     _progress(f"lambdified closed form vs NumPy, {config.array_shape}")
     results["lambdified"] = cases.lambdified_vs_numpy(config.array_shape, max(config.fast, 3) + 2)
+    _progress(f"generated NumPy backward (bngraph codegen) vs NumPy and the copy bandwidth, {config.array_shape}")
+    results["generated"] = cases.generated_vs_numpy(config.array_shape, max(config.fast, 3) * 3)
     _progress("rendering")
     results["render"] = cases.rendering(config.render, config.fast, config.slow)
     _progress("cold start")

@@ -11,7 +11,7 @@ dL_dy_1*xhat_1 + dL_dy_2*xhat_2 + dL_dy_3*xhat_3
 Sum(dL_dy[j], (j, 1, m))
 
 The packages, in pipeline order (each imports only those before it): ``engine``,
-``closedform``, ``check``, ``tex``, ``audit``, ``output``; ``cli`` is on top.
+``closedform``, ``check``, ``tex``, ``audit``, ``codegen``, ``output``; ``cli`` is on top.
 """
 from bngraph.engine import (LAYERS, Adjoint, Derivation, Graph, Node, build_graph, derive, exp, get_layer,
                             load_function, log, name, sqrt, stage, trace, trace_target)

@@ -41,6 +41,11 @@ EXAMPLES = {
     "audit": """examples:
   bngraph audit notes.md
   bngraph audit derivation.tex --format json""",
+    "codegen": """examples:
+  bngraph codegen --target numpy -o bn.py     # batchnorm: forward(x, gamma, beta, eps), backward(dout, cache)
+  bngraph codegen layernorm --target torch -o ln_torch.py   # a torch.autograd.Function
+  bngraph codegen --function my.py:rmsnorm --target jax --axis 1 -o rms_jax.py   # over each row
+  bngraph check-backward bn.py:backward       # the generated code, checked""",
     "report": """examples:
   bngraph report -o bngraph-output            # graphs, derivation, LaTeX, checks""",
 }
@@ -131,6 +136,17 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     p.add_argument("file", metavar="FILE", help="the write-up (- reads standard input, as Markdown); at most 2 MB")
     p.add_argument("--layer", default="batchnorm")
     p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = command("codegen", "generate the derived forward and backward as a NumPy, PyTorch or JAX module")
+    p.add_argument("layer", nargs="?", default=None, help="built-in layer (default: batchnorm; see `bngraph layers`)")
+    p.add_argument("--function", metavar="FILE.py:FUNC", help="your own function FUNC(x, p1, p2, ...)")
+    p.add_argument("--target", choices=("numpy", "torch", "jax"), required=True)
+    p.add_argument("--axis", type=int, choices=(0, 1), default=None,
+                   help="the axis of (N, D) arrays the m values run along: 0 normalises each column over the "
+                        "batch (Batch Norm), 1 each row (Layer Norm, RMSNorm); default: the function's "
+                        "__bngraph_axis__, else 0")
+    p.add_argument("-o", "--output", metavar="FILE.py", help="write the module to FILE.py (default: standard output)")
+    p.set_defaults(m=3, view="named")  # the closed form holds for every m; the trace needs one
 
     command("layers", "list the built-in layers")
 
@@ -235,6 +251,15 @@ def cmd_audit(args) -> int:
     return cli_audit(args)
 
 
+def cmd_codegen(args) -> int:
+    from bngraph.codegen import generate_for
+
+    if args.output and not args.output.endswith(".py"):
+        raise BngraphError(f"codegen writes a Python module: -o must name a .py file, not {args.output!r}")
+    _emit(generate_for(_derivation(args), args.target, args.axis), args.output)
+    return 0
+
+
 def cmd_layers(args) -> int:
     from bngraph.engine.layers import LAYERS
 
@@ -252,7 +277,7 @@ def cmd_report(args) -> int:
 
 COMMANDS = {
     "derive": cmd_derive, "render": cmd_render, "verify": cmd_verify, "check-backward": cmd_check_backward,
-    "audit": cmd_audit, "layers": cmd_layers, "report": cmd_report,
+    "audit": cmd_audit, "codegen": cmd_codegen, "layers": cmd_layers, "report": cmd_report,
 }
 
 

@@ -27,8 +27,15 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path):
     assert set(results["cold_start"]) == {"import sympy", "derive m=3"}
     # the compiled closed form computes the same gradients as the NumPy reference
     assert results["lambdified"]["max_relative_difference"] < 1e-9
-    assert {g["goal"].split(",")[0] for g in results["goals"]} >= {"closed form", "lambdified closed form vs NumPy compact backward"}
+    # so does the module bngraph codegen writes, and both its goals are judged
+    assert results["generated"]["max_relative_difference"] < 1e-9
+    assert results["generated"]["bound"] == results["generated"]["bytes"] / results["generated"]["bandwidth"]
+    assert {g["goal"].split(",")[0] for g in results["goals"]} >= {
+        "closed form", "lambdified closed form vs NumPy compact backward",
+        "generated NumPy backward (bngraph codegen) vs compact hand-written NumPy backward",
+        "generated NumPy backward vs the memory-traffic bound"}
 
     table = (tmp_path / "latest.md").read_text(encoding="utf-8")
     assert "## Goals" in table and "| 2 |" in table and "plain SymPy" in table
+    assert "| generated NumPy backward |" in table and "| memory-traffic bound (" in table
     assert (tmp_path / "derive_vs_m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,10 +11,13 @@ backward functions (``check_backward``), and gives a report with a verdict and a
   ``diagnose`` names the slip in a wrong one; ``usercall`` calls the user's code.
 - ``compare``: ``derive --compare``, a user's forward against a built-in layer (same function
   for every m? same backward? a small counterexample where not).
-- ``pytest_plugin``: the ``bngraph_check`` fixture (the ``pytest11`` entry point).
+- ``gradcheck``: any layer's forward and backward on (N, D) arrays (a generated module, or
+  code by hand) against central finite differences of the layer's plain function.
+- ``pytest_plugin``: the ``bngraph_check`` and ``bngraph_gradcheck`` fixtures (``pytest11``).
 """
 from bngraph.check.backward import (BackwardReport, GradientCheck, assert_backward_matches, check_backward,
                                     cli_check_backward, load_function, one_pass_variance_precision)
+from bngraph.check.gradcheck import GradientsReport, assert_gradients_match, check_gradients
 
-__all__ = ["BackwardReport", "GradientCheck", "assert_backward_matches", "check_backward",
-           "cli_check_backward", "load_function", "one_pass_variance_precision"]
+__all__ = ["BackwardReport", "GradientCheck", "GradientsReport", "assert_backward_matches", "assert_gradients_match",
+           "check_backward", "check_gradients", "cli_check_backward", "load_function", "one_pass_variance_precision"]

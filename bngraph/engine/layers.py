@@ -54,6 +54,10 @@ def layernorm(x, gamma, beta, epsilon):
     return [gamma * h + beta for h in xhat]
 
 
+# The m entries are the D features of one example: generated code on (N, D) arrays normalises
+# along each row (axis 1), with gamma and beta one per feature, shared by the rows.
+layernorm.__bngraph_axis__ = 1
+
 # The steps of each layer's staged view, in forward order: the name of the node (or family
 # name_k) each step makes, and what it does. The staged text groups the backward by them.
 BATCHNORM_STEPS = (

@@ -35,6 +35,41 @@ def rmsnorm(x, gamma, beta, epsilon):
     return [gamma * (xk / rms) + beta for xk in x]
 
 
+def layernorm_by_hand(x, gamma, beta, eps):
+    """Layer Norm written by hand over one example's D entries: mean, variance, 1/std by name."""
+    d = len(x)
+    mean = name(sum(x) / d, "mean")
+    centred = [xk - mean for xk in x]
+    var = name(sum(c * c for c in centred) / d, "var")
+    rstd = 1 / sqrt(var + eps)
+    xhat = name([c * rstd for c in centred], "xhat")
+    return [gamma * h + beta for h in xhat]
+
+
+# Generated code normalises each row of an (N, D) array, gamma and beta one per feature.
+layernorm_by_hand.__bngraph_axis__ = 1
+
+
+def rmsnorm_rows(x, weight, eps):
+    """RMSNorm as LLaMA and T5 use it: along each row, x / √(mean(x²) + ε) · weight, no shift."""
+    ms = sum(xk * xk for xk in x) / len(x)
+    normed = name([xk / sqrt(ms + eps) for xk in x], "normed")
+    return [weight * h for h in normed]
+
+
+rmsnorm_rows.__bngraph_axis__ = 1
+
+
+def unnamed_layernorm_rows(x, gamma, beta, eps):
+    """Layer Norm along rows that names nothing: bngraph recognises its mean, variance and x-hat."""
+    mean = sum(x) / len(x)
+    var = sum((xk - mean) ** 2 for xk in x) / len(x)
+    return [gamma * (xk - mean) / sqrt(var + eps) + beta for xk in x]
+
+
+unnamed_layernorm_rows.__bngraph_axis__ = 1
+
+
 def log_softmax(x, gamma, beta):
     """A softmax-like normalisation: x_k − log Σ exp(x_j), scaled and shifted."""
     lse = name(log(sum(exp(xk) for xk in x)), "lse")
