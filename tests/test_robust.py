@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import textwrap
@@ -311,6 +312,17 @@ def test_render_writes_nothing_on_stderr(tmp_path, suffix):
     result = run("render", "-o", str(tmp_path / f"bn{suffix}"))
     assert result.returncode == 0 and result.stderr == "" and result.stdout == ""
     assert (tmp_path / f"bn{suffix}").stat().st_size > 10_000  # text was drawn, not only boxes
+
+
+@pytest.mark.slow
+def test_a_png_wider_than_cairo_draws_is_scaled_quietly(tmp_path):
+    """The staged view of m = 128 in full is about 33,000 pixels wide at Graphviz's 96 dpi:
+    Graphviz would shrink it itself with a warning on stderr; bngraph lowers the dpi first."""
+    path = tmp_path / "wide.png"
+    result = run("render", "--m", "128", "--full", "--view", "staged", "-o", str(path))
+    assert result.returncode == 0 and result.stderr == ""
+    width, height = struct.unpack(">II", path.read_bytes()[16:24])  # the PNG's IHDR
+    assert 20_000 < width <= 32_767 and height < width
 
 
 def test_the_bundled_fontconfig_reads_bngraphs_fonts_conf():

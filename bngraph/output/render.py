@@ -71,11 +71,25 @@ def render_graph(graph: Graph, path=None, *, direction="forward", derivation=Non
         if not picture.in_order(agraph):  # Graphviz moved a box: hold each row in order without boxes
             agraph = picture.to_agraph(boxes=False)
             agraph.layout("dot")
+        if fmt == "png":
+            _fit_bitmap(agraph)
         data = agraph.draw(format=fmt)
         data = data.decode("utf-8") if fmt == "svg" else data
     if path is not None:
         write_atomic(path, data)
     return data
+
+
+BITMAP_DPI, MAX_BITMAP = 96, 32000  # Graphviz's PNG resolution; cairo draws at most 32767 pixels a side
+
+
+def _fit_bitmap(agraph) -> None:
+    """Lower the PNG's resolution so its longer side fits cairo's limit, which Graphviz would
+    otherwise enforce itself with a warning on stderr ("graph is too large for cairo-renderer
+    bitmaps"). The layout, in points, is unchanged."""
+    points = max(float(v) for v in agraph.graph_attr["bb"].split(","))
+    if points * BITMAP_DPI / 72 > MAX_BITMAP:
+        agraph.graph_attr["dpi"] = f"{72 * MAX_BITMAP / points:.3f}"
 
 
 def cli_render(args, graph: Graph, derivation=None) -> int:
