@@ -316,10 +316,10 @@ def test_render_writes_nothing_on_stderr(tmp_path, suffix):
 
 @pytest.mark.slow
 def test_a_png_wider_than_cairo_draws_is_scaled_quietly(tmp_path):
-    """The staged view of m = 128 in full is about 33,000 pixels wide at Graphviz's 96 dpi:
+    """The backward graph of m = 128 in full is about 35,000 pixels wide at Graphviz's 96 dpi:
     Graphviz would shrink it itself with a warning on stderr; bngraph lowers the dpi first."""
     path = tmp_path / "wide.png"
-    result = run("render", "--m", "128", "--full", "--view", "staged", "-o", str(path))
+    result = run("render", "--m", "128", "--full", "--direction", "backward", "-o", str(path))
     assert result.returncode == 0 and result.stderr == ""
     width, height = struct.unpack(">II", path.read_bytes()[16:24])  # the PNG's IHDR
     assert 20_000 < width <= 32_767 and height < width
