@@ -137,13 +137,14 @@ class Page:
         parent, _, child = name.partition("->")
         graph = derivation.graph
         partial = derivation.local_partials_of(child).get(parent) if child in graph and parent in graph else None
+        edge = f'<g id="{ident}" class="edge" data-edge="{html.escape(name)}"'
         if partial is None:  # an edge of the collapsed examples' column
-            return f'<g id="{ident}" class="edge">'
+            return edge + ">"
         anchor = f"partial-{len(self.partials) + 1}"
         eq = Equation(partial_symbol(child, parent), (partial,))
         printer = self.printer if derivation is self.named else printer_for(derivation)
         self.partials.append(f'<table class="align" id="{anchor}">{equation(printer, eq, anchor + "-eq")}</table>')
-        return f'<g id="{ident}" class="edge" data-partial="{anchor}">'
+        return f'{edge} data-partial="{anchor}">'
 
     # -- the checks and the user's code -----------------------------------------------------
     def _verification(self) -> str:
