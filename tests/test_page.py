@@ -98,7 +98,7 @@ def test_every_row_of_the_latex_document_is_on_the_page_as_mathml(batchnorm):
 def test_a_node_is_linked_to_its_definition_local_partials_and_adjoint(batchnorm):
     outline = _outline(batchnorm["index.html"])
     assert outline.nodes[("forward-named", "mu")] == "mu"
-    assert outline.nodes[("forward-named", "xhat_2")] == "xhat"
+    assert outline.nodes[("forward-named", "xhat_2")] == "xhat xhat_2"
     assert outline.nodes[("backward-named", "sigma2")] == "sigma2"
     about_mu = {section for section, about in outline.eqs.values() if "mu" in about}
     assert {"forward-pass", "local-partial-derivatives", "adjoints-by-the-chain-rule"} <= about_mu
@@ -146,4 +146,26 @@ def test_a_users_function_shows_its_source_and_the_statistics_bngraph_recognised
     assert code.startswith("def kratzert_nine_steps(x, gamma, beta, eps):") and "sqrtvar" in code
     recognised = [about for section, about in outline.eqs.values() if section == "source"]
     assert recognised == [["mu"], ["sigma2"], ["xhat"]]  # the function names none of them
+    assert not re.search(r"\\[A-Za-z]+|\$", "".join(outline.text))
+
+
+def test_without_a_closed_form_the_page_is_the_derivation_at_m():
+    from bngraph.check.verify import verify
+    from bngraph.engine.derive import derive
+    from bngraph.engine.graph import build_graph
+    from bngraph.engine.layers import trace_target
+    from bngraph.output.page import build_page
+    from bngraph.output.render import render_graph
+
+    traced = trace_target("batchnorm", None, 2)
+    named, staged = derive(build_graph(traced, "named")), derive(build_graph(traced, "staged"))
+    svgs = {f"{d}_{v.graph.view}.svg": render_graph(v.graph, None, format="svg", direction=d, derivation=v)
+            for d in ("forward", "backward") for v in (named, staged)}
+    outline = _outline(build_page(named, staged, None, verify(named, None, other_view=staged), svgs))
+    assert outline.sections == ["forward-pass-at", "forward-graph", "local-partial-derivatives", "backward-graph",
+                                "adjoints-by-the-chain-rule", "fully-substituted-at", "verification"]
+    assert {s for s, about in outline.eqs.values() if "mu" in about} >= {"forward-pass-at", "adjoints-by-the-chain-rule"}
+    assert outline.nodes[("forward-named", "xhat_2")] == "xhat xhat_2"  # at m, the equations are about xhat_2
+    assert {s for s, about in outline.eqs.values() if "xhat_2" in about} >= {"forward-pass-at", "local-partial-derivatives",
+                                                                             "adjoints-by-the-chain-rule"}
     assert not re.search(r"\\[A-Za-z]+|\$", "".join(outline.text))

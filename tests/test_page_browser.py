@@ -119,3 +119,30 @@ def test_hovering_an_edge_shows_its_local_partial(opened):
     assert "∂" in opened.inner_text("#tip")
     opened.mouse.move(1, 1)
     assert not opened.is_visible("#tip")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer, function, m, node, family", [
+    ("layernorm", None, 3, "sigma2", "sigma2"),
+    ("batchnorm", None, 8, "xhat_8", "xhat"),
+    (None, str(Path(__file__).parent / "data" / "numpy_forwards.py") + ":kratzert_nine_steps", 3, "x_2", "x"),
+], ids=["layernorm", "m8", "function"])
+def test_the_same_page_for_other_layers_batches_and_functions(browser, tmp_path, layer, function, m, node, family):
+    files, status = build_report(layer, function, m)
+    assert status == 0
+    path = tmp_path / "index.html"
+    path.write_text(files["index.html"], encoding="utf-8")
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    messages, requests = [], []
+    page.on("console", lambda msg: messages.append(msg.text))
+    page.on("pageerror", lambda e: messages.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.as_uri())
+    assert messages == [] and requests == [path.as_uri()]
+    assert page.eval_on_selector_all("math", "ms => ms.filter(m => m.getBoundingClientRect().width > 0).length") >= 10
+    page.locator(f"#backward-graph figure[data-view=named] g.node[data-node={node}]").click()
+    highlighted = page.eval_on_selector_all("tbody.eq.highlight", "es => es.map(e => e.dataset.about)")
+    assert highlighted and all(family in about.split() or node in about.split() for about in highlighted)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"index_{layer or 'function'}_m{m}.png"), full_page=True)
+    page.close()

@@ -2,13 +2,16 @@
 // bngraph report: a node's click shows its equations; an edge's hover its local partial; a toggle
 // switches a graph between its named and staged views. No library: the page must open from disk.
 (function () {
-  function select(family) {
+  // about: a node's names, "xhat xhat_2": the family the equations for every m use, the node at m
+  function select(about) {
+    function any(what) {
+      return about.split(" ").map(function (n) { return what + '[data-about~="' + n + '"]'; }).join(", ");
+    }
     document.querySelectorAll(".highlight, .selected").forEach(function (e) {
       e.classList.remove("highlight", "selected");
     });
-    var about = '[data-about~="' + family + '"]';
-    document.querySelectorAll("g.node" + about).forEach(function (g) { g.classList.add("selected"); });
-    var eqs = document.querySelectorAll("tbody.eq" + about);
+    document.querySelectorAll(any("g.node")).forEach(function (g) { g.classList.add("selected"); });
+    var eqs = document.querySelectorAll(any("tbody.eq"));
     eqs.forEach(function (e) { e.classList.add("highlight"); });
     if (eqs.length) { eqs[0].scrollIntoView({ block: "start" }); }
   }

@@ -129,8 +129,8 @@ class Page:
 
     @staticmethod
     def _node(ident: str, name: str) -> str:
-        family = html.escape(node_family(name))
-        return (f'<g id="{ident}" class="node" data-node="{html.escape(name)}" data-about="{family}" tabindex="0">'
+        about = html.escape(" ".join(dict.fromkeys((node_family(name), name))))  # x_1: "x" for every m, "x_1" at m
+        return (f'<g id="{ident}" class="node" data-node="{html.escape(name)}" data-about="{about}" tabindex="0">'
                 f"\n<title>{html.escape(name)}: click to see its equations</title>")
 
     def _edge(self, ident: str, name: str, derivation: Derivation) -> str:
