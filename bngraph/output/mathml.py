@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import itertools
 from html import escape
+from xml.etree.ElementTree import Element, tostring
+from xml.sax.saxutils import unescape
 
-from latex2mathml.converter import convert
+from latex2mathml.converter import convert_to_element
 
 from bngraph.tex.export import Equation, rows
 from bngraph.tex.paper import PaperLatexPrinter
@@ -24,7 +26,34 @@ from bngraph.tex.paper import PaperLatexPrinter
 def math(tex: str, display: bool = False) -> str:
     """One piece of LaTeX as a ``<math>`` element ("" for nothing); ``display`` sets it as a displayed
     formula is set (limits under and over a sum), for a cell of an equation's table."""
-    return convert(tex, display="block" if display else "inline") if tex.strip() else ""
+    if not tex.strip():
+        return ""
+    element = convert_to_element(tex, display="block" if display else "inline")
+    _as_tex_sets(element, display)
+    return unescape(tostring(element, encoding="unicode"))  # latex2mathml's own serialisation
+
+
+TALL = {"mfrac", "munderover", "munder", "msqrt", "mroot", "mtable"}
+
+
+def _as_tex_sets(math: Element, display: bool) -> None:
+    r"""Corrections, so that the browser sets what TeX would: in a displayed formula every sum has its
+    limits under and over it (latex2mathml does so only outside ``\left( … \right)``); such
+    parentheses around one line of type keep the text's size (Chromium stretches them to a larger
+    glyph whose side bearings read as spaces, ``( σ² + ε )``); ``/`` is an ordinary symbol, unspaced."""
+    for script in math.iter("msubsup"):
+        if display and script[0].tag == "mo" and script[0].text == "&#x02211;":
+            script.tag = "munderover"
+    for row in math.iter("mrow"):
+        kids = list(row)
+        fenced = len(kids) > 2 and all(k.tag == "mo" and k.get("fence") == "true" for k in (kids[0], kids[-1]))
+        if fenced and not any(e.tag in TALL for k in kids[1:-1] for e in k.iter()):
+            kids[0].set("stretchy", "false")
+            kids[-1].set("stretchy", "false")
+    for mo in math.iter("mo"):
+        if mo.text == "&#x0002F;":
+            mo.set("lspace", "0em")
+            mo.set("rspace", "0em")
 
 
 def prose(text: str) -> str:
