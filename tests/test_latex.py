@@ -320,3 +320,16 @@ def test_bngraphs_own_document_audits_with_nothing_wrong(tmp_path, fmt):
     wrong = [f for f in report.findings if f.verdict == "wrong"]
     assert all(AUDITOR_BLIND_SPOT in f.reason and r"\partial x_{i}}" in f.tex for f in wrong), [
         (f.tex, f.reason) for f in wrong]
+
+
+def test_the_reciprocal_of_a_sum_prints_as_a_fraction():
+    """1/Σ e^{x_j} (log-softmax's ∂lse/∂x_i): SymPy prints that power as a product, which once came back
+    to the product printer for ever (a RecursionError for `report --function …:log_softmax`)."""
+    from bngraph.tex.paper import Notation, PaperLatexPrinter
+
+    x, i, j = sp.IndexedBase("x"), sp.Symbol("i", integer=True), sp.Symbol("j", integer=True)
+    total = sp.Sum(sp.exp(x[j]), (j, 1, sp.Symbol("m", integer=True, positive=True)))
+    printer = PaperLatexPrinter(Notation("L", False), {})
+    assert printer.doprint(1 / total) == r"\frac{1}{\sum_{j=1}^{m} e^{x_{j}}}"
+    assert printer.doprint(-1 / total) == r"- \frac{1}{\sum_{j=1}^{m} e^{x_{j}}}"
+    assert printer.doprint(sp.exp(x[i]) / total) == r"e^{x_{i}} \frac{1}{\sum_{j=1}^{m} e^{x_{j}}}"

@@ -5,8 +5,8 @@ import json
 
 from bngraph.cli import main
 
-EXPECTED = {"derivation.txt", "derivation.json", "derivation_staged.txt", "derivation.tex", "derivation.md",
-            "forward_named.svg", "forward_staged.svg", "backward_named.svg", "backward_staged.svg",
+EXPECTED = {"index.html", "derivation.txt", "derivation.json", "derivation_staged.txt", "derivation.tex",
+            "derivation.md", "forward_named.svg", "forward_staged.svg", "backward_named.svg", "backward_staged.svg",
             "forward_named.dot", "forward_staged.dot", "backward_named.dot", "backward_staged.dot", "verify.txt"}
 
 

@@ -1,5 +1,8 @@
 """The main job: everything bngraph says about one layer, written to one folder.
 
+``index.html`` comes first: the one page to open (:mod:`bngraph.output.page`); the rest are the
+same results as files for other tools (text, JSON, LaTeX, Markdown, SVG, DOT).
+
 Every output is made in memory first; only when all of them exist is anything written,
 each file atomically, so a failure leaves no half-written folder behind.
 """
@@ -18,6 +21,7 @@ from bngraph.errors import BngraphError
 from bngraph.engine.graph import build_graph
 from bngraph.engine.layers import trace_target
 from bngraph.output.files import _UMASK, write_atomic
+from bngraph.output.page import build_page, function_source
 from bngraph.output.render import render_graph
 from bngraph.closedform.simplify import closed_form
 from bngraph.check.verify import verify
@@ -52,7 +56,10 @@ def build_report(layer: str | None, function: str | None, m: int) -> tuple[dict[
                                             derivation=staged),
         "verify.txt": checks.format(),
     }
-    return files, checks.exit_code
+    svgs = {name: data for name, data in files.items() if name.endswith(".svg")}
+    source = function_source(function) if function else None
+    page = build_page(named, staged, closed, checks, svgs, source)
+    return {"index.html": page, **files}, checks.exit_code
 
 
 def write_report(args, folder: Path) -> int:
@@ -71,8 +78,10 @@ def write_report(args, folder: Path) -> int:
         raise BngraphError(f"cannot write the report to {folder}: {_reason(exc, folder)}") from None
     shown = str(folder).rstrip("/") + "/"  # "-o /" is "/", not "//"
     print(f"bngraph report: {args.function or args.layer or 'batchnorm'}, m = {args.m} -> {shown}")
+    print(f"  open {folder / 'index.html'} in a browser: the whole derivation on one page")
     for name in files:
-        print(f"  {folder / name}")
+        if name != "index.html":
+            print(f"  {folder / name}")
     print("checks: " + ("all passed" if status == 0 else "a mismatch was found (see verify.txt)"))
     return status
 

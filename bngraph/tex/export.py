@@ -27,7 +27,8 @@ from bngraph.engine.derive import Derivation, adjoint_symbol
 from bngraph.tex.paper import (Notation, PaperLatexPrinter, family_partial, greek_command, partial_name,
                                partial_symbol, tex, width)
 
-__all__ = ["Block", "Equation", "document", "partial_name", "partial_symbol", "tex", "to_latex", "to_markdown"]
+__all__ = ["Block", "Equation", "Row", "document", "partial_name", "partial_symbol", "printer_for", "rows", "tex",
+           "to_latex", "to_markdown"]
 
 MAX_EXPANDED_M = 4  # fully substituted forms grow like m^2: print them for small m only
 TEXT_WIDTH = 470  # points: the line of the document (letter paper, 2.2 cm margins)
@@ -39,12 +40,15 @@ i_, j_ = sp.symbols("i j", integer=True)
 @dataclass(frozen=True)
 class Equation:
     """``lhs = sides[0] = sides[1] …``; ``notes[k]`` says why side k holds (may be empty);
-    ``number`` numbers the equation (1), (2) … for the steps that cite it."""
+    ``number`` numbers the equation (1), (2) … for the steps that cite it; ``about`` names the
+    nodes it defines, differentiates or is the adjoint of (``mu``; ``xhat``, ``mu`` for
+    ∂x̂ᵢ/∂μ), so that a picture of the graph can point at it."""
 
     lhs: sp.Expr
     sides: tuple[sp.Expr, ...]
     notes: tuple[str, ...] = ()
     number: str = ""
+    about: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,8 @@ def document(derivation: Derivation, closed=None, full: bool = False) -> tuple[B
 # -- for every m ------------------------------------------------------------------------
 def _forward(closed) -> list[Block]:
     blocks = [Block("heading2", "Forward pass"),
-              Block("math", equations=tuple(Equation(_indexed(k), (e,)) for k, e in closed.definitions.items()))]
+              Block("math", equations=tuple(Equation(_indexed(k), (e,), about=(_base(k),))
+                                            for k, e in closed.definitions.items()))]
     if closed.recognised:  # which batch statistics bngraph recognised in an unnamed layer, and named
         blocks.append(Block("text", closed.recognised))
     return blocks
@@ -96,6 +101,12 @@ def _role(derivation: Derivation, key: str) -> str:
     g = derivation.graph
     name = base if base in g else f"{base}_1"
     return g[name].role if name in g else "intermediate"
+
+
+def _base(key: str) -> str:
+    """The node (or family) a key is about: ``xhat[i]`` -> ``xhat``, ``dL_dmu`` -> ``mu``."""
+    base = key.split("[", 1)[0]
+    return base[len("dL_d"):] if base.startswith("dL_d") else base
 
 
 def _is_family(key: str) -> bool:
@@ -116,15 +127,15 @@ def _local_partials(derivation: Derivation, closed) -> list[Block]:
             if _role(derivation, parent) == "constant":
                 continue  # no gradient is asked of a constant (ε)
             found = batch_sum_symbolic(partial, closed.definitions, m, j_)
-            lhs = _partial_of(child, parent, summed=False)
+            lhs, about = _partial_of(child, parent, summed=False), (_base(child), _base(parent))
             if found is None:
-                eqs.append(Equation(lhs, (partial,)))
+                eqs.append(Equation(lhs, (partial,), about=about))
                 continue
             sides, notes = [found.expr(m, j_)], [""]
             if found.vanishes:  # the engine checked it against the definition of found.shared
                 sides.append(sp.S.Zero)
                 notes.append(f"since ${tex(sp.Symbol(found.shared))}$ is the mean")
-            eqs.append(Equation(lhs, tuple(sides), tuple(notes)))
+            eqs.append(Equation(lhs, tuple(sides), tuple(notes), about=about))
     return [Block("heading2", "Local partial derivatives"),
             Block("text", "Each node with respect to each of its parents (none is needed with respect to a "
                           "constant such as $\\epsilon$):"),
@@ -142,7 +153,7 @@ def _chain_rule(closed) -> list[Block]:
             parts.append(sp.Sum(term, (j_, 1, sp.Symbol("m", integer=True, positive=True))) if summed else term)
         general = sp.Add(*parts)
         sides = (general, closed.chain_rule[key]) if general != closed.chain_rule[key] else (general,)
-        eqs.append(Equation(_indexed(key), sides))
+        eqs.append(Equation(_indexed(key), sides, about=(_base(key),)))
     return [Block("heading2", "Adjoints by the chain rule"),
             Block("text", "Each adjoint sums over the nodes that use it; a batch value such as $\\mu$ is used by "
                           "every example, so its sum runs over $j = 1, \\dots, m$. The upstream gradients of the "
@@ -185,14 +196,15 @@ def _simplification(closed) -> list[Block]:
             sides.append(formula)
             notes.append("")
         if sides != [closed.chain_rule.get(key)]:
-            eqs.append(Equation(_indexed(key), tuple(sides), tuple(notes)))
+            eqs.append(Equation(_indexed(key), tuple(sides), tuple(notes), about=(_base(key),)))
     return blocks + [Block("math", equations=tuple(eqs))]
 
 
 def _backward(closed) -> list[Block]:
     blocks = [Block("heading2", "The backward pass"),
               Block("text", "For every $m \\ge 1$ and $i = 1, \\dots, m$:"),
-              Block("math", equations=tuple(Equation(_indexed(k), (f,)) for k, f in closed.formulas.items()))]
+              Block("math", equations=tuple(Equation(_indexed(k), (f,), about=(_base(k),))
+                                          for k, f in closed.formulas.items()))]
     if closed.provenance:
         blocks.append(Block("text", closed.provenance.replace(">= 1", "$\\ge 1$")))
     return blocks
@@ -203,19 +215,21 @@ def _at_m(derivation: Derivation, level: str) -> list[Block]:
     g = derivation.graph
     blocks = [Block(level, f"Forward pass at $m = {g.m}$"),
               Block("text", "Each node from its parents:"),
-              Block("math", equations=tuple(Equation(n.symbol, (n.expr,)) for n in g if n.expr is not None)),
+              Block("math", equations=tuple(Equation(n.symbol, (n.expr,), about=(n.name,)) for n in g
+                                            if n.expr is not None)),
               Block(level, "Local partial derivatives"),
               Block("text", "The partial derivative of each node with respect to each of its parents "
                             "(but constants):")]
     for node in g:
         partials = [(p, d) for p, d in derivation.local_partials_of(node.name).items() if g[p].role != "constant"]
         if node.expr is not None and partials:
-            blocks.append(Block("math", equations=tuple(Equation(partial_symbol(node.name, p), (d,)) for p, d in partials)))
+            blocks.append(Block("math", equations=tuple(Equation(partial_symbol(node.name, p), (d,), about=(node.name, p))
+                                                        for p, d in partials)))
     outputs = ", ".join(f"$y_{{{k}}}$" for k in range(1, len(derivation.upstream) + 1))
     eqs = []
     for a in derivation.in_reading_order():
         chain = sp.Add(*(adjoint_symbol(c) * partial_symbol(c, a.node) for c, _ in a.terms))
-        eqs.append(Equation(a.symbol, (chain, a.expr) if a.terms else (a.expr,)))
+        eqs.append(Equation(a.symbol, (chain, a.expr) if a.terms else (a.expr,), about=(a.node,)))
     blocks += [Block(level, "Adjoints by the chain rule"),
                Block("text", f"In reverse topological order; the upstream gradients of the outputs {outputs} "
                              "are given."),
@@ -226,13 +240,14 @@ def _at_m(derivation: Derivation, level: str) -> list[Block]:
                 f"that grows like $m^2$; they are printed for $m \\le {MAX_EXPANDED_M}$.")
         return blocks + [Block("text", text)]
     nodes = [n.name for n in g.with_role("input", "parameter") if n.name in derivation.adjoints]
-    eqs = tuple(Equation(adjoint_symbol(n), (derivation.substituted(n),)) for n in nodes)
+    eqs = tuple(Equation(adjoint_symbol(n), (derivation.substituted(n),), about=(n,)) for n in nodes)
     return blocks + [Block("text", "Each gradient in the forward values and the upstream gradients only:"),
                      Block("math", equations=eqs)]
 
 
 # -- printing the blocks -----------------------------------------------------------------
-def _printer(derivation: Derivation, closed, loss: str, batch_subscript: bool) -> PaperLatexPrinter:
+def printer_for(derivation: Derivation, closed=None, loss: str = "L", batch_subscript: bool = False) -> PaperLatexPrinter:
+    """The printer of a document: it knows the local partials' names (``dxhat_dmu`` -> ∂x̂/∂μ)."""
     partials = {partial_name(c, p): (c, p, False, False) for p, c in derivation.partials}
     if closed is not None:
         for child, parents in closed.partials.items():
@@ -269,15 +284,23 @@ def _pieces(printer: PaperLatexPrinter, expr: sp.Expr, budget: float, first: boo
     return inner
 
 
-def _rows(printer: PaperLatexPrinter, eq: Equation, markdown: bool) -> list[str]:
-    """An equation as align rows: ``lhs &= …``, long sides continued on ``&\\quad …`` rows.
+@dataclass(frozen=True)
+class Row:
+    r"""One row of an aligned equation, as LaTeX: the left side (on the equation's first row only) and
+    what stands after the alignment point, ``= …`` or, where a long side goes on, ``\quad …``;
+    ``note`` says why the side that ends on this row holds (text with ``$…$`` math)."""
 
-    A note goes at the end of its side: as ``\\tag*{…}`` in LaTeX (set at the right margin, or
-    on a line of its own when there is no room), as ``\\qquad \\text{(…)}`` in Markdown.
-    """
+    lhs: str
+    rhs: str
+    note: str = ""
+
+
+def rows(printer: PaperLatexPrinter, eq: Equation) -> tuple[Row, ...]:
+    """An equation as rows of at most a line each: the LaTeX document, its Markdown and the HTML page
+    all set these rows (a side too long for a line goes on, on rows of its own)."""
     lhs = printer._print(eq.lhs)
     budget = LINE_WIDTH - width(lhs) - 20
-    rows = []
+    out: list[Row] = []
     for k, side in enumerate(eq.sides):
         lines, line = [], ""
         for piece in _pieces(printer, side, budget):
@@ -286,17 +309,31 @@ def _rows(printer: PaperLatexPrinter, eq: Equation, markdown: bool) -> list[str]
                 line = ""
             line += piece
         lines.append(line)
-        rows.append(f"{lhs + ' ' if k == 0 else ''}&= {lines[0].strip()}")
-        rows += [rf"&\quad {text.strip()}" for text in lines[1:]]
         note = eq.notes[k] if k < len(eq.notes) else ""
-        if note and markdown:
-            rows[-1] += rf" \qquad \text{{({_text(note, markdown)})}}"
-        elif note:
-            rows[-1] += rf" \tag*{{{_text(note, markdown)}}}"
+        texts = [f"= {lines[0].strip()}", *(rf"\quad {text.strip()}" for text in lines[1:])]
+        out += [Row(lhs if k == 0 and n == 0 else "", text, note if n == len(texts) - 1 else "")
+                for n, text in enumerate(texts)]
+    return tuple(out)
+
+
+def _rows(printer: PaperLatexPrinter, eq: Equation, markdown: bool) -> list[str]:
+    """An equation as align rows: ``lhs &= …``, long sides continued on ``&\\quad …`` rows.
+
+    A note goes at the end of its side: as ``\\tag*{…}`` in LaTeX (set at the right margin, or
+    on a line of its own when there is no room), as ``\\qquad \\text{(…)}`` in Markdown.
+    """
+    out = []
+    for row in rows(printer, eq):
+        text = f"{row.lhs + ' ' if row.lhs else ''}&{row.rhs}"
+        if row.note and markdown:
+            text += rf" \qquad \text{{({_text(row.note, markdown)})}}"
+        elif row.note:
+            text += rf" \tag*{{{_text(row.note, markdown)}}}"
+        out.append(text)
     if eq.number:
-        rows[0] += "" if markdown else rf" \tag{{{eq.number}}}"
-        rows[-1] += rf" \qquad \text{{({eq.number})}}" if markdown else ""
-    return rows
+        out[0] += "" if markdown else rf" \tag{{{eq.number}}}"
+        out[-1] += rf" \qquad \text{{({eq.number})}}" if markdown else ""
+    return out
 
 
 def _math(printer, block: Block, environment: str) -> str:
@@ -361,7 +398,7 @@ def to_latex(derivation: Derivation, closed=None, *, standalone: bool = False, l
     >>> r"\frac{\partial L}{\partial \beta} &= \frac{\partial L}{\partial y_{1}} + \frac{\partial L}{\partial y_{2}}" in text
     True
     """
-    printer = _printer(derivation, closed, loss, batch_subscript)
+    printer = printer_for(derivation, closed, loss, batch_subscript)
     parts = []
     for block in document(derivation, closed, full):
         if block.kind == "heading1":
@@ -391,7 +428,7 @@ def to_markdown(derivation: Derivation, closed=None, *, loss: str = "L", batch_s
     >>> text.count("$$") % 2
     0
     """
-    printer = _printer(derivation, closed, loss, batch_subscript)
+    printer = printer_for(derivation, closed, loss, batch_subscript)
     parts = []
     heading = {"heading1": "#", "heading2": "##", "heading3": "###"}
     for block in document(derivation, closed, full):

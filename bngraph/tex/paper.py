@@ -205,6 +205,8 @@ class PaperLatexPrinter(LatexPrinter):
     def _print_Mul(self, expr):
         negative = expr.could_extract_minus_sign()
         magnitude = -expr if negative else expr
+        if not magnitude.is_Mul:  # 1/Σ e^{x_j}: SymPy prints this power as a product, which would come back here
+            return ("- " if negative else "") + super()._print_Mul(magnitude)
         coefficient, late = self.split_product(magnitude)
         for k, factor in enumerate(late):  # c Σ (−f) is −c Σ f: the sign leads the product
             if _negative_sum(factor):
