@@ -26,6 +26,7 @@ from collections import Counter
 import sys
 import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
@@ -179,11 +180,22 @@ def _counterexample_text(c: Counterexample, defines: str | None) -> str:
 # -- the document -------------------------------------------------------------------------
 def default_references(layer: str) -> Mapping[str, sp.Expr]:
     """The engine's reference formulas for ``layer``: the closed form it derives (definitions and adjoints)."""
+    return dict(_engine_references(layer))
+
+
+@lru_cache(maxsize=None)
+def _engine_references(layer: str) -> tuple[tuple[str, sp.Expr], ...]:
+    """Derived once per layer and process: every document of a run is judged against the same."""
     from bngraph.closedform.simplify import closed_form_of  # the engine runs only when a document is judged
     from bngraph.engine.layers import get_layer
 
     closed = closed_form_of(get_layer(layer).function, layer)
-    return {**closed.definitions, **closed.formulas}
+    return tuple({**closed.definitions, **closed.formulas}.items())
+
+
+@lru_cache(maxsize=None)
+def _default_table(layer: str) -> tuple:
+    return tuple(reference_table(default_references(layer)).items())
 
 
 def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> Finding | None:
@@ -234,8 +246,15 @@ def _read(snippet: Snippet) -> Equation | TexSyntaxError:
         return DataBinding(tuple(float(v) for v in re.split(r"\s*,\s*", data[1])))
     if _MATRIX.search(snippet.tex):
         return MatrixForm("matrix form, not checked")
+    return _parsed(snippet.tex)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(tex: str) -> Equation | TexSyntaxError:
+    """One equation read, once per process: documents repeat their equations (a derivation at
+    m = 1, 2, 3, in both views and formats), and what is read is immutable."""
     try:
-        return parse_equation(snippet.tex)
+        return parse_equation(tex)
     except TexSyntaxError as exc:
         return exc
     except (KeyboardInterrupt, SystemExit, MemoryError):
@@ -260,7 +279,7 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     engine's for ``layer``. Raises :class:`~bngraph.errors.BngraphError` when the input
     cannot be read at all (missing file, not UTF-8, a broken notebook, too large).
     """
-    refs = reference_table(references if references is not None else default_references(layer))
+    refs = reference_table(references) if references is not None else dict(_default_table(layer))
     name, snippets = document_equations(path_or_text, doc_format)
     parsed = [_read(s) for s in snippets]
     equations = fold_feature_index([eq if isinstance(eq, Equation) else None for eq in parsed])

@@ -99,7 +99,7 @@ class Evaluator:
                  free: bool = False, helpers: Mapping[str, Helper] | None = None,
                  size_names: frozenset[str] = frozenset({"m"}), reading="local",
                  seed: tuple | None = None, held: frozenset[str] = frozenset(), parent: "Evaluator | None" = None,
-                 definitions: Mapping[str, list] | None = None):
+                 definitions: Mapping[str, list] | None = None, shared: dict | None = None):
         self.batch = batch
         first = next(iter(references.values()), None)
         self.refs = dict(references) if isinstance(first, tuple) else reference_table(references)
@@ -110,9 +110,16 @@ class Evaluator:
         self.free: dict[tuple, float] = {}
         self.free_names = {n for n in self.refs if not n.startswith("dL_d")} if free else set()
         self.rng = random.Random(7919 * batch.m + 17)
-        self.memo: dict[tuple, float] = {}
         self.active: set[tuple] = set()
         self.inputs = parent.inputs if parent is not None else _other_inputs(tuple(self.refs.items()))
+        # Shared by every evaluator of one document (its helpers, references and definitions are
+        # fixed): which formula a partial differentiates, and the values at one batch under one
+        # reading. Free mode draws its numbers in the order they are asked for: never shared.
+        self.shared = parent.shared if parent is not None else (shared if shared is not None else {})
+        shareable = parent is None and not free
+        self.memo: dict[tuple, float] = self.shared.setdefault(("memo", batch, reading), {}) if shareable else {}
+        self.quantities = parent.quantities if parent is not None else frozenset(
+            set(self.refs) | set(self.helpers) | {"sigma"})
 
     # -- names
     def _symbol(self, name: str, env: Mapping[str, float]):
@@ -145,9 +152,12 @@ class Evaluator:
         k = value_of(self._value(expr.indices[0], env))
         if k != int(k) or not 1 <= k <= self.batch.m:
             raise Unevaluable(f"index {k:g} of {base} is outside 1..m (m = {self.batch.m})")
-        k = int(k)
+        return self._member(base, int(k), env)
+
+    def _member(self, base: str, k: int, env: Mapping[str, float]):
+        """``base_k``, k an integer in 1..m."""
         if self.parent is not None and ((base, k) == self.seed or base in self.held):
-            plain = value_of(self.parent._indexed(expr.func(expr.base, sp.Integer(k)), env))
+            plain = value_of(self.parent._member(base, k, env))
             return Dual(plain, 1.0 if (base, k) == self.seed else 0.0)
         member = self.helpers.get(f"{base}[{k}]")  # xmu_2 = x_2 - μ, written out by the document
         if member is not None:
@@ -251,8 +261,16 @@ class Evaluator:
             seed = (var.name,)
         else:
             raise Unevaluable("a derivative with respect to an expression")
-        top = definition_of(self, derivative.expr, var)
-        quantities = set(self.refs) | set(self.helpers) | {"sigma"}
+        key = ("definition", derivative.expr, var)
+        if key not in self.shared:
+            try:
+                self.shared[key] = definition_of(self, derivative.expr, var)
+            except Unevaluable as exc:
+                self.shared[key] = exc
+        top = self.shared[key]
+        if isinstance(top, Unevaluable):
+            raise Unevaluable(str(top))
+        quantities = self.quantities
         held = {"local": quantities, "total": set()}.get(self.reading) if isinstance(self.reading, str) else self.reading
         child = Evaluator(self.batch, self.refs, helpers=self.helpers, size_names=self.size_names, reading=self.reading,
                           seed=seed, held=frozenset(set(held) - {seed[0]}), parent=self, definitions=self.definitions)
@@ -297,8 +315,9 @@ def _other_inputs(refs: tuple) -> frozenset[str]:
     return frozenset(used - {name for name, _ in refs} - {index for _, (_, index) in refs} - {"m", "sigma"})
 
 
-def _names(expr: sp.Expr) -> set[str]:
-    return {s.name for s in expr.free_symbols} | {e.base.label.name for e in expr.atoms(sp.Indexed)}
+@lru_cache(maxsize=4096)
+def _names(expr: sp.Expr) -> frozenset[str]:
+    return frozenset({s.name for s in expr.free_symbols} | {e.base.label.name for e in expr.atoms(sp.Indexed)})
 
 
 def _rename_bound(expr: sp.Expr) -> sp.Expr:

@@ -140,6 +140,9 @@ def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | No
             found.append((reading, find_mismatch(ctx, expected, reading.actual, index, sizes, reading=reading.partials)))
         except Unevaluable as exc:
             unevaluable.append(str(exc))
+            continue
+        if reading.primary and found[-1][1] is None:
+            break  # the first primary reading that holds decides; the later ones cannot change it
     right = [r for r, mismatch in found if mismatch is None]
     if any(r.primary for r in right):
         reading = next(r for r in right if r.primary)

@@ -57,6 +57,7 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
     for pair in sides_of:
         if pair is not None:
             register_helper(*pair, ctx)
+    ctx.shared.clear()  # worked out while the helpers were still being registered
     return ctx, bound_at
 
 
