@@ -22,6 +22,7 @@ a formula that drops it is still right (correct-other-form); dropping the x̂ pa
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 import sympy as sp
 
@@ -36,13 +37,14 @@ __all__ = ["VERDICTS", "Context", "Counterexample", "Judgement", "judge", "names
 
 
 # -- names and shapes -----------------------------------------------------------------------
-def names_in(expr: sp.Expr) -> set[str]:
+@lru_cache(maxsize=8192)
+def names_in(expr: sp.Expr) -> frozenset[str]:
     """Every name an expression uses: symbols and the bases of Indexed, indices excluded."""
     indexed = expr.atoms(sp.Indexed)
     indices = {s for e in indexed for k in e.indices for s in k.free_symbols}
     bound = {v for s in expr.atoms(sp.Sum) for v in s.variables}
     labels = {e.base.label for e in indexed}
-    return {s.name for s in expr.atoms(sp.Symbol) - indices - bound - labels} | {label.name for label in labels}
+    return frozenset({s.name for s in expr.atoms(sp.Symbol) - indices - bound - labels} | {label.name for label in labels})
 
 
 def target_of(lhs: sp.Expr) -> tuple[str, sp.Expr | None] | None:
@@ -59,13 +61,18 @@ def concrete_sizes(exprs, ctx: Context, seen: frozenset = frozenset()) -> set[in
     document's helpers they use: each says the batch has at least that many examples."""
     found = set()
     for e in exprs:
-        found |= {int(k) for ix in e.atoms(sp.Indexed) for k in ix.indices if k.is_Integer}
-        found |= {int(s.limits[0][2]) for s in e.atoms(sp.Sum) if s.limits[0][2].is_Integer}
+        found |= _concrete(e)
         used = names_in(e)
         for key in set(ctx.helpers) - seen:
             if key.split("[")[0] in used:
                 found |= concrete_sizes([ctx.helpers[key].expr], ctx, seen | {key})
     return found
+
+
+@lru_cache(maxsize=8192)
+def _concrete(e: sp.Expr) -> frozenset[int]:
+    return frozenset({int(k) for ix in e.atoms(sp.Indexed) for k in ix.indices if k.is_Integer}
+                     | {int(s.limits[0][2]) for s in e.atoms(sp.Sum) if s.limits[0][2].is_Integer})
 
 
 def sizes_for(exprs, ctx: Context) -> tuple[int, ...]:
