@@ -28,17 +28,14 @@ from typing import Mapping
 
 import sympy as sp
 
-from bngraph.audit.dual import FUNCTIONS, Dual, apply, lift, value_of
+from bngraph.audit.compiled import Unevaluable, compiled
+from bngraph.audit.dual import Dual, lift, value_of
 from bngraph.tex.names import MAX_INDEX, canonical
 
 SIZES = (2, 3, 5, 8)  # batch sizes every symbolic-m formula is checked at
 RELATIVE_TOLERANCE = 1e-7
 MAX_BATCH = MAX_INDEX  # the largest m a formula is checked at (x_{64})
 MAX_VALUE = 1e100  # a value beyond this is an overflow waiting to happen, never agreement
-
-
-class Unevaluable(Exception):
-    """The expression has no value at this batch; ``str()`` says why, for a person."""
 
 
 @dataclass(frozen=True)
@@ -145,15 +142,6 @@ class Evaluator:
             return seeded.uniform(0.5, 2.0) if "var" in name else seeded.gauss(0.0, 1.0)
         raise Unevaluable(f"{name} is not defined")
 
-    def _indexed(self, expr: sp.Indexed, env: Mapping[str, float]):
-        base = expr.base.label.name
-        if len(expr.indices) != 1:
-            raise Unevaluable(f"{base} with {len(expr.indices)} indices")
-        k = value_of(self._value(expr.indices[0], env))
-        if k != int(k) or not 1 <= k <= self.batch.m:
-            raise Unevaluable(f"index {k:g} of {base} is outside 1..m (m = {self.batch.m})")
-        return self._member(base, int(k), env)
-
     def _member(self, base: str, k: int, env: Mapping[str, float]):
         """``base_k``, k an integer in 1..m."""
         if self.parent is not None and ((base, k) == self.seed or base in self.held):
@@ -206,49 +194,7 @@ class Evaluator:
         return result
 
     def _value(self, expr, env):
-        if expr.is_Number or isinstance(expr, sp.NumberSymbol):
-            if expr.is_finite is False or expr is sp.nan:
-                raise Unevaluable("an infinite or undefined constant (1/0?)")
-            return float(expr)
-        if isinstance(expr, sp.Symbol):
-            return self._symbol(expr.name, env)
-        if isinstance(expr, sp.Indexed):
-            return self._indexed(expr, env)
-        if isinstance(expr, sp.Add):
-            terms = [self._value(a, env) for a in expr.args]
-            return sum(terms) if any(isinstance(t, Dual) for t in terms) else math.fsum(terms)
-        if isinstance(expr, sp.Mul):
-            product = 1.0
-            for a in expr.args:
-                product = product * self._value(a, env)
-            return product
-        if isinstance(expr, sp.Pow):
-            return _power(self._value(expr.base, env), self._value(expr.exp, env))
-        if isinstance(expr, sp.Sum):
-            return self._sum(expr, env)
-        if isinstance(expr, sp.KroneckerDelta):
-            return float(value_of(self._value(expr.args[0], env)) == value_of(self._value(expr.args[1], env)))
-        if isinstance(expr, sp.Derivative):
-            return self.partial(expr, env)
-        if isinstance(expr, (sp.Max, sp.Min)):
-            values = [self._value(a, env) for a in expr.args]
-            return (max if isinstance(expr, sp.Max) else min)(values, key=value_of)
-        if isinstance(expr, sp.Function) and type(expr).__name__ in FUNCTIONS and len(expr.args) == 1:
-            argument = self._value(expr.args[0], env)
-            if type(expr).__name__ == "log" and value_of(argument) <= 0:
-                raise Unevaluable("a log of a number ≤ 0")
-            return apply(type(expr).__name__, argument)
-        raise Unevaluable(f"cannot evaluate {type(expr).__name__}")
-
-    def _sum(self, expr: sp.Sum, env):
-        if len(expr.limits) != 1:
-            raise Unevaluable("a sum over several indices at once")
-        (var, start, stop), = expr.limits
-        lo, hi = value_of(self._value(start, env)), value_of(self._value(stop, env))
-        if lo != int(lo) or hi != int(hi) or hi - lo > 4 * MAX_BATCH:
-            raise Unevaluable("a sum whose range is not 1..m")
-        terms = [self._value(expr.function, {**env, var.name: float(k)}) for k in range(int(lo), int(hi) + 1)]
-        return sum(terms) if any(isinstance(t, Dual) for t in terms) else math.fsum(terms)
+        return compiled(expr)(self, env)
 
     def partial(self, derivative: sp.Derivative, env) -> float:
         """∂a/∂b, named in a formula, read as ``self.reading`` says."""
@@ -324,17 +270,6 @@ def _rename_bound(expr: sp.Expr) -> sp.Expr:
     """Bound indices made Dummies, so substituting a free index cannot be captured."""
     return expr.replace(lambda e: isinstance(e, sp.Sum),
                         lambda s: s.xreplace({v: sp.Dummy(v.name) for v in s.variables}))
-
-
-def _power(base, exponent):
-    b, e = value_of(base), value_of(exponent)
-    if b < 0 and e != int(e):
-        raise Unevaluable("a fractional power of a negative number")
-    if b == 0 and e < 0:
-        raise ZeroDivisionError
-    if b != 0 and abs(e * math.log10(abs(b))) > 300:
-        raise OverflowError
-    return base ** exponent
 
 
 def close(a: float, b: float) -> bool:

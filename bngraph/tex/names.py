@@ -16,6 +16,7 @@ mu_run
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import sympy as sp
@@ -67,6 +68,11 @@ def canonical(expr: sp.Expr) -> sp.Expr:
         return sp.Integer(expr)
     if not isinstance(expr, sp.Basic):
         raise BngraphError(f"not a SymPy expression: {expr!r}")
+    return _canonical(expr)
+
+
+@lru_cache(maxsize=8192)
+def _canonical(expr: sp.Basic) -> sp.Basic:  # the auditor asks again for every reading of an equation
     return expr.xreplace({s: symbol(s.name) for s in expr.atoms(sp.Symbol)})
 
 
