@@ -42,7 +42,8 @@ def measure(folder: Path, errors: dict) -> dict:
         report = audit_document(path)
         seconds = time.perf_counter() - start
         known = set(map(int, errors.get(path.name, {}).get("errors", [])))
-        wrong = {f.line for f in report.findings if f.verdict == "wrong"}
+        disputed = set(map(int, errors.get(path.name, {}).get("disputed", {})))  # counted neither way
+        wrong = {f.line for f in report.findings if f.verdict == "wrong"} - disputed
         about = [f for f in report.findings if f.verdict != "not-about-this-layer"]
         rows.append({"document": path.name, "equations": len(report.findings), "about_layer": len(about),
                      "cannot_read": sum(f.verdict == "cannot-read" for f in about),
@@ -148,11 +149,11 @@ def main() -> None:
         lines += [f"## {name}", "", f"{t['documents']} documents, {t['equations']} equations "
                   f"({t['about_layer']} about the layer), {t['real_errors']} real errors: caught {t['caught']}, "
                   f"false wrong {t['false_wrong']}, cannot-read {t['cannot_read_share']:.0%}, slowest "
-                  f"{t['slowest_seconds']} s", "", "| document | equations | cannot-read | wrong (false) | s |",
-                  "|---|---|---|---|---|"]
+                  f"{t['slowest_seconds']} s", "", "| document | equations | cannot-read | real errors (caught) | wrong (false) | s |",
+                  "|---|---|---|---|---|---|"]
         for r in results[name]["documents"]:
-            lines.append(f"| {r['document']} | {r['equations']} | {r['cannot_read']} | "
-                         f"{r['counts'].get('wrong', 0)} ({r['false_wrong']}) | {r['seconds']} |")
+            lines.append(f"| {r['document']} | {r['equations']} | {r['cannot_read']} | {r['real_errors']} "
+                         f"({r['caught']}) | {r['counts'].get('wrong', 0)} ({r['false_wrong']}) | {r['seconds']} |")
         lines.append("")
     if args.baseline:
         results["speed"] = speed = against_baseline(args.baseline)
