@@ -20,14 +20,18 @@ EXAMPLES = {
   bngraph derive                              # batchnorm, m = 3, named view, as text
   bngraph derive --m 4 --view staged          # the staged backward, by its 9 steps
   bngraph derive --format json -o bn.json     # the contract's JSON
-  bngraph derive --format latex -o bn.tex     # a standalone LaTeX document
-  bngraph derive --function my_bn.py:forward  # your own forward pass""",
+  bngraph derive --format latex -o bn.tex     # a standalone LaTeX document (for every m)
+  bngraph derive --format latex --full -o bn.tex   # … and the whole m = 3 expansion
+  bngraph derive --function my_bn.py:forward  # your own forward pass (plain Python or NumPy)
+  bngraph derive --function my_bn.py:forward --compare batchnorm
+                                              # the same function as batchnorm? the same backward?""",
     "render": """examples:
   bngraph render -o bn.svg                    # forward graph, named view
   bngraph render --view staged --direction backward -o bn_back.pdf
   bngraph render --m 64 -o big.png            # large m is drawn with an ellipsis
   bngraph render --values random -o bn.svg    # each node's value and gradient, as in micrograd
-  bngraph render --direction backward --chain-rule -o bn.svg""",
+  bngraph render --direction backward --chain-rule -o bn.svg
+  bngraph render --view staged --direction backward --values random -o steps.png   # the 9 steps""",
     "verify": """examples:
   bngraph verify                              # batchnorm, m = 3
   bngraph verify layernorm --m 8""",
@@ -65,7 +69,8 @@ def _m(command: str):
 
 def _target_options(p: argparse.ArgumentParser, command: str, view: bool = True) -> None:
     p.add_argument("layer", nargs="?", default=None, help="built-in layer (default: batchnorm; see `bngraph layers`)")
-    p.add_argument("--function", metavar="FILE.py:FUNC", help="trace your own function FUNC(x, p1, p2, ...)")
+    p.add_argument("--function", metavar="FILE.py:FUNC", help="trace your own function FUNC(x, p1, p2, ...): plain "
+                   "Python on the list x, or NumPy on the array x (also FUNC(x, gamma, beta, bn_param) -> (out, cache))")
     p.add_argument("--m", type=_m(command), default=3,
                    help=f"batch size m (default: 3; at most {M_LIMITS[command]}, larger work would not fit)")
     if view:
@@ -98,7 +103,10 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     p.add_argument("--format", choices=("text", "json", "latex", "markdown"), default="text")
     p.add_argument("--loss", choices=("L", "ell"), default="L", help="LaTeX/Markdown: write the loss L or ℓ")
     p.add_argument("--batch-subscript", action="store_true", help="LaTeX/Markdown: write μ_𝓑 and σ²_𝓑")
+    p.add_argument("--full", action="store_true", help="LaTeX/Markdown: add the derivation at the given m, node by node")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (LaTeX: a standalone document)")
+    p.add_argument("--compare", metavar="LAYER", help="with --function: is it the same function as the built-in "
+                   "LAYER for every m, with the same backward? (a small counterexample where not; exit 1 if not)")
 
     p = command("render", "draw the forward or backward graph with Graphviz (SVG, PNG, PDF, DOT)")
     _target_options(p, "render")
@@ -106,6 +114,7 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     p.add_argument("--full", action="store_true",
                    help=f"draw every example even for large m (up to m = {FULL_MAX_M}: the layout takes minutes above)")
     p.add_argument("--chain-rule", action="store_true", help="backward: write each node's chain-rule sum in it")
+    p.add_argument("--constants", action="store_true", help="backward: draw the edges into constants (ε) too")
     p.add_argument("--values", metavar="SPEC", help="show each node's value and gradient: 'random' (seeded) "
                    "or name=number pairs, e.g. x_1=1,x_2=2,x_3=4,gamma=1.5,beta=0,epsilon=1e-5")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="FILE.svg, .png, .pdf or .dot")
@@ -171,6 +180,12 @@ def _emit(text: str, output: str | None) -> None:
 def cmd_derive(args) -> int:
     from bngraph.output import export
 
+    if args.compare:
+        from bngraph.check.compare import compare_text
+
+        text, code = compare_text(args)
+        _emit(text, args.output)
+        return code
     d = _derivation(args)
     closed = _closed_form(d)
     progress.step(f"printing {args.format}")
@@ -181,7 +196,8 @@ def cmd_derive(args) -> int:
     else:
         from bngraph.tex import export as latex
 
-        options = {"loss": "\\ell" if args.loss == "ell" else "L", "batch_subscript": args.batch_subscript}
+        options = {"loss": "\\ell" if args.loss == "ell" else "L", "batch_subscript": args.batch_subscript,
+                   "full": args.full}
         if args.format == "latex":
             text = latex.to_latex(d, closed, standalone=bool(args.output), **options)
         else:

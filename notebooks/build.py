@@ -224,10 +224,10 @@ BATCHNORM_BACKWARD = [
     md(r"""
     The whole derivation is also available as one document, in LaTeX (`d.to_latex(closed)`,
     `bngraph derive --format latex`) or Markdown (`to_markdown(d, closed)`); this is its
-    closed-form section:
+    simplification, each step citing the numbered identities:
     """),
     code("""
-    section(to_markdown(d, closed), "Closed form")
+    section(to_markdown(d, closed), "Simplification")
     """),
 ]
 

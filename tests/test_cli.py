@@ -2,6 +2,7 @@
 status 2 for every bad input, help with examples, and the list of layers."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,17 @@ def test_derive_text_is_the_trace_then_the_adjoints(cli, capsys):
     out = capsys.readouterr().out
     assert out.startswith("batchnorm  (m = 2, named view)\n  inputs:     x_1 x_2\n")
     assert "adjoints" in out and "  dL_dx_1 = " in out and "  dL_dgamma = " in out
+
+
+@pytest.mark.parametrize("view", ["named", "staged"])
+def test_derive_text_lists_the_examples_ascending(cli, capsys, view):
+    assert cli(["derive", "--m", "3", "--view", view]) == 0
+    adjoints = re.findall(r"^ +(dL_d\w+) = ", capsys.readouterr().out.split("adjoints", 1)[1], re.M)
+    for family in ("xhat", "x") + (("xmu", "sq", "gammax") if view == "staged" else ()):
+        listed = [a for a in adjoints if re.fullmatch(rf"dL_d{family}_\d", a)]
+        assert listed == [f"dL_d{family}_{k}" for k in (1, 2, 3)], listed
+    # still reverse mode: every adjoint comes after the adjoints of the nodes that use it
+    assert adjoints.index("dL_dxhat_3") < adjoints.index("dL_dsigma2") < adjoints.index("dL_dmu") < adjoints.index("dL_dx_1")
 
 
 # -- every bad input: one line on stderr, exit status 2 --------------------------------------

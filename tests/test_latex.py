@@ -17,6 +17,7 @@ import sympy as sp
 from bngraph import LAYERS, build_graph, derive
 from bngraph.tex import export as latex
 from bngraph.tex import grammar as texmath
+from bngraph.tex.paper import width
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [("batchnorm", 3, "named"), ("batchnorm", 2, "staged"), ("layernorm", 2, "named"),
@@ -40,12 +41,13 @@ def _printed_equations(tex: str) -> list[tuple[str, list[str]]]:
     """(lhs, [side, …]) of every equation in the align blocks, as LaTeX strings.
 
     Our layout: ``lhs &= side`` starts an equation, ``&= side`` adds a side, ``&\\quad …``
-    continues the side above; ``&& \\text{…}`` is a note.
+    continues the side above; ``\\tag*{…}`` (LaTeX) or ``\\qquad \\text{(…)}`` (Markdown) ends a
+    side with its note, ``\\tag{1}`` numbers an equation.
     """
     equations = []
     for block in re.findall(r"\\begin\{(?:align\*|aligned)\}\n(.*?)\n\\end\{(?:align\*|aligned)\}", tex, re.S):
         for row in block.split(" \\\\\n"):
-            row = re.sub(r" && \\text\{.*\}$", "", row)
+            row = re.sub(r" (\\tag\*?\{.*\}|\\qquad \\text\{.*\})$", "", row)  # a note or a number
             if row.startswith(r"&\quad "):
                 equations[-1][1][-1] += " " + row[len(r"&\quad "):]
             elif row.startswith("&= "):
@@ -56,8 +58,8 @@ def _printed_equations(tex: str) -> list[tuple[str, list[str]]]:
     return equations
 
 
-def _document_equations(derivation, closed):
-    return [eq for block in latex.document(derivation, closed) for eq in block.equations]
+def _document_equations(derivation, closed, full=False):
+    return [eq for block in latex.document(derivation, closed, full) for eq in block.equations]
 
 
 def _value(expr: sp.Expr, point: dict, m: int = 3, i: int = 2) -> complex:
@@ -70,30 +72,45 @@ def _value(expr: sp.Expr, point: dict, m: int = 3, i: int = 2) -> complex:
     return complex(expr.subs(values).evalf())
 
 
+def _partial_families(expr: sp.Expr) -> sp.Expr:
+    """∂x̂_j/∂μ, ∂σ²/∂x_i read back (Derivative of an indexed name) as the family the document
+    prints them from: ``dxhat_dmu[j]``, ``dsigma2_dx[i]`` (one partial per example, not one symbol)."""
+    def family(d):
+        names = [a.base.label.name if isinstance(a, sp.Indexed) else a.name for a in (d.expr, d.variables[0])]
+        index = next(a.indices[0] for a in (d.expr, d.variables[0]) if isinstance(a, sp.Indexed))
+        return sp.IndexedBase(f"d{names[0]}_d{names[1]}")[index]
+
+    return expr.replace(lambda e: isinstance(e, sp.Derivative) and len(e.variables) == 1 and any(
+        isinstance(a, sp.Indexed) and not a.indices[0].is_Integer for a in (e.expr, e.variables[0])), family)
+
+
 def _sides(texmath, parsed):
     """(lhs, rhs) of texmath's equation, in the engine's concrete names (x[2] -> x_2, ∂σ²/∂μ -> dsigma2_dmu)."""
-    return tuple(texmath.concrete_names(e) for e in (parsed.lhs, parsed.rhs))
+    return tuple(texmath.concrete_names(_partial_families(e)) for e in (parsed.lhs, parsed.rhs))
 
 
 def test_every_printed_equation_is_one_the_document_holds():
     d = _derivation()
     closed = _closed(d)
-    printed = _printed_equations(latex.to_latex(d, closed))
-    held = _document_equations(d, closed)
-    assert len(printed) == len(held)
-    assert [len(sides) for _, sides in printed] == [len(eq.sides) for eq in held]
-    assert printed[0] == (r"\mu", [r"\frac{\sum_{j=1}^{m} x_{j}}{m}"])  # for every m
-    assert any(lhs == r"\mu" and "x_{3}" in sides[0] for lhs, sides in printed)  # at m = 3
+    for full in (False, True):
+        printed = _printed_equations(latex.to_latex(d, closed, full=full))
+        held = _document_equations(d, closed, full)
+        assert len(printed) == len(held)
+        assert [len(sides) for _, sides in printed] == [len(eq.sides) for eq in held]
+        assert printed[0] == (r"\mu", [r"\frac{1}{m} \sum_{j=1}^{m} x_{j}"])  # for every m
+        # at m = 3, node by node, only with full
+        assert any(lhs == r"\mu" and "x_{3}" in sides[0] for lhs, sides in printed) == full
 
 
 @pytest.mark.parametrize("layer, m, view", CASES)
-@pytest.mark.parametrize("options", [{}, {"loss": r"\ell", "batch_subscript": True}])
+@pytest.mark.parametrize("options", [{"full": True}, {"loss": r"\ell", "batch_subscript": True, "full": True}])
 def test_every_equation_parses_back_to_what_was_printed(layer, m, view, options):
     d = _derivation(layer, m, view)
     closed = _closed(d)
     printed = _printed_equations(latex.to_latex(d, closed, **options))
     failures = []
-    for (lhs_tex, sides_tex), eq in zip(printed, _document_equations(d, closed), strict=True):
+    held = _document_equations(d, closed, options["full"])
+    for (lhs_tex, sides_tex), eq in zip(printed, held, strict=True):
         for side_tex, side in zip(sides_tex, eq.sides, strict=True):
             point: dict = {}
             try:
@@ -118,7 +135,8 @@ def test_symbols_print_in_the_papers_notation():
     assert latex.tex(sp.Symbol("mu"), batch_subscript=True) == r"\mu_{\mathcal{B}}"
     assert latex.tex(sp.Symbol("dL_dmu"), loss=r"\ell") == r"\frac{\partial \ell}{\partial \mu}"
     assert latex.tex(x[i] - sp.Symbol("mu")) == r"x_{i} - \mu"
-    assert latex.tex(sp.Sum(dy[j] * xhat[j], (j, 1, m))) == r"\sum_{j=1}^{m} \frac{\partial L}{\partial y_{j}} \cdot \hat{x}_{j}"
+    assert latex.tex(sp.Sum(dy[j] * xhat[j], (j, 1, m))) == r"\sum_{j=1}^{m} \hat{x}_{j} \frac{\partial L}{\partial y_{j}}"
+    assert latex.tex(sp.Symbol("γ") * sp.Symbol("β_2")) == r"\beta_{2} \gamma"  # a user's Greek names
     assert latex.tex(sp.Symbol("xmu_1")) == r"\mathrm{xmu}_{1}"
     assert latex.tex(sp.Symbol("running_mean")) == r"\mathrm{running\_mean}"
 
@@ -131,45 +149,118 @@ def test_terms_are_written_as_a_person_writes_them():
     assert latex.tex((eps + s2) ** sp.Rational(-3, 2)) == r"\left(\sigma^{2} + \epsilon\right)^{-3/2}"
 
 
-def test_sections_for_the_five_parts():
+def test_sections_follow_a_derivation_on_paper():
     d = _derivation()
-    text = latex.to_latex(d, _closed(d))
-    for heading in ("Forward pass", "Local partial derivatives", "Adjoints by the chain rule",
-                    "Closed form for every batch size $m$", "Fully substituted at $m = 3$"):
-        assert f"\\subsection*{{{heading}}}" in text
-    assert r"\frac{\partial \sigma^{2}}{\partial \mu} &= " in text  # a local partial
+    closed = _closed(d)
+    text = latex.to_latex(d, closed)
+    headings = re.findall(r"\\subsection\*\{(.*)\}", text)
+    assert headings == ["Forward pass", "Local partial derivatives", "Adjoints by the chain rule", "Simplification",
+                        "The backward pass"]
+    # local partials in general form; ∂σ²/∂μ as the paper writes it, and zero because μ is the mean
+    assert r"\frac{\partial \hat{x}_{i}}{\partial \mu} &= - \frac{1}{\sqrt{\sigma^{2} + \epsilon}}" in text
+    assert (r"\frac{\partial \sigma^{2}}{\partial \mu} &= - \frac{2}{m} \sum_{j=1}^{m} \left(x_{j} - \mu\right) \\"
+            "\n" r"&= 0 \tag*{since $\mu$ is the mean}") in text
+    assert r"\partial \epsilon}" not in text  # no partial with respect to a constant
+    # the chain rule sums over the examples where a batch value is used by all of them
+    assert (r"\frac{\partial L}{\partial \sigma^{2}} &= \sum_{j=1}^{m} \frac{\partial L}{\partial \hat{x}_{j}} "
+            r"\frac{\partial \hat{x}_{j}}{\partial \sigma^{2}}") in text
+    # identities typeset and numbered; the steps cite them
+    assert r"x_{i} &= \sqrt{\sigma^{2} + \epsilon} \hat{x}_{i} + \mu \tag{1}" in text
+    assert r"\sum_{j=1}^{m} \hat{x}_{j} &= 0 \tag{2}" in text
+    assert r"\tag*{by (1)}" in text and r"\tag*{by (2)}" in text
+    assert "m = 3" not in text and r"\partial x_{3}" not in text  # the m = 3 expansion only with full
+    full = latex.to_latex(d, closed, full=True)
+    assert full.startswith(text.rstrip("\n")) and r"\subsection*{The same at $m = 3$, node by node (named view)}" in full
+    assert re.findall(r"\\subsubsection\*\{(.*)\}", full) == [
+        "Forward pass at $m = 3$", "Local partial derivatives", "Adjoints by the chain rule", "Fully substituted at $m = 3$"]
     big = latex.to_latex(_derivation(m=5))
-    assert "Omitted: at $m = 5$" in big and "Closed form" not in big  # closed=None: no section
+    assert "Omitted: at $m = 5$" in big and "Simplification" not in big  # closed=None: the document at m
 
 
-def test_long_sums_are_broken_over_lines():
-    rows = latex.to_latex(_derivation(m=4)).splitlines()
+def test_coefficients_come_before_derivatives():
+    d = _derivation()
+    text = latex.to_latex(d, _closed(d), full=True)
+    derivative = r"\frac\{\\partial [^{}]*\}\{\\partial [^{}]*\}"
+    assert r"m \frac{\partial L}{\partial y_{i}}" in text
+    assert not re.search(derivative + r" \\cdot", text)  # no ∂L/∂y · m, ∂L/∂y · γ
+    assert not re.search(derivative + r" (m|\\gamma|\d)\b", text)
+    assert r"\gamma \frac{\partial L}{\partial y_{i}}" in text  # ∂L/∂x̂_i = γ ∂L/∂y_i
+
+
+def test_long_sums_are_broken_over_lines_with_balanced_delimiters():
+    d = _derivation(m=4)
+    text = latex.to_latex(d, _closed(d), full=True)
+    rows = [row for block in re.findall(r"\\begin\{align\*\}\n(.*?)\n\\end", text, re.S) for row in block.split(" \\\\\n")]
     assert any(row.startswith(r"&\quad + ") for row in rows)
-    assert max(len(row) for row in rows if "&" in row) < 4 * latex.LINE_CHARS
+    assert any(r"\Bigl(" in row for row in rows)  # a product broken inside its widest sum
+    for row in rows:  # \left … \right never spans two rows (TeX needs them on one line)
+        assert row.count(r"\left") == row.count(r"\right"), row
+        assert width(re.sub(r" \\tag\*?\{.*\}$", "", row)) <= latex.LINE_WIDTH + 40, row
+    for lhs, sides in _printed_equations(text):  # \Bigl( … \Bigr) pair up within each side
+        assert all(side.count(r"\Bigl(") == side.count(r"\Bigr)") for side in sides), lhs
+
+
+def test_greek_parameter_names_print_as_commands(tmp_path):
+    from bngraph.engine.layers import trace_target
+
+    source = tmp_path / "greek.py"
+    source.write_text("from bngraph import sqrt\n\n"
+                      "def f(x, γ, β, ε):\n    μ = sum(x) / len(x)\n"
+                      "    return [γ * (xk - μ) / sqrt(sum((xj - μ) ** 2 for xj in x) / len(x) + ε) + β for xk in x]\n",
+                      encoding="utf-8")
+    d = derive(build_graph(trace_target(function=f"{source}:f", m=2), "named", "f"))
+    for text in (latex.to_latex(d, _closed(d), standalone=True, full=True), latex.to_markdown(d, _closed(d))):
+        assert not re.search("[α-ω]", text.split(r"\begin{document}")[-1]), "raw Greek left in the LaTeX"
+        assert r"\gamma" in text and r"\beta" in text and r"\varepsilon" in text
+    if shutil.which("pdflatex"):
+        _compile(tmp_path, latex.to_latex(d, _closed(d), standalone=True, full=True))
 
 
 # -- documents ----------------------------------------------------------------------------
 def test_standalone_is_a_whole_document_and_the_fragment_is_not():
     d = _derivation(m=2)
     full, fragment = latex.to_latex(d, standalone=True), latex.to_latex(d)
-    assert full.startswith("\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage{amssymb}")
+    assert full.startswith("\\documentclass{article}\n\\usepackage[margin=2.2cm]{geometry}\n\\usepackage{amsmath}")
     assert full.rstrip().endswith(r"\end{document}") and fragment in full
     assert r"\documentclass" not in fragment
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed (apt-get install texlive-latex-base)")
-@pytest.mark.parametrize("layer, m, view", CASES)
-def test_standalone_document_compiles_with_pdflatex(tmp_path, layer, m, view):
-    d = _derivation(layer, m, view)
-    (tmp_path / "doc.tex").write_text(latex.to_latex(d, _closed(d), standalone=True, batch_subscript=True))
+def _compile(folder: Path, document: str) -> tuple[int, str]:
+    """pdflatex the document: (pages, log); fails the test on any error or overfull box."""
+    (folder / "doc.tex").write_text(document, encoding="utf-8")
     run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                         cwd=folder, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-2000:]
-    assert (tmp_path / "doc.pdf").stat().st_size > 0
+    log = (folder / "doc.log").read_text(encoding="utf-8", errors="replace")
+    overfull = re.findall(r"Overfull \\hbox.*", log)
+    assert not overfull, overfull[:3]
+    return int(re.search(r"Output written on doc\.pdf \((\d+) pages?", log)[1]), log
+
+
+NO_PDFLATEX = pytest.mark.skipif(shutil.which("pdflatex") is None,
+                                 reason="pdflatex is not installed (apt-get install texlive-latex-base)")
+
+
+@NO_PDFLATEX
+@pytest.mark.parametrize("layer, m, view", [*CASES, ("batchnorm", 4, "named")])  # m = 4: products broken over rows
+@pytest.mark.parametrize("full", [False, True])
+def test_standalone_document_compiles_with_pdflatex_without_overfull_lines(tmp_path, layer, m, view, full):
+    d = _derivation(layer, m, view)
+    _compile(tmp_path, latex.to_latex(d, _closed(d), standalone=True, batch_subscript=True, full=full))
+
+
+@NO_PDFLATEX
+def test_default_document_for_m_3_fits_in_four_pages(tmp_path):
+    d = _derivation()
+    pages, _ = _compile(tmp_path, latex.to_latex(d, _closed(d), standalone=True))
+    assert pages <= 4
+    full_pages, _ = _compile(tmp_path, latex.to_latex(d, _closed(d), standalone=True, full=True))
+    assert full_pages > pages  # the m = 3 expansion is what --full adds
 
 
 def test_descriptions_are_escaped_for_latex():
     assert latex._text("x_i & 50% — Σ_j x̂_j = 0") == r"x\_i \& 50\% --- $\Sigma$\_j x\_j = 0"
+    assert latex._text("since $\\mu$ is the mean; δ") == r"since $\mu$ is the mean; $\delta$"
 
 
 def test_markdown_has_headings_and_balanced_display_math():
@@ -177,6 +268,10 @@ def test_markdown_has_headings_and_balanced_display_math():
     text = latex.to_markdown(d, _closed(d))
     assert text.startswith("# Backward pass of batchnorm")
     assert "\n## Adjoints by the chain rule\n" in text
+    # the same structure as the LaTeX, section for section, notes and numbers as \text (MathJax has no \tag in aligned)
+    assert re.findall(r"^## (.*)$", text, re.M) == re.findall(r"\\subsection\*\{(.*)\}", latex.to_latex(d, _closed(d)))
+    assert r"\tag" not in text and r"&= 0 \qquad \text{(since $\mu$ is the mean)}" in text
+    assert r"\qquad \text{(1)}" in text and r"\qquad \text{(by (1))}" in text
     lines = text.splitlines()
     assert lines.count("$$") % 2 == 0 and lines.count("$$") > 0
     opens = [k for k, line in enumerate(lines) if line == "$$"][::2]
@@ -202,3 +297,26 @@ def test_output_is_byte_identical_across_runs():
         assert run.returncode == 0, run.stderr.decode()[-2000:]
         outputs.add(run.stdout)
     assert len(outputs) == 1
+
+
+# The auditor (another stage, read-only here) does not yet see the index i of ∂σ²/∂x_i in the
+# derivative's denominator and calls "∂σ²/∂x_i = 2(x_i − μ)/m" a missing sum; that one false
+# verdict is allowed, every other "wrong" fails the test.
+AUDITOR_BLIND_SPOT = "is free on the right side only"
+
+
+@pytest.mark.parametrize("fmt", ["latex", "markdown"])
+def test_bngraphs_own_document_audits_with_nothing_wrong(tmp_path, fmt):
+    from bngraph.audit.auditor import audit_document as audit
+
+    d = _derivation()
+    text = latex.to_latex(d, _closed(d), standalone=True, full=True) if fmt == "latex" else latex.to_markdown(
+        d, _closed(d), full=True)
+    path = tmp_path / ("derivation.tex" if fmt == "latex" else "derivation.md")
+    path.write_text(text, encoding="utf-8")
+    report = audit(path)
+    verdicts = [f.verdict for f in report.findings]
+    assert verdicts.count("correct") + verdicts.count("correct-other-form") > 60
+    wrong = [f for f in report.findings if f.verdict == "wrong"]
+    assert all(AUDITOR_BLIND_SPOT in f.reason and r"\partial x_{i}}" in f.tex for f in wrong), [
+        (f.tex, f.reason) for f in wrong]

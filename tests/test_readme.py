@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import doctest
 import re
+import struct
 from pathlib import Path
 
 import pytest
@@ -46,10 +47,25 @@ def test_readme_python_examples_run():
     assert runner.failures == 0
 
 
-@pytest.mark.parametrize("file, direction", [("batchnorm_m3.svg", "forward"), ("batchnorm_m3_backward.svg", "backward")])
-def test_committed_pictures_are_what_the_tool_renders_now(file, direction):
-    graph = build_graph(LAYERS["batchnorm"].trace(3), "named", "batchnorm")
-    assert (ROOT / "docs" / file).read_text(encoding="utf-8") == render_graph(graph, None, format="svg", direction=direction)
+STEPS_VALUES = {"x_1": 1, "x_2": 2, "x_3": 6, "gamma": 1.5, "beta": 0.5, "epsilon": 0.00001,
+                "dL_dy_1": 0.3, "dL_dy_2": -1, "dL_dy_3": 0.5}
+PICTURES = [("batchnorm_m3", "named", {"direction": "forward"}),
+            ("batchnorm_m3_backward", "named", {"direction": "backward"}),
+            ("batchnorm_m3_steps", "staged", {"direction": "backward", "values": STEPS_VALUES})]
+
+
+@pytest.mark.parametrize("file, view, options", PICTURES)
+def test_committed_pictures_are_what_the_tool_renders_now(file, view, options):
+    graph = build_graph(LAYERS["batchnorm"].trace(3), view, "batchnorm")
+    svg = render_graph(graph, None, format="svg", **options)
+    assert (ROOT / "docs" / f"{file}.svg").read_text(encoding="utf-8") == svg
+    # the PNG beside it (GitHub and every viewer show it) is the same picture: same proportions
+    width, height = (float(v) for v in re.search(r'width="([\d.]+)pt" height="([\d.]+)pt"', svg).groups())
+    png = (ROOT / "docs" / f"{file}.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    png_width, png_height = struct.unpack(">II", png[16:24])
+    assert png_width / png_height == pytest.approx(width / height, rel=0.02)
+    assert f"docs/{file}.png" in README and f"docs/{file}.svg" in README
 
 
 def test_readme_closed_form_is_what_the_tool_prints(capsys):
@@ -59,4 +75,7 @@ def test_readme_closed_form_is_what_the_tool_prints(capsys):
     out = capsys.readouterr().out
     closed = out.split("closed form", 1)[1].split("compact backward", 1)[0]
     for line in closed.strip().splitlines()[1:]:
+        assert line.strip() in README, line
+    definitions = out.split("definitions (symbolic m", 1)[1].split("closed form", 1)[0]
+    for line in definitions.strip().splitlines()[1:]:
         assert line.strip() in README, line

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from types import MappingProxyType
 
 import pytest
@@ -66,3 +67,71 @@ def test_builtin_layers_keep_their_registry_name_so_every_reference_is_used():
     d = derive(build_graph(LAYERS["batchnorm-eval"].trace(3), "named"))  # no layer name given
     assert d.graph.layer == "batchnorm-eval"
     assert any(c.check.endswith("vs NumPy reference") for c in verify(d).checks)
+
+
+# -- closed forms that use definitions, NumPy forwards, and functions with no real value ------
+@pytest.mark.parametrize("func", ["rmsnorm", "log_softmax"])
+def test_closed_forms_with_definitions_of_their_own_are_evaluated(func, capsys):
+    assert main(["verify", "--function", f"{USER}:{func}", "--m", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "closed form vs finite differences" in out and "closed form vs autograd" in out
+    assert "closed-form forward y[i] vs traced forward" in out and "not evaluated" not in out
+
+
+def test_a_wrong_definition_in_the_closed_form_is_caught():
+    from bngraph.engine.usercode import load_function
+    from bngraph.closedform.simplify import closed_form_of
+
+    func = load_function(f"{USER}:log_softmax")
+    d = derive(build_graph(trace_of(func, 3), "named"))
+    closed = closed_form_of(func, "log_softmax")
+    lse = sp.Symbol("lse")
+    wrong = dict(closed.definitions)
+    wrong["lse"] = closed.definitions["lse"] * 2  # a slip in a definition the formulas lean on
+    report = verify(d, dataclasses.replace(closed, definitions=MappingProxyType(wrong)))
+    failed = {(c.check, c.gradient) for c in report.checks if not c.passed}
+    assert ("closed-form forward y[i] vs traced forward", "y") in failed
+    assert ("closed form vs finite differences", "dx") in failed
+    assert lse in closed.formulas["dL_dx[i]"].free_symbols or lse in closed.definitions["y[i]"].free_symbols
+
+
+def trace_of(func, m):
+    from bngraph.engine.trace import trace
+
+    return trace(func, m)
+
+
+@pytest.mark.parametrize("func", ["cs231n_np_var", "unbiased_ddof1"])
+def test_numpy_forwards_are_checked_against_finite_differences_of_the_same_code(func, capsys):
+    assert main(["verify", "--function", f"tests/data/numpy_forwards.py:{func}", "--m", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "closed form vs finite differences" in out and "FAIL" not in out
+
+
+NO_REAL_VALUE = '''
+def half_power(x, gamma):
+    return [xk**0.5 * gamma for xk in x]
+
+def zero_denominator(x, gamma):
+    return [gamma / (xk - 1.0) for xk in x]
+'''
+
+
+@pytest.mark.parametrize("func, reason", [("half_power", "not real"), ("zero_denominator", "not finite")])
+def test_a_function_with_no_real_value_at_the_point_is_one_line_naming_output_and_input(func, reason, tmp_path,
+                                                                                       capsys, monkeypatch):
+    from bngraph.check import verify as module
+
+    path = tmp_path / "no_real.py"
+    path.write_text(NO_REAL_VALUE)
+    if func == "zero_denominator":  # a draw that lands on the pole: x_2 = 1
+        draw = module.random_point
+        monkeypatch.setattr(module, "random_point", lambda g, seed, eps: (
+            lambda leaves, up: ({**leaves, "x_2": 1.0}, up))(*draw(g, seed, eps)))
+    assert main(["verify", "--function", f"{path}:{func}"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "internal error" not in captured.err
+    found = re.search(rf"(y_(\d+)) is {reason} at x_(\d+) = (-?[\d.e-]+)", captured.err)
+    assert found and found[2] == found[3], captured.err  # the output, and its own input
+    if func == "half_power":
+        assert float(found[4]) < 0  # the root of a negative number

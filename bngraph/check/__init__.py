@@ -9,6 +9,8 @@ backward functions (``check_backward``), and gives a report with a verdict and a
 - ``verify``: the engine's adjoints and closed form against those references.
 - ``backward``: ``check-backward``, a user's backward against the references;
   ``diagnose`` names the slip in a wrong one; ``usercall`` calls the user's code.
+- ``compare``: ``derive --compare``, a user's forward against a built-in layer (same function
+  for every m? same backward? a small counterexample where not).
 - ``pytest_plugin``: the ``bngraph_check`` fixture (the ``pytest11`` entry point).
 """
 from bngraph.check.backward import (BackwardReport, GradientCheck, assert_backward_matches, check_backward,

@@ -3,8 +3,14 @@
 For a built-in layer: the NumPy reference backward (:mod:`bngraph.check.reference`), central
 finite differences of the NumPy forward, and HIPS autograd on a forward written again
 in ``autograd.numpy`` (:mod:`bngraph.check.numeric`). For a user's function: finite differences
-and autograd of that same function run on plain numbers. The engine's side is the
-named-view and staged-view adjoints and the closed form, evaluated numerically.
+and autograd of that same function run on plain numbers, laid out as it was traced. The
+engine's side is the named-view and staged-view adjoints and the closed form, evaluated
+numerically (the closed form from the leaves alone, through its definitions; its forward
+y[i] is checked against the traced forward too).
+
+A function with no finite real value at a random point (the root of a negative number, a
+division by zero there) cannot be checked there: that is one line naming the output and
+the input, exit status 2 — not a mismatch of derivatives, which exit status 1 reports.
 
 Thresholds (max relative error, :func:`bngraph.check.numeric.relative_error`):
 exact-arithmetic comparisons 1e-9; finite differences (h = 1e-5, float64) 1e-6.
@@ -16,15 +22,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from bngraph.check import numeric, reference
 from bngraph.engine import progress
 from bngraph.engine.derive import Derivation, derive
-from bngraph.closedform.evaluate import adjoint_values, closed_form_values, forward_values, random_point
+from bngraph.closedform.evaluate import NotANumber, adjoint_values, closed_form_values, forward_values, random_point
 from bngraph.engine.graph import build_graph
+from bngraph.engine.trace import Trace, run
 from bngraph.engine.usercode import UserExit, function_name, running_user_code, where_in
 from bngraph.errors import BngraphError, one_line
 from bngraph.closedform.simplify import ClosedForm, closed_form
@@ -100,16 +106,20 @@ def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS
     for count, seed in enumerate(seeds, 1):
         progress.step(f"verify: random draw {count} of {len(seeds)}")
         leaves, upstream = random_point(named.graph, seed, EPSILON)
-        engine = {"adjoints (named view)": _gradients(named, leaves, upstream, wanted),
-                  "adjoints (staged view)": _gradients(staged, leaves, upstream, wanted)}
-        if closed is not None:
-            try:
-                engine["closed form"] = _closed_gradients(closed, named, leaves, upstream, wanted)
-            except (KeyError, TypeError, ValueError):
-                notes.append("the closed form uses intermediate sums of its own; it was not evaluated")
-                closed = None
+        try:
+            traced = forward_values(named.graph, leaves)
+            engine = {"adjoints (named view)": _gradients(named, leaves, upstream, wanted),
+                      "adjoints (staged view)": _gradients(staged, leaves, upstream, wanted)}
+            if closed is not None:
+                engine["closed form"], y = _closed_gradients(closed, leaves, upstream, wanted, graph.m)
+                if y is not None:
+                    ys = np.array([traced[n.name] for n in named.graph.outputs])
+                    err, _ = numeric.max_relative_error(y, ys)
+                    errors.setdefault(("closed-form forward y[i] vs traced forward", "y"), [EXACT]).append(err)
+        except NotANumber as failure:
+            raise BngraphError(_not_a_number(graph.layer, failure, leaves, seed)) from None
         refs = _builtin_references(graph.layer, leaves, upstream) if builtin else \
-            _function_references(graph.trace.source, named, leaves, upstream, wanted, notes)
+            _function_references(graph.trace, named, leaves, upstream, wanted, notes)
         scale = _scale(engine["adjoints (named view)"]["x"], leaves, upstream)
         for ref_name, ref in refs.items():
             fd = "finite" in ref_name
@@ -124,7 +134,7 @@ def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS
                     if g in ref and g in grads:
                         err, _ = numeric.max_relative_error(grads[g], ref[g], dx_scale if g == "x" else None)
                         errors.setdefault((label, g), [threshold]).append(err)
-    checks = [Check(label, "d" + g, max(errs[1:]), errs[0]) for (label, g), errs in errors.items()]
+    checks = [Check(label, g if g == "y" else "d" + g, max(errs[1:]), errs[0]) for (label, g), errs in errors.items()]
     if builtin and graph.layer != "batchnorm-eval":
         precision = reference.one_pass_variance_precision()
         checks.append(Check("float32 variance, one pass E[x²]−E[x]²", "sigma2", precision.one_pass_relative_error, 0, True))
@@ -143,12 +153,34 @@ def _gradients(d: Derivation, leaves, upstream, wanted) -> dict[str, np.ndarray]
     return out
 
 
-def _closed_gradients(closed: ClosedForm, named: Derivation, leaves, upstream, wanted) -> dict[str, np.ndarray]:
-    values = forward_values(named.graph, leaves)
-    got = closed_form_values(closed, values, upstream, named.graph.m)
+def _closed_gradients(closed: ClosedForm, leaves, upstream, wanted, m: int):
+    """The closed form's gradients from the leaves alone, and its forward y[i] (None if it has none)."""
+    got = closed_form_values(closed, leaves, upstream, m)
     out = {"x": np.array(got["dL_dx[i]"])}
     out.update({g: np.array(got[f"dL_d{g}"]) for g in wanted[1:] if f"dL_d{g}" in got})
-    return out
+    y = None
+    if "y[i]" in closed.definitions:
+        y = np.array(closed_form_values(_forward_only(closed), leaves, upstream, m)["y[i]"])
+    return out, y
+
+
+def _forward_only(closed: ClosedForm) -> ClosedForm:
+    """The closed form with y[i] as its one formula (its definitions evaluated as they stand)."""
+    import dataclasses
+
+    return dataclasses.replace(closed, formulas={"y[i]": closed.definitions["y[i]"]})
+
+
+def _not_a_number(target: str, failure: NotANumber, leaves: dict, seed: int) -> str:
+    """One line: which value is not a finite real number, and at which input."""
+    inputs = [k for k in leaves if k.startswith("x_")]
+    index = failure.name.rpartition("_")[2]
+    own = f"x_{index}" if f"x_{index}" in leaves else None
+    shown = ([own] if own else []) + [k for k in inputs if k != own][: 4 if own else 5]
+    point = ", ".join(f"{k} = {leaves[k]:.4g}" for k in shown) + (", …" if len(inputs) > len(shown) else "")
+    params = ", ".join(f"{k} = {v:.4g}" for k, v in leaves.items() if not k.startswith("x_"))
+    return (f"cannot verify {target}: {failure.name} is {failure.reason} at {point}"
+            f"{' (' + params + ')' if params else ''}, random draw {seed}; the function has no real value there")
 
 
 def _scale(dx: np.ndarray, leaves, upstream) -> float:
@@ -179,7 +211,7 @@ def _builtin_references(layer: str, leaves, upstream) -> dict[str, dict[str, np.
     return out
 
 
-def _function_references(func: Callable, named: Derivation, leaves, upstream, wanted, notes: list):
+def _function_references(t: Trace, named: Derivation, leaves, upstream, wanted, notes: list):
     """Finite differences and autograd of the user's own function, run on numbers."""
     params = [n.name for n in named.graph.with_role("parameter", "constant")]
     m = named.graph.m
@@ -188,8 +220,8 @@ def _function_references(func: Callable, named: Derivation, leaves, upstream, wa
     dout = [upstream[f"dL_dy_{k}"] for k in range(1, m + 1)]
     constants = [k for k, p in enumerate(params) if p not in wanted]
 
-    def loss(x, p):
-        y = func([x[k] for k in range(m)], *[p[k] for k in range(len(params))])
+    def loss(x, p, vector=np.atleast_1d):
+        y = run(t, x, lambda name: p[params.index(name)], vector)
         return sum(dy * yk for dy, yk in zip(dout, y))
 
     def as_dict(dx, dp):
@@ -197,23 +229,27 @@ def _function_references(func: Callable, named: Derivation, leaves, upstream, wa
         out.update({params[k]: np.asarray(dp[k], dtype=float) for k in range(len(params)) if k not in constants})
         return out
 
-    label = function_name(func)
-    code = getattr(func, "__code__", None)
+    label = function_name(t.source)
+    code = getattr(t.source, "__code__", None)
     filename = code.co_filename if code else None
     try:
-        with running_user_code(label, filename):
+        with np.errstate(all="ignore"), running_user_code(label, filename):
             refs = {"finite differences": as_dict(*numeric.central_difference(lambda x, p: float(loss(x, p)), [x0, p0]))}
     except (UserExit, Exception) as error:  # it traced, but fails on numbers: say so, in one line
         raise BngraphError(f"{label} failed when run on numbers for finite differences: "
                            f"{type(error).__name__}: {one_line(error)}{where_in(error, filename)}") from None
     try:
+        import autograd.numpy as anp
         from autograd import grad
+
+        def boxed(x, p):
+            return loss(x, p, lambda v: anp.reshape(v, (1,)))
 
         gradients, independent = [], []
         for argnum, what in ((0, "x"), (1, "its parameters")):
             with running_user_code(label, filename), warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                gradients.append(grad(loss, argnum)(x0, p0))
+                gradients.append(grad(boxed, argnum)(x0, p0))
             if any("independent of input" in str(w.message) for w in caught):  # autograd's two-line warning
                 independent.append(what)
         refs["autograd"] = as_dict(*gradients)
@@ -221,8 +257,8 @@ def _function_references(func: Callable, named: Derivation, leaves, upstream, wa
             notes.append(f"the outputs of {label} do not depend on {' or '.join(independent)}: "
                          "autograd's gradient there is zero")
     except Exception as error:  # noqa: BLE001 - the user's code may not run under autograd; say so
-        notes.append(f"autograd could not run {label} ({type(error).__name__}: {one_line(error)}); "
-                     "it was not compared")
+        notes.append(f"autograd could not run {label} ({type(error).__name__}: {one_line(error)}; NumPy called "
+                     "directly cannot be differentiated by autograd): it is checked against finite differences")
     return refs
 
 

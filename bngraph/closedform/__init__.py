@@ -5,6 +5,8 @@ and gives a :class:`~bngraph.closedform.simplify.ClosedForm`, which the checks, 
 export, the auditor and the outputs read.
 
 - ``plates``: lifts a function traced at m = 4, 5, 6 to a plate program for every m.
+- ``recognise``: finds the batch mean, variance, normalised input (and rms) a function did
+  not name, and writes the plate program in those names.
 - ``simplify``: reverse mode at symbolic m, then simplification by the layer's own identities.
 - ``evaluate``: numbers for a graph's nodes, its adjoints and the closed form at one point.
 """

@@ -83,7 +83,7 @@ def lift(func: Callable) -> Plates:
             else:
                 args.append(("c", _fit([r[3][position][1] for r in rows])))
         nodes.append(PlateNode(head[0], head[1], head[2], tuple(args), head[4], head[5]))
-    return _contract(tuple(nodes))
+    return contract(tuple(nodes))
 
 
 def _fit(values: list) -> sp.Expr:
@@ -171,7 +171,7 @@ def _reduction(r, args, index, size) -> tuple:
     return (("sum", fam),) + tuple(a for a in args if a[0] != "e")
 
 
-def _contract(nodes: tuple[PlateNode, ...]) -> Plates:
+def contract(nodes: tuple[PlateNode, ...]) -> Plates:
     """Inline unnamed nodes into the kept ones (as graph.py does for the named view)."""
     value: dict[str, sp.Expr] = {}  # node -> value (at index i for families), in kept symbols
     kept, defs = [], {}

@@ -24,7 +24,7 @@ gamma*(m*dL_dy[i] - xhat[i]*Sum(dL_dy[j]*xhat[j], (j, 1, m)) - Sum(dL_dy[j], (j,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Mapping
 
@@ -33,6 +33,7 @@ import sympy as sp
 from bngraph.engine.derive import Derivation
 from bngraph.errors import BngraphError
 from bngraph.closedform.plates import SIZES, Plates, i, j, lift, m
+from bngraph.closedform.recognise import recognise
 
 _k = sp.Dummy("k", integer=True)
 
@@ -65,6 +66,11 @@ class ClosedForm:
     identities: tuple[Identity, ...]
     steps: Mapping[str, tuple[Step, ...]]
     provenance: str = ""  # what the closed form rests on, in one sentence
+    # The local partials at symbolic m, child -> parent -> ∂child/∂parent ("xhat[i]" -> "mu" -> …),
+    # and each adjoint's chain-rule terms: (child key, summed over j).
+    partials: Mapping[str, Mapping[str, sp.Expr]] = field(default_factory=dict)
+    chain_terms: Mapping[str, tuple[tuple[str, bool], ...]] = field(default_factory=dict)
+    recognised: str = ""  # which batch statistics bngraph recognised and named, in one sentence
 
     def compact_backward(self) -> str:
         """The formulas with common subexpressions pulled out, as a kernel writer codes them."""
@@ -106,8 +112,9 @@ def closed_form(derivation: Derivation) -> ClosedForm | None:
 
 
 def closed_form_of(func: Callable, layer: str) -> ClosedForm:
-    plates = lift(func)
-    adjoints = _reverse_mode(plates)
+    """The closed form of ``func`` (lifted, its unnamed batch statistics recognised)."""
+    plates, recognised = recognise(lift(func))
+    adjoints, children = _reverse_mode(plates)
     inverse = _inverse_rule(plates)
     identities = [inverse[2]] if inverse else []
     for name in plates.kept:
@@ -115,20 +122,35 @@ def closed_form_of(func: Callable, layer: str) -> ClosedForm:
             found = _identity_from_definition(name, plates.values[name], inverse, identities)
             if found is not None:
                 identities.append(found)
-    substituted = _substitute(plates, adjoints)
     batch_definitions = [(n, plates.values[n]) for n in plates.kept
                          if n in plates.values and plates[n].kind == "batch"]
-    formulas, steps = {}, {}
-    for key, (chain, full) in substituted.items():
-        steps[key] = _simplify(chain, full, inverse, identities, batch_definitions)
-        formulas[key] = steps[key][-1].expr
+    formulas, steps, chain_rule, closed = {}, {}, {}, {}
+    for name, chain in adjoints.items():  # children first: each uses its children's closed forms
+        key = f"dL_d{_key(plates, name)}"
+        chain_rule[key] = chain
+        steps[key] = _simplify(chain, _substitute(plates, chain, closed), inverse, identities, batch_definitions)
+        formulas[key] = closed[name] = steps[key][-1].expr
     definitions = {_key(plates, n): plates.values[n] for n in plates.kept if n in plates.values}
-    chain_rule = {key: chain for key, (chain, _) in substituted.items()}
+    partials = {_key(plates, c): MappingProxyType({_key(plates, p): d for p, d in ps.items()})
+                for c, ps in _partials_by_child(plates, children).items()}
+    chain_terms = {f"dL_d{_key(plates, n)}": tuple((_key(plates, c), plates[c].kind == "example"
+                                                    and plates[n].kind == "batch") for c, _ in children[n])
+                   for n in adjoints}
     provenance = (f"The plate program (one rule per family of per-example values, sums over j joining "
                   f"them) was read off traces at m = {', '.join(map(str, SIZES))}, each m-dependent constant "
                   f"fitted on two sizes and checked on the third; every later step is a rule valid for all m >= 1.")
     return ClosedForm(layer, MappingProxyType(formulas), MappingProxyType(definitions),
-                      MappingProxyType(chain_rule), tuple(identities), MappingProxyType(steps), provenance)
+                      MappingProxyType(chain_rule), tuple(identities), MappingProxyType(steps), provenance,
+                      MappingProxyType(partials), MappingProxyType(chain_terms), recognised)
+
+
+def _partials_by_child(plates: Plates, children: dict) -> dict[str, dict[str, sp.Expr]]:
+    """The local partials regrouped by child, children and parents in the plate program's order."""
+    by_child: dict[str, dict[str, sp.Expr]] = {}
+    for parent in plates.kept:
+        for child, partial in children.get(parent, ()):
+            by_child.setdefault(child, {})[parent] = partial
+    return {c: by_child[c] for c in plates.kept if c in by_child}
 
 
 def _key(plates: Plates, name: str) -> str:
@@ -160,8 +182,9 @@ def _sum_partial(expr: sp.Expr, family: sp.IndexedBase) -> sp.Expr:
     return sp.Add(*terms)
 
 
-def _reverse_mode(plates: Plates) -> dict[str, sp.Expr]:
-    """Each kept node's adjoint at symbolic m, as a sum over its children (chain-rule form)."""
+def _reverse_mode(plates: Plates) -> tuple[dict[str, sp.Expr], dict[str, list]]:
+    """Each kept node's adjoint at symbolic m, as a sum over its children (chain-rule form),
+    and each node's children with the local partial ∂child/∂node."""
     children: dict[str, list[tuple[str, sp.Expr]]] = {n: [] for n in plates.kept}
     for child in plates.kept:
         expr = plates.values.get(child)
@@ -189,7 +212,7 @@ def _reverse_mode(plates: Plates) -> dict[str, sp.Expr]:
             else:
                 terms.append(_adjoint(plates, child) * partial)
         adjoints[name] = sp.Add(*terms)
-    return adjoints
+    return adjoints, children
 
 
 def _at(expr: sp.Expr, index) -> sp.Expr:
@@ -198,19 +221,14 @@ def _at(expr: sp.Expr, index) -> sp.Expr:
     return expr.xreplace({i: index})
 
 
-def _substitute(plates: Plates, adjoints: dict) -> dict[str, tuple[sp.Expr, sp.Expr]]:
-    """Each adjoint: (chain-rule form, in forward names and dL_dy only)."""
-    full: dict[str, sp.Expr] = {}
-    out = {}
-    def of_known(e) -> bool:  # dL_d<family>[k] of a family whose adjoint is already known
-        return isinstance(e, sp.Indexed) and str(e.base).startswith("dL_d") and str(e.base)[4:] in full
+def _substitute(plates: Plates, chain: sp.Expr, closed: dict[str, sp.Expr]) -> sp.Expr:
+    """The chain-rule form with each child's adjoint replaced by its closed form, sums split."""
+    def of_known(e) -> bool:  # dL_d<family>[k] of a family whose closed form is known
+        return isinstance(e, sp.Indexed) and str(e.base).startswith("dL_d") and str(e.base)[4:] in closed
 
-    for name, chain in adjoints.items():
-        expr = chain.replace(of_known, lambda e: _at(full[str(e.base)[4:]], e.indices[0]))
-        expr = expr.xreplace({sp.Symbol(f"dL_d{n}"): full[n] for n in full if plates[n].kind == "batch"})
-        full[name] = _linear_sums(expr)
-        out[f"dL_d{_key(plates, name)}"] = (chain, full[name])
-    return out
+    expr = chain.replace(of_known, lambda e: _at(closed[str(e.base)[4:]], e.indices[0]))
+    expr = expr.xreplace({sp.Symbol(f"dL_d{n}"): closed[n] for n in closed if plates[n].kind == "batch"})
+    return _linear_sums(expr)
 
 
 def _expand(expr: sp.Expr) -> sp.Expr:
@@ -279,19 +297,19 @@ def _identity_from_definition(name, definition, inverse, identities) -> Identity
 
 def _simplify(chain, full, inverse, identities, definitions) -> tuple[Step, ...]:
     """The chain from the substituted adjoint to its closed form, one recorded step per rule."""
-    steps = [Step("chain rule over the plate graph", chain), Step("adjoints substituted", full)]
+    steps = [Step("chain rule over the plate graph", chain), Step("the adjoints found above, substituted", full)]
 
     def step(description, expr):
         if expr != steps[-1].expr:
             steps.append(Step(description, expr))
 
     if inverse is not None:  # identities are numbered (1), (2) … in the order they are listed
-        step(f"by identity (1): {inverse[2].reason}", _linear_sums(_apply_inverse(steps[-1].expr, inverse)))
+        step("by (1)", _linear_sums(_apply_inverse(steps[-1].expr, inverse)))
     for name, definition in reversed(definitions):
         step(f"fold the definition of {name} back into {name}", _fold(steps[-1].expr, definition, sp.Symbol(name)))
     for number, ident in enumerate(identities, 1):
         if isinstance(ident.lhs, sp.Sum):
-            step(f"by identity ({number}): {ident.reason}", steps[-1].expr.xreplace({ident.lhs: ident.rhs}))
+            step(f"by ({number})", steps[-1].expr.xreplace({ident.lhs: ident.rhs}))
     step("collect on the batch sums", _collect(steps[-1].expr))
     if len(steps) == 2:  # nothing to simplify: the substituted form is the closed form
         steps.append(Step("collect on the batch sums", _collect(full)))

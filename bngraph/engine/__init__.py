@@ -5,6 +5,8 @@ user's ``FILE.py:FUNC`` loaded by :mod:`bngraph.engine.usercode`) and gives a
 :class:`~bngraph.engine.derive.Derivation`, which every later stage reads.
 
 - ``trace``: runs the function on traced scalars and records a :class:`Trace`.
+- ``arrays``: NumPy code on traced scalars (``TracedArray``), and how a forward is called
+  (``x`` of shape (m,) or (m, 1), a ``bn_param`` dict, ``(out, cache)`` results).
 - ``primitives``: the table of ops, each forward rule beside its local partials
   (the partial of ``sqrt`` lives there).
 - ``graph``: the *staged* and *named* views of a trace, over networkx.

@@ -76,6 +76,28 @@ class Derivation:
             self._memo[node] = sp.Add(*(_mul(self.substituted(c), p) for c, p in adjoint.terms))
         return self._memo[node]
 
+    def in_reading_order(self) -> tuple[Adjoint, ...]:
+        """The adjoints in reverse topological order, but each run of one family's examples
+        ascending, as people list them: dL_dxhat_1, dL_dxhat_2, dL_dxhat_3, then dL_dsigma2 …
+        (a run whose members use one another keeps the order the chain rule needs).
+        """
+        out: list[Adjoint] = []
+        run: list[Adjoint] = []
+
+        def flush():
+            names = {a.node for a in run}
+            independent = not any(set(self.graph.children(a.node)) & names for a in run)
+            out.extend(sorted(run, key=lambda a: _example(a.node)[1]) if independent else run)
+            run.clear()
+
+        for adjoint in self.adjoints.values():
+            family = _example(adjoint.node)[0]
+            if run and (family is None or family != _example(run[-1].node)[0]):
+                flush()
+            run.append(adjoint)
+        flush()
+        return tuple(out)
+
     def local_partials_of(self, child: str) -> dict[str, sp.Expr]:
         """∂child/∂parent for every parent of ``child``."""
         return {p: self.partials[p, child] for p in self.graph[child].parents}
@@ -120,6 +142,12 @@ def derive(graph: Graph) -> Derivation:
         expr = sp.Add(*(_mul(adjoint_symbol(c), p) for c, p in terms))
         adjoints[node.name] = Adjoint(node.name, terms, expr)
     return Derivation(graph, MappingProxyType(partials), MappingProxyType(adjoints))
+
+
+def _example(name: str) -> tuple[str | None, int]:
+    """``xhat_2`` -> ("xhat", 2); a name without an example index -> (None, 0)."""
+    base, _, index = name.rpartition("_")
+    return (base, int(index)) if base and index.isdigit() else (None, 0)
 
 
 def _mul(a: sp.Expr, b: sp.Expr) -> sp.Expr:

@@ -175,6 +175,8 @@ def _named(staged: Graph) -> Graph:
             nodes.append(n)
             continue
         expr = _scaled_sum(n.op, tuple(value[a] if isinstance(a, str) else a for a in n.args))
+        if _undefined(expr):  # x_1 / (x_1 - x_1): SymPy folds the denominator to 0
+            raise BngraphError(f"{n.name} = {expr}: the traced function divides by a value that is always 0")
         inner = frozenset().union(*(region[a] for a in n.parents if a not in kept))
         if n.name in kept:
             value[n.name] = n.symbol
@@ -191,11 +193,23 @@ def _named(staged: Graph) -> Graph:
     return Graph(staged.layer, staged.m, "named", nodes, _digraph(nodes), staged, MappingProxyType(value), staged.trace)
 
 
+def _undefined(expr: sp.Expr) -> bool:
+    """zoo or nan where an op made it (at the top of its result: its arguments were checked
+    before, so no walk of the whole expression, which would cost O(m) per node)."""
+    top = expr.args if (expr.is_Mul or expr.is_Add) else (expr,)
+    return any(a is sp.zoo or a is sp.nan for a in top)
+
+
 def _scaled_sum(op: str, args: tuple) -> sp.Expr:
-    """A sum divided by a constant stays one: (x_1 + x_2 + x_3)/3, as a person writes it
-    (SymPy would distribute the 1/3 over the m terms, which also costs m products)."""
-    if op == "div" and args[0].is_Add and args[1].is_Number and args[1] != 0:
-        return sp.Mul(args[0], sp.Pow(args[1], -1, evaluate=False), evaluate=False)
+    """A sum divided by (or times) a number stays one: (x_1 + x_2 + x_3)/3, as a person writes
+    it (SymPy would distribute the 1/3 over the m terms, which also costs m products). The
+    number leads the product, so that x_1 − it prints as x_1 - (x_1 + x_2 + x_3)/3."""
+    if op == "div" and args[0].is_Add and args[1].is_Rational and args[1] != 0:
+        return sp.Mul(1 / args[1], args[0], evaluate=False)
+    if op == "mul":
+        number, total = sorted(args, key=lambda a: not a.is_Rational)
+        if number.is_Rational and total.is_Add:
+            return sp.Mul(number, total, evaluate=False)
     return forward(op, args)
 
 

@@ -1,7 +1,8 @@
 """The tracer: run a plain Python function on m traced scalars and record what it computes.
 
 A ``Value`` is a traced scalar, in the spirit of micrograd's ``Value``: each operator
-records one node (its op and arguments) and knows nothing about calculus.
+records one node (its op and arguments) and knows nothing about calculus. Code written on
+NumPy arrays gets ``x`` as an array of Values (:mod:`bngraph.engine.arrays`).
 
 >>> from bngraph.engine.trace import trace, sqrt, name
 >>> def scaled(x, gamma):
@@ -16,18 +17,23 @@ from __future__ import annotations
 import inspect
 import keyword
 import math
+import numbers
 import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Sequence
 
+import numpy as np
 import sympy as sp
 
-from bngraph.engine.usercode import UserExit, function_name, running_user_code
 from bngraph.errors import BngraphError
+from bngraph.engine.arrays import (FLAT, Convention, TracedArray, apply_function, apply_ufunc, conventions,
+                                   is_hyperparameters, outputs_of, traced_array, unsupported)
+from bngraph.engine.usercode import (UserExit, definition_location, function_name, running_user_code,
+                                     traceback_location, user_frame, user_location)
 
 # Parameters that are hyper-parameters, not learned: no adjoint is derived for them.
-DEFAULT_CONSTANTS = frozenset({"eps", "epsilon"})
+DEFAULT_CONSTANTS = frozenset({"eps", "epsilon", "ε"})
 _RESERVED = {"L", "m", "i", "j"}
 
 
@@ -51,6 +57,7 @@ class Trace:
     records: tuple[Record, ...]
     outputs: tuple[str, ...]  # y_1 … y_m
     source: Callable | None = field(default=None, repr=False, compare=False)  # to trace again at other m
+    convention: Convention = field(default=FLAT, repr=False, compare=False)  # how x and the parameters were laid out
 
 
 class _Node:
@@ -63,6 +70,8 @@ class _Node:
 class _Recorder:
     def __init__(self):
         self.nodes: list[_Node] = []
+        # (attribute, label) -> {node index: the call site of name()}, in the order named
+        self.labels: dict[tuple[str, str], dict[int, tuple]] = {}
 
     def record(self, op: str, args: tuple) -> "Value":
         self.nodes.append(_Node(op, args))
@@ -70,24 +79,25 @@ class _Recorder:
 
 
 def _caller() -> str:
-    """file:line of the traced function's code that triggered an error."""
-    frame = sys._getframe(2)
-    here = __file__
-    while frame is not None and frame.f_code.co_filename == here:
-        frame = frame.f_back
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "?"
+    """file:line of the user's code that triggered an error (not NumPy's, not bngraph's)."""
+    return user_location(sys._getframe(1))
 
 
 def constant(c) -> sp.Expr:
-    """A Python number as an exact SymPy constant (0.1 -> 1/10, 1/3 as a float -> 1/3)."""
-    if isinstance(c, bool) or not isinstance(c, (int, float, Fraction, sp.Number)):
+    """A Python or NumPy number as an exact SymPy constant (0.1 -> 1/10, 1/3 as a float -> 1/3)."""
+    if isinstance(c, (bool, np.bool_)) or not isinstance(c, (numbers.Real, sp.Number)):
         raise BngraphError(f"cannot trace an operation with {type(c).__name__} {c!r} ({_caller()})")
+    if isinstance(c, np.generic):  # np.int64(3), np.float64(1e-5): the Python number
+        c = c.item()
     if isinstance(c, float):
         if not math.isfinite(c):
             raise BngraphError(f"the traced function uses the constant {c!r} ({_caller()})")
         near = Fraction(c).limit_denominator(10**6)
         c = near if float(near) == c else Fraction(repr(c))
     return sp.nsimplify(c) if isinstance(c, sp.Float) else sp.Rational(c)
+
+
+_ARRAYS = (TracedArray, np.ndarray)
 
 
 class Value:
@@ -109,33 +119,44 @@ class Value:
     def _op(self, op, *args):
         return self._recorder.record(op, tuple(self._arg(a) for a in args))
 
+    # An array operand (value * x) is the array's to handle: it applies the op per element.
     def __add__(self, other):
+        if isinstance(other, _ARRAYS):
+            return NotImplemented
         if not isinstance(other, Value) and other == 0:  # so that builtin sum() starts cleanly
             return self
         return self._op("add", self, other)
 
     def __radd__(self, other):
+        if isinstance(other, _ARRAYS):
+            return NotImplemented
         return self.__add__(other) if (not isinstance(other, Value) and other == 0) else self._op("add", other, self)
 
     def __sub__(self, other):
-        return self._op("sub", self, other)
+        return NotImplemented if isinstance(other, _ARRAYS) else self._op("sub", self, other)
 
     def __rsub__(self, other):
-        return self._op("sub", other, self)
+        return NotImplemented if isinstance(other, _ARRAYS) else self._op("sub", other, self)
 
     def __mul__(self, other):
-        return self._op("mul", self, other)
+        return NotImplemented if isinstance(other, _ARRAYS) else self._op("mul", self, other)
 
     def __rmul__(self, other):
-        return self._op("mul", other, self)
+        return NotImplemented if isinstance(other, _ARRAYS) else self._op("mul", other, self)
 
     def __truediv__(self, other):
+        if isinstance(other, _ARRAYS):
+            return NotImplemented
+        if not isinstance(other, Value) and other == 0:
+            raise BngraphError(f"division by zero at {_caller()}: a traced value is divided by the constant 0")
         return self._op("div", self, other)
 
     def __rtruediv__(self, other):
-        return self._op("div", other, self)
+        return NotImplemented if isinstance(other, _ARRAYS) else self._op("div", other, self)
 
     def __pow__(self, exponent):
+        if isinstance(exponent, _ARRAYS):
+            return NotImplemented
         if isinstance(exponent, Value):
             raise BngraphError(f"'** traced value' is not supported: use exp(y * log(x)) ({_caller()})")
         return self._op("pow", self, exponent)
@@ -158,6 +179,23 @@ class Value:
 
     def log(self):
         return self._op("log", self)
+
+    def conjugate(self):  # a real value: NumPy's var on a list of Values asks for it
+        return self
+
+    @property
+    def real(self):
+        return self
+
+    def __abs__(self):
+        raise unsupported("abs()")
+
+    # NumPy's functions on a Value (np.sqrt(v), np.float64(2) * v, np.mean(v)) treat it as a 0-d array.
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return apply_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return apply_function(func, args, kwargs)
 
     # -- what tracing cannot follow --------------------------------------------------
     def _data_dependent(self, what):
@@ -232,9 +270,13 @@ def _check_name(label: str) -> None:
         raise BngraphError(f"the name {label!r} is reserved by bngraph's notation")
 
 
-def _set_name(value, label: str, attribute: str):
+def _set_name(value, label: str, attribute: str, alone: bool = True):
     if isinstance(value, (list, tuple)):
-        return type(value)(_set_name(v, f"{label}_{k}", attribute) for k, v in enumerate(value, 1))
+        return type(value)(_set_name(v, f"{label}_{k}", attribute, False) for k, v in enumerate(value, 1))
+    if isinstance(value, TracedArray):  # an array: each element, in order, as a list would be
+        for k, v in enumerate(value.data.ravel(), 1):
+            _set_name(v, f"{label}_{k}", attribute, False)
+        return value
     _check_name(label)
     if not isinstance(value, Value):  # a plain number: the function is being run, not traced
         return value
@@ -244,13 +286,18 @@ def _set_name(value, label: str, attribute: str):
     if getattr(node, attribute) not in (None, label):
         raise BngraphError(f"a traced value is named twice: {getattr(node, attribute)!r} and {label!r}")
     setattr(node, attribute, label)
+    if alone:  # where name(v, label) was called: one call site naming m values is a loop naming a family
+        frame = user_frame(sys._getframe(1))
+        site = (frame.f_code, frame.f_lasti) if frame is not None else None
+        value._recorder.labels.setdefault((attribute, label), {}).setdefault(value._index, site)
     return value
 
 
 def name(value, label: str):
     """Name an intermediate; named values form the *named* view (``mu``, ``sigma2`` ...).
 
-    A list gets ``label_1 … label_m``. Returns ``value`` so it can wrap an expression.
+    A list (or array) gets ``label_1 … label_m``; so do the m values one ``name(v, label)``
+    call names in a loop or comprehension. Returns ``value`` so it can wrap an expression.
     On plain numbers it does nothing, so the same function also runs on numbers.
     """
     return _set_name(value, label, "name")
@@ -263,15 +310,28 @@ def stage(value, label: str):
 
 # -- running a function -------------------------------------------------------------
 def _signature(func: Callable) -> list[str]:
+    """The names of the positional parameters (x first), or a one-line error at the ``def``."""
     try:
         params = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):
         raise BngraphError(f"cannot read the parameters of {func!r}") from None
-    if not params or any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
-        raise BngraphError(f"{func.__name__} must take (x, p1, p2, ...) with named parameters, no *args")
-    for p in params[1:]:
-        _check_name(p.name)
-    return [p.name for p in params]
+    title = getattr(func, "__name__", repr(func))
+    where = definition_location(func)
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            star = "*" if p.kind == p.VAR_POSITIONAL else "**"
+            raise BngraphError(f"{title} takes {star}{p.name}: bngraph calls {title}(x, p1, p2, ...) and needs "
+                               f"named parameters, no *args or **kwargs ({where})")
+        if p.kind == p.KEYWORD_ONLY and p.default is p.empty:
+            raise BngraphError(f"{title} takes {p.name!r} as a keyword-only parameter (after *): bngraph passes "
+                               f"x, p1, p2, ... by position; remove the * ({where})")
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not positional:
+        raise BngraphError(f"{title} takes no parameters: bngraph calls {title}(x, p1, p2, ...) with the "
+                           f"m inputs x first ({where})")
+    for p in positional[1:]:
+        _check_name(p)
+    return positional
 
 
 def trace(func: Callable, m: int, constants: Sequence[str] | None = None) -> Trace:
@@ -283,38 +343,52 @@ def trace(func: Callable, m: int, constants: Sequence[str] | None = None) -> Tra
     params = _signature(func)
     constants = set(DEFAULT_CONSTANTS if constants is None else constants)
     constants |= set(getattr(func, "__bngraph_constants__", ()))
-    rec = _Recorder()
-    x = [rec.record("input", ()) for _ in range(m)]
-    for k, v in enumerate(x, 1):
-        rec.nodes[v._index].name = f"x_{k}"
-    args = []
-    for p in params[1:]:
-        v = rec.record("constant" if p in constants else "parameter", ())
-        rec.nodes[v._index].name = p
-        args.append(v)
+    failures = []
     code = getattr(func, "__code__", None)
-    try:
-        with running_user_code(function_name(func), code.co_filename if code else None):
-            out = func(list(x), *args)
-    except BngraphError:
-        raise
-    except RecursionError:
-        raise BngraphError(f"{func.__name__} recursed too deeply while being traced") from None
-    except UserExit as exc:
-        raise BngraphError(f"{func.__name__} {exc} while being traced") from None
-    except Exception as exc:  # the user's code failed: say where, in one line
-        tb = exc.__traceback__
-        while tb.tb_next is not None:
-            tb = tb.tb_next
-        where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
-        raise BngraphError(f"{func.__name__} failed while being traced: {type(exc).__name__}: {exc} ({where})") from None
-    return _finish(func, m, rec, out)
+    for convention in conventions(params[1:]):
+        rec = _Recorder()
+        x = [rec.record("input", ()) for _ in range(m)]
+        for k, v in enumerate(x, 1):
+            rec.nodes[v._index].name = f"x_{k}"
+        leaves = {}
+        for p in params[1:]:
+            label = "epsilon" if is_hyperparameters(p) else p  # bn_param holds ε, the constant epsilon
+            if label not in leaves:
+                leaves[label] = rec.record("constant" if label in constants else "parameter", ())
+                rec.nodes[leaves[label]._index].name = label
+        args = convention.arguments(params[1:], traced_array(x, convention.x_shape(m)), leaves.__getitem__,
+                                    lambda v: traced_array([v], (1,)))
+        try:
+            with np.errstate(all="ignore"), running_user_code(function_name(func), code.co_filename if code else None):
+                out = func(*args)
+        except BngraphError:
+            raise
+        except RecursionError:
+            raise BngraphError(f"{func.__name__} recursed too deeply while being traced") from None
+        except UserExit as exc:
+            raise BngraphError(f"{func.__name__} {exc} while being traced") from None
+        except Exception as exc:  # noqa: BLE001 - the user's code failed; another layout may suit it
+            failures.append((len(rec.nodes), exc))
+            continue
+        return _finish(func, m, rec, out, convention)
+    _, exc = max(failures, key=lambda failure: failure[0])  # the layout the code got furthest with
+    raise BngraphError(f"{func.__name__} failed while being traced: {type(exc).__name__}: {exc} "
+                       f"({traceback_location(exc.__traceback__)})") from None
 
 
-def _finish(func: Callable, m: int, rec: _Recorder, out) -> Trace:
+def run(t: Trace, x, leaf: Callable[[str], object], vector: Callable = np.atleast_1d) -> list:
+    """Call the traced function again on numbers (or autograd's boxes), laid out as when it was
+    traced: ``x`` an array of m values, ``leaf(name)`` each parameter's value. Its m outputs."""
+    params = _signature(t.source)[1:]
+    x = x.reshape(t.convention.x_shape(t.m))
+    return outputs_of(t.source(*t.convention.arguments(params, x, leaf, vector)))
+
+
+def _finish(func: Callable, m: int, rec: _Recorder, out, convention: Convention = FLAT) -> Trace:
     function = func.__name__
-    if not isinstance(out, (list, tuple)) or len(out) != m:
-        got = f"{len(out)} outputs" if isinstance(out, (list, tuple)) else f"a {type(out).__name__}"
+    out = outputs_of(out)
+    if not isinstance(out, list) or len(out) != m:
+        got = f"{len(out)} outputs" if isinstance(out, list) else f"a {type(out).__name__}"
         raise BngraphError(f"{function} returned {got} for m = {m} inputs; it must return a list of m outputs")
     nodes = rec.nodes
     outputs = []
@@ -327,27 +401,56 @@ def _finish(func: Callable, m: int, rec: _Recorder, out) -> Trace:
             node = nodes[v._index]
         node.name = f"y_{k}"
         outputs.append(v._index)
-    fused = _fuse_sums(nodes, outputs)
+    live = _live(nodes, outputs)
+    _name_families(rec, m, live, set(outputs))
+    fused = _fuse_sums(nodes, outputs, live)
     ys = tuple(f"y_{k}" for k in range(1, m + 1))
-    return Trace(function, m, _name_records(nodes, fused, outputs), ys, func)
+    return Trace(function, m, _name_records(nodes, fused, outputs), ys, func, convention)
 
 
-def _fuse_sums(nodes: list[_Node], outputs: list[int]) -> dict[int, tuple]:
+def _live(nodes: list[_Node], outputs: list[int]) -> list[bool]:
+    """The nodes the outputs depend on, and every leaf: a running-average update written into
+    ``bn_param`` (or any value the outputs do not use) is left out of the graph."""
+    live = [node.op in ("input", "parameter", "constant") for node in nodes]
+    for o in outputs:
+        live[o] = True
+    for index in range(len(nodes) - 1, -1, -1):
+        if live[index]:
+            for a in nodes[index].args:
+                if isinstance(a, int):
+                    live[a] = True
+    return live
+
+
+def _name_families(rec: _Recorder, m: int, live: list[bool], outputs: set[int]) -> None:
+    """A label one call site gave to m different values (``name(v, "xhat")`` in a loop)
+    becomes the family ``xhat_1 … xhat_m``, in the order they were named (outputs stay y_k)."""
+    for (attribute, label), sites in rec.labels.items():
+        named = [index for index in sites if live[index] and index not in outputs]
+        if len(named) > 1 and len(named) == m and len({sites[index] for index in named}) == 1:
+            for k, index in enumerate(named, 1):
+                setattr(rec.nodes[index], attribute, f"{label}_{k}")
+
+
+def _fuse_sums(nodes: list[_Node], outputs: list[int], live: list[bool]) -> dict[int, tuple]:
     """Fold chains of binary ``add`` (what builtin ``sum`` makes) into one n-ary ``add``.
 
     An unnamed add whose only use is another add disappears into it.
-    Returns the kept nodes' (possibly widened) args.
+    Returns the kept (live) nodes' (possibly widened) args.
     """
     uses = [0] * len(nodes)
-    for node in nodes:
-        for a in node.args:
-            if isinstance(a, int):
-                uses[a] += 1
+    for index, node in enumerate(nodes):
+        if live[index]:
+            for a in node.args:
+                if isinstance(a, int):
+                    uses[a] += 1
     for o in outputs:
         uses[o] += 1
     args: dict[int, tuple] = {}
     absorbed: set[int] = set()
     for index, node in enumerate(nodes):
+        if not live[index]:
+            continue
         if node.op != "add":
             args[index] = node.args
             continue

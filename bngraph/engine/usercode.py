@@ -14,7 +14,9 @@ import importlib.machinery
 import importlib.util
 import inspect
 import sys
+import sysconfig
 import traceback
+from functools import lru_cache
 from pathlib import Path
 
 from bngraph.errors import BngraphError, one_line
@@ -179,3 +181,59 @@ def function_name(function):
     code = getattr(function, "__code__", None)
     where = f"{Path(code.co_filename).name}:" if code else ""
     return where + getattr(function, "__name__", repr(function))
+
+
+@lru_cache(maxsize=1)
+def _library_folders() -> tuple[str, ...]:
+    """Where code that is not the user's lives: bngraph, NumPy, SymPy and Python's own library."""
+    import numpy
+    import sympy
+
+    folders = {str(Path(module.__file__).parent) for module in (numpy, sympy)}
+    folders.add(str(Path(__file__).parent.parent))  # the bngraph package
+    folders |= {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")}
+    return tuple(sorted(folder.rstrip("/") + "/" for folder in folders))
+
+
+def is_user_code(filename: str) -> bool:
+    """True for a file of the user's (a notebook cell's ``<ipython-input-…>`` too), False for
+    bngraph, NumPy, SymPy and the standard library.
+
+    >>> is_user_code(__file__), is_user_code("/home/me/my_bn.py")
+    (False, True)
+    """
+    if filename.startswith(("<frozen", "<__array_function__")):
+        return False
+    return not filename.startswith(_library_folders())
+
+
+def user_frame(frame=None):
+    """The innermost frame of the user's code on the stack (from ``frame`` outwards), or None."""
+    frame = frame or sys._getframe(1)
+    while frame is not None and not is_user_code(frame.f_code.co_filename):
+        frame = frame.f_back
+    return frame
+
+
+def user_location(frame=None) -> str:
+    """``file:line`` of the user's code that is running now: what an error message points at."""
+    frame = user_frame(frame or sys._getframe(1))
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "?"
+
+
+def traceback_location(tb) -> str:
+    """``file:line`` of the innermost frame of a traceback that is the user's (else the innermost)."""
+    last = user = None
+    while tb is not None:
+        last = tb
+        if is_user_code(tb.tb_frame.f_code.co_filename):
+            user = tb
+        tb = tb.tb_next
+    chosen = user or last
+    return f"{chosen.tb_frame.f_code.co_filename}:{chosen.tb_lineno}" if chosen else "?"
+
+
+def definition_location(function) -> str:
+    """``file:line`` where ``function`` is defined."""
+    code = getattr(function, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code else repr(function)

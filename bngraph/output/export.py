@@ -59,7 +59,7 @@ def closed_str(expr: sp.Expr) -> str:
 
 
 def to_json_dict(derivation: Derivation, closed=None) -> dict[str, Any]:
-    """The contract's JSON object: layer, m, view, nodes, forward, adjoints[, closed_form]."""
+    """The contract's JSON object: layer, m, view, nodes, forward, adjoints[, closed_form, definitions]."""
     g = derivation.graph
     expr_str = expr_printer()
     doc: dict[str, Any] = {
@@ -72,6 +72,7 @@ def to_json_dict(derivation: Derivation, closed=None) -> dict[str, Any]:
     }
     if closed is not None:
         doc["closed_form"] = {key: closed_str(e) for key, e in closed.formulas.items()}
+        doc["definitions"] = {key: closed_str(e) for key, e in closed.definitions.items()}  # dependency order
     return doc
 
 
@@ -80,7 +81,7 @@ def to_json(derivation: Derivation, closed=None) -> str:
 
 
 def to_text(derivation: Derivation, closed=None) -> str:
-    """The trace (one node a line), then one adjoint a line, then the closed form.
+    """The trace (one node a line), then one adjoint a line (examples ascending), then the closed form.
 
     A built-in layer's staged view lists its adjoints step by step, last step first.
     """
@@ -89,7 +90,7 @@ def to_text(derivation: Derivation, closed=None) -> str:
     steps = _backward_steps(derivation)
     if steps is None:
         lines.append("adjoints (reverse mode; the upstream dL_dy_k are given):")
-        lines += [f"  {a.name} = {expr_str(a.expr)}" for a in derivation.adjoints.values()]
+        lines += [f"  {a.name} = {expr_str(a.expr)}" for a in derivation.in_reading_order()]
     else:
         layer = LAYERS[derivation.graph.layer]
         lines.append(f"adjoints (reverse mode; the upstream dL_dy_k are given), in the {len(layer.steps)} steps "
@@ -97,8 +98,12 @@ def to_text(derivation: Derivation, closed=None) -> str:
         for number in range(len(layer.steps), 0, -1):
             lines.append(f"  step {number}, {layer.steps[number - 1][1]}")
             lines += [f"    {a.name} = {expr_str(a.expr)}"
-                      for a in derivation.adjoints.values() if steps[a.node] == number]
+                      for a in derivation.in_reading_order() if steps[a.node] == number]
     if closed is not None:
+        lines += ["", "definitions (symbolic m, in dependency order; the formulas below are written in them):"]
+        lines += [f"  {key} = {closed_str(e)}" for key, e in closed.definitions.items()]
+        if closed.recognised:
+            lines += [f"  ({closed.recognised})"]
         lines += ["", "closed form (symbolic m, for every m >= 1; i free, j summed over 1..m):"]
         lines += [f"  {key} = {closed_str(e)}" for key, e in closed.formulas.items()]
         lines += [f"  ({closed.provenance})"]
