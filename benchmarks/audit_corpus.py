@@ -33,11 +33,15 @@ from bngraph.audit.auditor import audit_document  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SETS = {"held-out": HERE / "heldout", "test corpus": HERE.parent / "tests" / "data" / "audit" / "corpus"}
+# Held-out write-ups set aside before the auditor was fixed against the others (issue 14, second round):
+# nobody looked at the auditor's findings on them while fixing; their figures are reported on their own.
+UNTOUCHED = ("ai_edu_bn_zh.md", "geeksmental_bn_doubts.md", "makemore_decoupled_bn.md", "mobilenet_notes_bn.md",
+             "tf_xla_batchnormgrad.md")
 
 
-def measure(folder: Path, errors: dict) -> dict:
+def measure(folder: Path, errors: dict, keep=lambda name: True) -> dict:
     rows = []
-    for path in sorted(p for p in folder.glob("*.md") if p.name != "README.md"):
+    for path in sorted(p for p in folder.glob("*.md") if p.name != "README.md" and keep(p.name)):
         start = time.perf_counter()
         report = audit_document(path)
         seconds = time.perf_counter() - start
@@ -133,6 +137,8 @@ def against_baseline(revision: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", metavar="REV", help="also time the auditor of this git revision")
+    parser.add_argument("--worked-on", action="store_true",
+                        help="measure only the write-ups being worked on (not UNTOUCHED); writes nothing")
     args = parser.parse_args()
     start = time.perf_counter()
     audit_document("$$\\mu = \\frac{1}{m}\\sum_i x_i$$")  # warm-up: grammar and the engine's closed form
@@ -141,10 +147,15 @@ def main() -> None:
                 "test corpus": {name: {"errors": []} for name in []}}
     corpus_errors = {"zakka_2016.md": {"errors": [49, 61, 62, 86, 87, 88]}}
     results = {"warm_up_seconds": baseline,
-               "held-out": measure(SETS["held-out"], expected["held-out"]),
+               "held-out, worked on": measure(SETS["held-out"], expected["held-out"], lambda n: n not in UNTOUCHED),
                "test corpus": measure(SETS["test corpus"], corpus_errors)}
-    lines = ["# bngraph audit on real write-ups", "", f"warm-up (first audit in the process): {baseline} s", ""]
-    for name in ("held-out", "test corpus"):
+    if not args.worked_on:
+        results["held-out, untouched"] = measure(SETS["held-out"], expected["held-out"], lambda n: n in UNTOUCHED)
+    names = ["held-out, worked on", "test corpus"] + ([] if args.worked_on else ["held-out, untouched"])
+    lines = ["# bngraph audit on real write-ups", "", f"warm-up (first audit in the process): {baseline} s", "",
+             "The held-out write-ups are split: those the auditor was fixed against (worked on) and "
+             f"{len(UNTOUCHED)} set aside before fixing whose findings nobody looked at (untouched).", ""]
+    for name in names:
         t = results[name]["totals"]
         lines += [f"## {name}", "", f"{t['documents']} documents, {t['equations']} equations "
                   f"({t['about_layer']} about the layer), {t['real_errors']} real errors: caught {t['caught']}, "
@@ -164,6 +175,9 @@ def main() -> None:
         lines += [f"| {r['document']} | {r['baseline_seconds']} | {r['seconds']} | {r['speed_up']}× |"
                   for r in speed["documents"]]
         lines.append("")
+    if args.worked_on:
+        print("\n".join(lines))
+        return
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "audit_corpus.json").write_text(json.dumps(results, indent=1) + "\n")

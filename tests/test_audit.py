@@ -293,7 +293,8 @@ def test_a_documents_own_sigma_with_epsilon_is_used_later():
     text = "$$\\sigma_B = \\sqrt{\\sigma_B^2 + \\epsilon}$$\n$$\\hat{x}_i = \\frac{x_i - \\mu_B}{\\sigma_B}$$\n"
     assert [f.verdict for f in audit_document(text, references=REFS).findings] == ["helper", "correct"]
     without = audit_document("$$\\hat{x}_i = \\frac{x_i - \\mu_B}{\\sigma_B}$$", references=REFS).findings[0]
-    assert without.verdict == "wrong" and "ε is missing" in without.reason
+    # without the document's σ, ε folded into σ is a convention: ambiguous, never "wrong"
+    assert without.verdict == "ambiguous" and "σ stands for √(σ² + ε)" in without.reason
 
 
 # -- reports, exit codes, the CLI --------------------------------------------------------------

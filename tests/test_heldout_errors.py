@@ -74,6 +74,10 @@ CHECKS = {  # (file, line): the write-up's formula typed in NumPy, and the true 
     ("sigma_eps_tutorial.md", 38): lambda t: (
         t["gamma"] / (np.sqrt(t["var"] + t["eps"]) * np.sqrt(t["m"]))
         * (np.sqrt(t["m"]) * t["dy"] - t["dy"].sum() - t["xhat"] * t["dL_dgamma"]), t["dL_dx"]),
+    ("zh_bn_ln_notes.md", 31): lambda t: (  # σ read as √(σ² + ε); ∂L/∂x̂ = γ ∂L/∂y (its line 23), then · γ again
+        t["gamma"] / np.sqrt(t["var"] + t["eps"]) * (t["gamma"] * t["dy"] - (t["gamma"] * t["dy"]).mean()
+                                                      - t["xhat"] * (t["gamma"] * t["dy"] * t["xhat"]).mean()),
+        t["dL_dx"]),
     ("obsidian_ru_batchnorm.md", 6): lambda t: (  # (1/n) Σ_i x_{B,j} at j = 2: n copies of x_2
         sum(t["x"][1] for _ in range(t["m"])) / t["m"], t["mu"]),
     ("obsidian_ru_batchnorm.md", 7): lambda t: (
@@ -112,3 +116,5 @@ def test_the_checks_can_tell_right_from_wrong():
     assert not differs(right_dx, t["dL_dx"])
     assert not differs((t["dy"] * (t["x"] - t["mu"]) / np.sqrt(t["var"] + t["eps"])).sum(), t["dL_dgamma"])
     assert not differs((t["x"] - t["mu"]) / np.sqrt(t["var"] + t["eps"]), t["xhat"])
+    g = t["gamma"] * t["dy"]  # the same LayerNorm-style formula with γ once
+    assert not differs((g - g.mean() - t["xhat"] * (g * t["xhat"]).mean()) / np.sqrt(t["var"] + t["eps"]), t["dL_dx"])

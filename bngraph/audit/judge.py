@@ -171,6 +171,10 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     if running and name in ctx.refs:
         return Judgement(None, ctx.label(name), NOT_ABOUT, f"it uses {', '.join(running)}: running statistics, "
                          "so evaluation mode (audit it with --layer batchnorm-eval)", warnings)
+    if name == "sigma2" and index is None and all(sp.expand(s - lhs) == symbol("epsilon") for s in sides):
+        ctx.eps_in_sigma2 = True  # a binding, in force from here on
+        return Judgement("helper:sigma2", "σ², with ε added", HELPER,
+                         "σ² here is σ_B² + ε: later formulas without ε are read with it", warnings)
     if name in ctx.refs and (ctx.refs[name][1] is None) == (index is None):
         found = judge_quantity(lhs, name, index, sides, notation, ctx)
         if found.verdict == WRONG and name == "y" and "is the normalised input" in found.reason:

@@ -24,6 +24,27 @@ _RANGE = re.compile(  # ", i = 1, \dots, m" or "\quad i \in \mathcal{B}" after t
 _TRAILING = re.compile(r"(?:\s|\\[,;!]|\\q?quad)*[,.;]?(?:\s|\\[,;!]|\\q?quad)*$")
 
 
+_SPACED = re.compile(r"\\q?quad(?![a-zA-Z])")
+_NOTE_MARK = re.compile(r"\\(?:text|textrm|mbox|textit|textbf)\s*\{|\\in(?![a-zA-Z])")
+_TEXT_BODY = re.compile(r"\\(?:text|textrm|mbox|textit|textbf)\s*\{[^{}]*\}")
+_RELATION = re.compile(r"=|\\(?:approx|le|ge|leq|geq|neq|equiv)(?![a-zA-Z])|[<>]")
+_CONTINUES = re.compile(r"\s*(?:[-+=]|\\(?:cdot|times|pm|mp)(?![a-zA-Z]))")
+
+
+def _note_after_space(tex: str) -> int | None:
+    r"""Where a note set off by ``\quad`` starts: ``\mu = … \quad x_i \text{ - vector}``,
+    ``\qquad w, \beta \in \mathbb{R}^N \text{ (…)}``. A note has words or a membership and no
+    relation of its own; a tail starting with an operator continues the formula."""
+    for match in _SPACED.finditer(tex):
+        before, after = tex[:match.start()], tex[match.end():]
+        if before.count("{") - before.count("\\{") != before.count("}") - before.count("\\}"):
+            continue
+        if (before.strip() and _NOTE_MARK.search(after) and not _CONTINUES.match(after)
+                and not _RELATION.search(_TEXT_BODY.sub(" ", after))):
+            return match.start()
+    return None
+
+
 def clean(tex: str) -> str:
     r"""``tex`` without what surrounds the formula: ``\text{for } i = 1 \dots m``, ``//`` comments,
     a trailing comma or full stop.
@@ -38,6 +59,9 @@ def clean(tex: str) -> str:
         if before.count("{") - before.count("\\{") == before.count("}") - before.count("\\}"):
             tex = before
             break
+    note = _note_after_space(tex)
+    if note is not None:
+        tex = tex[:note]
     tex = _REMARK.sub(" ", tex)
     return _TRAILING.sub("", tex).strip()
 
