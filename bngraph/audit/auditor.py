@@ -33,12 +33,13 @@ from typing import Mapping
 import sympy as sp
 
 from bngraph.audit.batcheval import Batch, reference_table
-from bngraph.audit.context import build_context, fold_feature_index
+from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
 from bngraph.audit.judge import judge
 from bngraph.audit.verdicts import (CANNOT_EVALUATE, CANNOT_READ, HELPER, NOT_ABOUT, VERDICTS, WRONG, Context,
                                     Counterexample, Judgement)
 from bngraph.errors import BngraphError, one_line
 from bngraph.tex.document import Snippet, document_equations
+from bngraph.tex.clean import clean
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
 from bngraph.tex.names import TooLarge, canonical
 
@@ -244,7 +245,7 @@ def _read(snippet: Snippet) -> Equation | TexSyntaxError:
     data = _DATA.match(snippet.tex)
     if data:
         return DataBinding(tuple(float(v) for v in re.split(r"\s*,\s*", data[1])))
-    if _MATRIX.search(snippet.tex):
+    if _MATRIX.search(clean(snippet.tex)):  # not in a note after it (\qquad w, β ∈ ℝ^N)
         return MatrixForm("matrix form, not checked")
     return _parsed(snippet.tex)
 
@@ -282,7 +283,7 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     refs = reference_table(references) if references is not None else dict(_default_table(layer))
     name, snippets = document_equations(path_or_text, doc_format)
     parsed = [_read(s) for s in snippets]
-    equations = fold_feature_index([eq if isinstance(eq, Equation) else None for eq in parsed])
+    equations = name_the_scale(fold_feature_index([eq if isinstance(eq, Equation) else None for eq in parsed]))
     parsed = [eq if folded is None else folded for eq, folded in zip(parsed, equations)]
     ctx, sizes = build_context(equations, refs)
     findings = []

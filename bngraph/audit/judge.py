@@ -300,9 +300,12 @@ def judge_sigma(lhs, sides, notation, ctx: Context) -> Judgement:
             return Judgement("helper:sigma", "σ, with ε inside", HELPER, "σ here is √(σ² + ε), not √σ²")
         if all(find_mismatch(ctx, sigma2, s, None, sizes) is None for s in sides):
             fix = correction(symbol("sigma2"), sides[0], notation, set())
+            small = find_mismatch(ctx, sp.sqrt(sigma2), sides[0], None, sizes[:2],
+                                  batches=lambda m: [Batch.small(m, v) for v in (0, 1)]) \
+                or find_mismatch(ctx, sp.sqrt(sigma2), sides[0], None, sizes)
             return Judgement("sigma", ctx.label("sigma"), WRONG,
                              "σ (the standard deviation) is written where σ² (the variance) is meant",
-                             correction=fix, checked="numerically")
+                             counterexample=small, correction=fix, checked="numerically")
     except Unevaluable as exc:
         return Judgement("sigma", ctx.label("sigma"), CANNOT_EVALUATE, f"cannot evaluate it: {exc}")
     result = check_side(ctx, sp.sqrt(sigma2), sides[0], None, sizes)

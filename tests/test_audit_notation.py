@@ -1,0 +1,89 @@
+"""Notation of real write-ups read as meant (issue 14, second round, from the held-out write-ups):
+a scale named w, ``\\circ`` / ``\\odot`` for the elementwise product, a double sum ``\\sum_{kl}``
+over the batch and the features, the loss named O; and a slip found there gets a counterexample.
+Each expected value here is worked out by hand or with NumPy, never taken from bngraph.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bngraph.audit.auditor import audit_document
+
+
+def findings(text: str):
+    return audit_document(text).findings
+
+
+def one(tex: str):
+    return findings(f"$${tex}$$")[0]
+
+
+# -- the scale named otherwise, the elementwise product ----------------------------------------
+@pytest.mark.parametrize("product", [r"\circ", r"\odot", ""])
+def test_a_scale_named_w_is_gamma(product):
+    found = one(rf"y_{{i}} = \hat{{x}}_{{i}} {product} w + \beta")
+    assert found.verdict == "correct", found.to_text()
+
+
+def test_the_scale_w_then_catches_x_for_xhat():
+    text = ("$$y_{i} = \\hat{x}_{i} \\circ w + \\beta$$\n\n"
+            "$$y_{i} = x_{i} \\odot w + \\beta \\qquad w,\\beta\\in \\mathbb{R}^{N}$$\n")
+    first, second = findings(text)
+    assert first.verdict == "correct", first.to_text()
+    assert second.verdict == "wrong" and "x_i is written where x̂_i is meant" in second.reason, second.to_text()
+    c = second.counterexample
+    x = np.array(c.batch.x)
+    k = c.index[1] - 1
+    assert c.got == pytest.approx(x[k] * c.batch.gamma + c.batch.beta)
+    assert c.want == pytest.approx(c.batch.gamma * (x[k] - x.mean()) / np.sqrt(x.var() + c.batch.epsilon) + c.batch.beta)
+
+
+def test_w_is_not_gamma_when_the_document_writes_gamma():
+    text = "$$y_i = \\gamma \\hat{x}_i + \\beta$$\n\n$$y_i = \\hat{x}_i w + \\beta$$\n"
+    assert findings(text)[1].verdict != "correct"
+
+
+def test_a_membership_note_does_not_make_it_matrix_form():
+    found = one(r"y_{i} = \hat{x}_{i} \circ w + \beta \qquad w,\beta\in \mathbb{R}^{N}")
+    assert found.verdict == "correct", found.to_text()
+
+
+# -- \sum_{kl}, the loss O -------------------------------------------------------------------
+CHAIN = (r"\frac{\partial O}{\partial x_{ij}}=\sum_{kl}{ \frac{\partial O}{\partial y_{kl}} }"
+         r" \gamma_l \frac{\partial \overline x_{ij}}{\partial x_{ij} }")
+DEFS = ("$$\\mu_p = \\frac{1}{m}\\sum_i x_{ip}$$\n\n$$\\sigma_p^2 = \\frac{1}{m}\\sum_i(x_{ip}-\\mu_p)^2$$\n\n"
+        "$$\\overline x_{ip}=\\frac{x_{ip}-\\mu_p}{\\sqrt{\\sigma_p^2+\\epsilon}}$$\n\n"
+        "$$y_{ip}=\\gamma_p \\overline x_{ip}+\\beta_p$$\n\n")
+
+
+def test_a_double_sum_is_two_sums():
+    from bngraph.tex.clean import rewrite_constructs
+    assert r"\sum_{k}\sum_{l}" in rewrite_constructs(r"a = \sum_{kl} y_{kl}")
+
+
+def test_the_chain_rule_through_the_diagonal_only_is_wrong():
+    # csdn_bn_indices.md's slip: ∂y_kl/∂x_ij = ∂y_kl/∂x̄_ij ∂x̄_ij/∂x_ij loses the paths through μ and σ²
+    found = findings(DEFS + f"$${CHAIN}$$\n")[-1]
+    assert found.verdict == "wrong" and found.counterexample is not None, found.to_text()
+    c = found.counterexample
+    x, dy, g, eps = np.array(c.batch.x), np.array(c.batch.dL_dy), c.batch.gamma, c.batch.epsilon
+    xhat = (x - x.mean()) / np.sqrt(x.var() + eps)
+    dx = g / (len(x) * np.sqrt(x.var() + eps)) * (len(x) * dy - dy.sum() - xhat * (dy * xhat).sum())
+    assert c.want == pytest.approx(dx[c.index[1] - 1])
+
+
+def test_a_sum_over_every_feature_is_not_taken_for_one_feature():
+    # ∂O/∂γ_j summed over all features l is not ∂O/∂γ_j: never "correct"
+    found = findings(DEFS + "$$\\frac{\\partial O}{\\partial \\gamma_{l}} = \\sum_{kl} "
+                            "\\frac{\\partial O}{\\partial y_{kl}} \\overline x_{kl}$$\n")[-1]
+    assert found.verdict not in ("correct", "correct-other-form"), found.to_text()
+
+
+# -- σ given the variance's formula ------------------------------------------------------------
+def test_sigma_given_the_variance_has_a_counterexample():
+    found = one(r"\sigma_p = \frac{1}{m}\sum_i(x_{ip}-\mu_p)^2")
+    assert found.verdict == "wrong" and found.counterexample is not None, found.to_text()
+    x = np.array(found.counterexample.batch.x)
+    assert found.counterexample.got == pytest.approx(x.var())
+    assert found.counterexample.want == pytest.approx(np.sqrt(x.var()))
