@@ -92,7 +92,7 @@ def _numpy_values(xs, dys, g, b, e):
         return (f(v + h) - f(v - h)) / (2 * h)
 
     unit = np.eye(len(xs))
-    out = {"mu": mean, "sigma2": var, "xhat": xh,
+    out = {"mu": mean, "sigma2": var, "sigma": np.sqrt(var), "xhat": xh,
            "dL_dx": np.array([diff(lambda t, k=k: loss(xs=xs + (t - xs[k]) * unit[k]), xs[k]) for k in range(len(xs))]),
            "dL_dgamma": diff(lambda t: loss(g=t), g), "dL_dbeta": diff(lambda t: loss(b=t), b),
            "dL_dmu": diff(lambda t: loss(mean=t), mean), "dL_dsigma2": diff(lambda t: loss(mean=mean, var=t), var),

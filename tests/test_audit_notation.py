@@ -87,3 +87,18 @@ def test_sigma_given_the_variance_has_a_counterexample():
     x = np.array(found.counterexample.batch.x)
     assert found.counterexample.got == pytest.approx(x.var())
     assert found.counterexample.want == pytest.approx(np.sqrt(x.var()))
+
+
+# -- the batch's name beside the index: x_{B,j} ------------------------------------------------
+@pytest.mark.parametrize("x", [r"x_{B,i}", r"x_{\mathcal{B},i}", r"x_{i,B}"])
+def test_the_batch_name_beside_the_index_is_dropped(x):
+    assert one(rf"\mu_B = \frac{{1}}{{m}}\sum_{{i=1}}^{{m}} {x}").verdict == "correct"
+
+
+def test_a_summand_without_the_summation_index_is_wrong():
+    # obsidian_ru_batchnorm.md: μ_B = (1/n) Σ_i x_{B,j}, with x_{B,j} the j-th example: j where i belongs
+    found = one(r"\mu_{B} = \frac{1}{n}\sum_{i=1}^{n}x_{B,j}")
+    assert found.verdict == "wrong" and found.counterexample is not None, found.to_text()
+    x = np.array(found.counterexample.batch.x)
+    assert found.counterexample.want == pytest.approx(x.mean())
+    assert found.counterexample.got != pytest.approx(x.mean())

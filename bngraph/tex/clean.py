@@ -113,6 +113,9 @@ _REWRITES = [
     (re.compile(r"\\(?:space|,|;|:|!|quad|qquad)(?![a-zA-Z])"), " "),
     (re.compile(r"(?<!\\)_\{\s*([A-Za-z]{3,}|[A-Z][a-z]+)\s*\}"), r"_{\\text{\1}}"),  # \mu_{run}: a word, not r·u·n
     (re.compile(r"\\sum\s*_\{\s*([a-z])\s*,?\s*([a-z])\s*\}"), r"\\sum_{\1}\\sum_{\2}"),  # \sum_{kl}: over k and l
+    # x_{B,j}, x_{\mathcal{B},i}: the batch's name beside the example's index, as μ_B carries it: only the index
+    (re.compile(r"_\{\s*(?:B|\\mathcal\s*\{?\s*B\s*\}?)\s*,\s*([a-z])\s*\}"), r"_{\1}"),
+    (re.compile(r"_\{\s*([a-z])\s*,\s*(?:B|\\mathcal\s*\{?\s*B\s*\}?)\s*\}"), r"_{\1}"),
     (re.compile(r"_\{\s*([a-z])\s*([a-z])\s*\}"), r"_{\1,\2}"),  # x_{ij}: two indices
     (re.compile(r"\\right\s*\|\s*_"), r"\\right._"),  # \left. … \right|_{x = 0}: the bar of evaluation
     (re.compile(r"\\(?:odot|circ)(?![a-zA-Z])"), r"\\cdot"),  # Hadamard: per example and feature, a product
