@@ -102,3 +102,24 @@ def test_a_summand_without_the_summation_index_is_wrong():
     x = np.array(found.counterexample.batch.x)
     assert found.counterexample.want == pytest.approx(x.mean())
     assert found.counterexample.got != pytest.approx(x.mean())
+
+
+# -- a chain that goes on in the next display, a vector written out ------------------------------
+def test_a_display_starting_with_equals_goes_on_from_the_one_above():
+    text = ("$$\\frac{\\partial L}{\\partial \\beta} = \\sum_{i=1}^m \\frac{\\partial L}{\\partial y_i}$$\n\n"
+            "$$= \\sum_{i=1}^m \\frac{\\partial L}{\\partial y_i} \\hat{x}_i$$\n")
+    first, second = findings(text)
+    assert first.verdict == "correct"
+    # the second line says ∂L/∂β = Σ ∂L/∂y_i x̂_i: wrong, and its counterexample wants Σ ∂L/∂y_i
+    assert second.verdict == "wrong" and second.counterexample is not None, second.to_text()
+    assert second.counterexample.want == pytest.approx(sum(second.counterexample.batch.dL_dy))
+
+
+@pytest.mark.parametrize("tex", [r"\mu = {\mu_0,\mu_1,...,\mu_n}", r"\gamma = (\gamma_1, \gamma_2, \dots, \gamma_d)"])
+def test_a_vector_written_out_is_read_not_checked(tex):
+    found = one(tex)
+    assert found.verdict == "cannot-evaluate" and "vector written out" in found.reason, found.to_text()
+
+
+def test_a_data_batch_is_still_the_documents_numbers():
+    assert one(r"x = (1, 2, 6)").verdict == "helper"

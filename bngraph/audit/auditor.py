@@ -225,6 +225,7 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\\right\s*)?[)\]]\s*[.,;]?\s*$"
                    % (_NUMBER, _NUMBER))
+_LIST = re.compile(r"=\s*(?:\\left\s*)?(?:\\\{|\{|\(|\[)[^=]*?,\s*(?:\.\.\.|\\[lc]?dots)")  # μ = {μ_0, …, μ_n}
 _MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
                      r"|\\mathbf\s*\{?\s*1|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
 
@@ -245,6 +246,8 @@ def _read(snippet: Snippet) -> Equation | TexSyntaxError:
     data = _DATA.match(snippet.tex)
     if data:
         return DataBinding(tuple(float(v) for v in re.split(r"\s*,\s*", data[1])))
+    if _LIST.search(snippet.tex):
+        return MatrixForm("a vector written out by its components, not checked")
     if _MATRIX.search(clean(snippet.tex)):  # not in a note after it (\qquad w, β ∈ ℝ^N)
         return MatrixForm("matrix form, not checked")
     return _parsed(snippet.tex)
@@ -286,8 +289,12 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     equations = name_the_scale(fold_feature_index([eq if isinstance(eq, Equation) else None for eq in parsed]))
     parsed = [eq if folded is None else folded for eq, folded in zip(parsed, equations)]
     ctx, sizes = build_context(equations, refs)
-    findings = []
+    findings, above = [], None
     for snippet, eq, m in zip(snippets, parsed, sizes):
+        if isinstance(eq, Equation) and snippet.display:
+            if eq.lhs is None and above is not None:  # "$$= …$$" after "$$a = …$$": the chain goes on
+                eq = dataclasses.replace(eq, lhs=above.lhs)
+            above = eq
         if isinstance(eq, DataBinding):
             ctx.batch = Batch(len(eq.values), eq.values, (1.0,) * len(eq.values), 1.0, 0.0, 1e-5)
         ctx.doc_m = len(ctx.batch.x) if ctx.batch is not None else m
