@@ -123,3 +123,10 @@ def test_a_vector_written_out_is_read_not_checked(tex):
 
 def test_a_data_batch_is_still_the_documents_numbers():
     assert one(r"x = (1, 2, 6)").verdict == "helper"
+
+
+@pytest.mark.parametrize("tex", [r"\hat{X} = \frac{X - \mu}{\sqrt{\sigma^2 + \epsilon}}",
+                                 r"\frac{\partial L}{\partial \hat{X}} = \frac{\partial L}{\partial Y} \gamma"])
+def test_a_capital_for_the_whole_batch_is_matrix_form(tex):
+    found = one(tex)
+    assert found.verdict == "cannot-evaluate" and found.reason.startswith("matrix form"), found.to_text()

@@ -219,7 +219,13 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
     except Exception as exc:  # noqa: BLE001 — SymPy's own errors; one formula never ends the audit
         reason = one_line(f"cannot check it: {type(exc).__name__}: {exc}")[:160]
         j = Judgement(None, "", CANNOT_READ, reason)
+    if j.verdict == CANNOT_EVALUATE and _WHOLE_BATCH.search(j.reason):
+        j = dataclasses.replace(j, reason="matrix form (a capital letter for the whole batch), not checked")
     return Finding.of(snippet, j)
+
+
+# X, \hat{X}, ∂L/∂Y undefined: the batch as one matrix (X̂ = (X − μ)/√(σ² + ε)), not one example's numbers
+_WHOLE_BATCH = re.compile(r"cannot evaluate it: (?:dL_d)?[XYZ](?:hat)? is not defined")
 
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
