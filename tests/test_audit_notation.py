@@ -130,3 +130,27 @@ def test_a_data_batch_is_still_the_documents_numbers():
 def test_a_capital_for_the_whole_batch_is_matrix_form(tex):
     found = one(tex)
     assert found.verdict == "cannot-evaluate" and found.reason.startswith("matrix form"), found.to_text()
+
+
+# -- δ_ij: two free indices ------------------------------------------------------------------------
+RIGHT_JACOBIAN = (r"\frac{\partial \hat{x}_i}{\partial x_j} = \frac{1}{\sqrt{\sigma^2+\epsilon}}"
+                  r"\left(\delta_{ij} - \frac{1}{m} - \frac{1}{m}\hat{x}_i\hat{x}_j\right)")
+
+
+def test_the_jacobian_with_a_kronecker_delta_is_right():
+    # first, that it is right, by NumPy finite differences (not by bngraph)
+    x, eps, h = np.array([0.3, -1.2, 2.0, 0.7]), 0.1, 1e-6
+    def xhat(v):
+        return (v - v.mean()) / np.sqrt(v.var() + eps)
+    numeric = np.array([(xhat(x + h * e) - xhat(x - h * e)) / (2 * h) for e in np.eye(4)]).T  # [i, j]
+    xh, s = xhat(x), np.sqrt(x.var() + eps)
+    formula = (np.eye(4) - 1 / 4 - np.outer(xh, xh) / 4) / s
+    assert np.allclose(numeric, formula, atol=1e-6)
+    found = one(RIGHT_JACOBIAN)
+    assert found.verdict == "correct", found.to_text()
+
+
+def test_a_jacobian_with_a_flipped_sign_is_wrong():
+    found = one(RIGHT_JACOBIAN.replace(r"- \frac{1}{m}\hat{x}_i", r"+ \frac{1}{m}\hat{x}_i"))
+    assert found.verdict == "wrong" and found.counterexample is not None, found.to_text()
+    assert "j = " in found.checked

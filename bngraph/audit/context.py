@@ -137,7 +137,7 @@ def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None
         def one(ix):
             if ix.base.label.name in PER_FEATURE and len(ix.indices) == 1 and str(ix.indices[0]) in features:
                 return symbol(ix.base.label.name)
-            if len(ix.indices) != 2:
+            if len(ix.indices) != 2 or ix.base.label.name == "delta":  # δ_ij keeps both
                 return ix
             keep = batch_position
             if keep is None:

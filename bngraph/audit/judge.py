@@ -134,6 +134,12 @@ def scalarize(expr: sp.Expr, ctx: Context) -> sp.Expr:
         lambda e: symbol(e.base.label.name))
 
 
+def kronecker(expr: sp.Expr) -> sp.Expr:
+    """``\\delta_{ij}`` is Kronecker's delta: 1 where i = j, else 0."""
+    return expr.replace(lambda a: isinstance(a, sp.Indexed) and a.base.label.name == "delta" and len(a.indices) == 2,
+                        lambda a: sp.KroneckerDelta(*a.indices))
+
+
 def with_warnings(j: Judgement, warnings: tuple[str, ...]) -> Judgement:
     return replace(j, warnings=tuple(dict.fromkeys(j.warnings + warnings)))
 
@@ -144,7 +150,7 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     from bngraph.audit.runningavg import is_update, judge_update  # it builds on this module's Judgement
 
     warnings = warnings_for((lhs, *sides), ctx)
-    lhs, sides = scalarize(lhs, ctx), tuple(scalarize(s, ctx) for s in sides)
+    lhs, sides = kronecker(scalarize(lhs, ctx)), tuple(kronecker(scalarize(s, ctx)) for s in sides)
     notation = notation.merged(ctx.notation)
     target = target_of(lhs)
     largest = max(concrete_sizes((lhs, *sides), ctx), default=0)
@@ -335,6 +341,8 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
     """A left side that is not one quantity: check that both sides agree."""
     label = "local partial" if isinstance(lhs, sp.Derivative) else "identity"
     free = free_index_names([lhs, *(v for d in lhs.atoms(sp.Derivative) for v in d.variables)])
+    if len(free) == 2:  # ∂x̂_i/∂x_j = (δ_ij − …): the second index held at 1, then at 2
+        return _pinned(lhs, sides, notation, ctx, label, sorted(free)[1])
     if len(free) > 1:
         return Judgement("identity", label, CANNOT_READ, "more than one free index on the left side")
     sizes = sizes_for((lhs, *sides), ctx)
@@ -347,3 +355,18 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
         fix = correction(lhs, result.repaired, notation, free)
     return Judgement("identity", label, verdict, "" if verdict == CORRECT else result.reason, (),
                      result.counterexample, fix, result.checked)
+
+
+def _pinned(lhs, sides, notation, ctx: Context, label: str, index: str) -> Judgement:
+    """A two-index identity judged with ``index`` held at 1 and at 2: wrong at either is wrong."""
+    k = symbol(index)
+    found = [(v, judge_identity(lhs.xreplace({k: sp.Integer(v)}),
+                                tuple(s.xreplace({k: sp.Integer(v)}) for s in sides), notation, ctx)) for v in (1, 2)]
+    v, worst = next(((v, j) for v, j in found if j.verdict == WRONG), None) or next(
+        ((v, j) for v, j in found if j.verdict != CORRECT), found[0])
+    held = f"{index} held at 1 and at 2" if worst.verdict == CORRECT else f"{index} = {v}"
+    return replace(worst, label=label, checked=_join_checked(worst.checked, held), correction=None)
+
+
+def _join_checked(checked: str, held: str) -> str:
+    return f"{checked}, {held}" if checked else held
