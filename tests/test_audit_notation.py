@@ -154,3 +154,30 @@ def test_a_jacobian_with_a_flipped_sign_is_wrong():
     found = one(RIGHT_JACOBIAN.replace(r"- \frac{1}{m}\hat{x}_i", r"+ \frac{1}{m}\hat{x}_i"))
     assert found.verdict == "wrong" and found.counterexample is not None, found.to_text()
     assert "j = " in found.checked
+
+
+# -- the code's names for the adjoints: dx, dy, d\hat{x}, d\gamma ----------------------------------
+@pytest.mark.parametrize("tex", [
+    r"d\hat{x}_i = dy_i \cdot \gamma",
+    r"d\gamma = \sum_i dy_i \hat{x}_i",
+    r"d\beta = \sum_i dy_i",
+    r"dx_i = \frac{\gamma}{m\sqrt{\sigma^2+\epsilon}}\left(m\,dy_i - \sum_j dy_j - \hat{x}_i \sum_j dy_j \hat{x}_j\right)",
+])
+def test_d_names_are_adjoints(tex):
+    found = one(tex)
+    assert found.verdict == "correct" and found.defines.startswith("dL_d"), found.to_text()
+
+
+def test_a_slip_in_d_notation_is_caught():
+    found = one(r"d\gamma = \sum_i dy_i x_i")  # x_i where x̂_i belongs
+    assert found.verdict == "wrong" and found.counterexample is not None, found.to_text()
+    c = found.counterexample
+    x, dy = np.array(c.batch.x), np.array(c.batch.dL_dy)
+    assert c.want == pytest.approx(float(dy @ ((x - x.mean()) / np.sqrt(x.var() + c.batch.epsilon))))
+
+
+@pytest.mark.parametrize("tex", [r"\frac{dL}{dx_i} = dy_i", r"\frac{1}{d}\sum_k x_k", r"\mu_d = x",
+                                 r"dL = \sum_i \frac{\partial L}{\partial x_i} dx_i"])  # a total differential
+def test_leibniz_and_a_size_d_keep_their_d(tex):
+    from bngraph.tex.clean import rewrite_constructs
+    assert rewrite_constructs(tex).count(r"\partial") == tex.count(r"\partial")

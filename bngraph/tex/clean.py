@@ -138,7 +138,19 @@ def rewrite_constructs(tex: str) -> str:
             tex = pattern.sub(lambda k: k[0] if k[1] + k[2] in _NOT_INDEX_PAIRS else f"_{{{k[1]},{k[2]}}}", tex)
         else:
             tex = pattern.sub(replacement, tex)
-    return written_out_sums(_drop_braces_notes(tex))
+    return written_out_sums(_drop_braces_notes(_d_notation(tex)))
+
+
+# dx_i, dy_{i,j}, d\hat{x}_i, d\gamma, d\sigma^2: the code's names for ∂L/∂·, in a formula that writes no
+# other derivative (\frac{dL}{dx} and \partial are Leibniz's; there d stays d)
+_D_NAME = re.compile(r"(?<![A-Za-z\\_^])d\s*(\\hat\s*\{\s*x\s*\}|\\hat\s*x|\\bar\s*\{\s*x\s*\}|x|y|\\gamma|\\beta|\\mu|\\sigma)"
+                     r"(?![A-Za-z])(\s*_\{[^{}]*\}|\s*_[A-Za-z0-9])?(\s*\^\s*\{?\s*2\s*\}?)?")
+
+
+def _d_notation(tex: str) -> str:
+    if "\\partial" in tex or re.search(r"\\frac\s*\{\s*d", tex) or re.search(r"\\(?:int|mathrm\s*\{\s*d)", tex):
+        return tex
+    return _D_NAME.sub(lambda k: rf"\frac{{\partial L}}{{\partial {k[1]}{k[2] or ''}{k[3] or ''}}}", tex)
 
 
 _FIRST = re.compile(r"_\{?\s*1\s*\}?(?![0-9])")
