@@ -1,7 +1,13 @@
 """Issue 14's goal figures for ``bngraph audit``, on the held-out write-ups (benchmarks/heldout/) and,
 for comparison, on the test corpus (tests/data/audit/corpus/):
 
-    python benchmarks/audit_corpus.py            # writes benchmarks/results/audit_corpus.{json,md}
+    python benchmarks/audit_corpus.py                  # writes benchmarks/results/audit_corpus.{json,md}
+    python benchmarks/audit_corpus.py --baseline REV   # and times every document with REV's auditor too
+
+With ``--baseline``, the bngraph package of git revision REV and this checkout's each audit every
+document (both sets and bngraph's own derivations, written by this checkout's ``derive``) in a child
+process of their own, after the same warm-up, alternately, twice; the ratio of the two faster times
+per document is the speed-up (the machine's load falls on both).
 
 Per document: equations, verdicts, time (wall, in this process, after one warm-up audit that
 builds the grammar and the engine's closed form; the warm-up time is reported as the baseline).
@@ -10,8 +16,13 @@ Goals: no false "wrong", >= 80 % of the real errors caught with a counterexample
 """
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,16 +33,21 @@ from bngraph.audit.auditor import audit_document  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SETS = {"held-out": HERE / "heldout", "test corpus": HERE.parent / "tests" / "data" / "audit" / "corpus"}
+# Held-out write-ups set aside before the auditor was fixed against the others (issue 14, second round):
+# nobody looked at the auditor's findings on them while fixing; their figures are reported on their own.
+UNTOUCHED = ("ai_edu_bn_zh.md", "geeksmental_bn_doubts.md", "makemore_decoupled_bn.md", "mobilenet_notes_bn.md",
+             "tf_xla_batchnormgrad.md")
 
 
-def measure(folder: Path, errors: dict) -> dict:
+def measure(folder: Path, errors: dict, keep=lambda name: True) -> dict:
     rows = []
-    for path in sorted(p for p in folder.glob("*.md") if p.name != "README.md"):
+    for path in sorted(p for p in folder.glob("*.md") if p.name != "README.md" and keep(p.name)):
         start = time.perf_counter()
         report = audit_document(path)
         seconds = time.perf_counter() - start
         known = set(map(int, errors.get(path.name, {}).get("errors", [])))
-        wrong = {f.line for f in report.findings if f.verdict == "wrong"}
+        disputed = set(map(int, errors.get(path.name, {}).get("disputed", {})))  # counted neither way
+        wrong = {f.line for f in report.findings if f.verdict == "wrong"} - disputed
         about = [f for f in report.findings if f.verdict != "not-about-this-layer"]
         rows.append({"document": path.name, "equations": len(report.findings), "about_layer": len(about),
                      "cannot_read": sum(f.verdict == "cannot-read" for f in about),
@@ -50,7 +66,80 @@ def _totals(rows: list[dict]) -> dict:
             "false_wrong": sum(r["false_wrong"] for r in rows), "slowest_seconds": max(r["seconds"] for r in rows)}
 
 
+TIMER = """
+import json, sys, time
+from bngraph.audit.auditor import audit_document
+audit_document("$$\\\\mu = \\\\frac{1}{m}\\\\sum_i x_i$$")
+times = {}
+for arg in sys.argv[1:]:
+    layer, path = arg.split(":", 1)
+    start = time.perf_counter()
+    audit_document(path, layer)
+    times[arg] = time.perf_counter() - start
+print(json.dumps(times))
+"""
+
+
+def own_derivations(folder: Path) -> list[str]:
+    """bngraph's own derivation documents (this checkout's ``derive``), as ``layer:path``."""
+    from bngraph.cli import main as cli
+
+    full = "--full" in subprocess.run([sys.executable, "-m", "bngraph", "derive", "--help"], capture_output=True,
+                                      text=True, cwd=HERE.parent).stdout
+    docs = []
+    for layer, view, fmt, extra in [("batchnorm", "named", "latex", []), ("batchnorm", "staged", "markdown", []),
+                                    ("layernorm", "staged", "markdown", [])] + (
+            [("batchnorm", "staged", "latex", ["--full"])] if full else []):
+        path = folder / f"{layer}-{view}-3{''.join(extra)}.{'md' if fmt == 'markdown' else 'tex'}"
+        with open(os.devnull, "w") as quiet:
+            stdout, sys.stdout = sys.stdout, quiet
+            try:
+                cli(["derive", layer, "--m", "3", "--view", view, "--format", fmt, *extra, "-o", str(path)])
+            finally:
+                sys.stdout = stdout
+        docs.append(f"{layer}:{path}")
+    return docs
+
+
+def time_in_child(package_root: Path, docs: list[str]) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-c", TIMER, *docs], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(package_root)}, cwd=tempfile.gettempdir())
+    return json.loads(done.stdout)
+
+
+def against_baseline(revision: str) -> dict:
+    """Every document timed with ``revision``'s auditor and with this checkout's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "baseline"
+        base.mkdir()
+        archive = subprocess.run(["git", "archive", revision, "bngraph"], capture_output=True, check=True,
+                                 cwd=HERE.parent).stdout
+        (Path(tmp) / "base.tar").write_bytes(archive)
+        with tarfile.open(Path(tmp) / "base.tar") as tar:
+            tar.extractall(base, filter="data")
+        docs = [f"batchnorm:{p}" for folder in SETS.values() for p in sorted(folder.glob("*.md"))
+                if p.name != "README.md"] + own_derivations(Path(tmp))
+        runs = {"baseline": [], "now": []}
+        for _ in range(2):
+            runs["baseline"].append(time_in_child(base, docs))
+            runs["now"].append(time_in_child(HERE.parent, docs))
+    rows = []
+    for doc in docs:
+        before = min(r[doc] for r in runs["baseline"])
+        after = min(r[doc] for r in runs["now"])
+        layer, path = doc.split(":", 1)
+        rows.append({"document": Path(path).name, "layer": layer, "baseline_seconds": round(before, 3),
+                     "seconds": round(after, 3), "speed_up": round(before / after, 2)})
+    return {"revision": revision, "documents": rows,
+            "slowest_baseline": max(r["baseline_seconds"] for r in rows), "slowest": max(r["seconds"] for r in rows)}
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", metavar="REV", help="also time the auditor of this git revision")
+    parser.add_argument("--worked-on", action="store_true",
+                        help="measure only the write-ups being worked on (not UNTOUCHED); writes nothing")
+    args = parser.parse_args()
     start = time.perf_counter()
     audit_document("$$\\mu = \\frac{1}{m}\\sum_i x_i$$")  # warm-up: grammar and the engine's closed form
     baseline = round(time.perf_counter() - start, 3)
@@ -58,23 +147,40 @@ def main() -> None:
                 "test corpus": {name: {"errors": []} for name in []}}
     corpus_errors = {"zakka_2016.md": {"errors": [49, 61, 62, 86, 87, 88]}}
     results = {"warm_up_seconds": baseline,
-               "held-out": measure(SETS["held-out"], expected["held-out"]),
+               "held-out, worked on": measure(SETS["held-out"], expected["held-out"], lambda n: n not in UNTOUCHED),
                "test corpus": measure(SETS["test corpus"], corpus_errors)}
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "audit_corpus.json").write_text(json.dumps(results, indent=1) + "\n")
-    lines = ["# bngraph audit on real write-ups", "", f"warm-up (first audit in the process): {baseline} s", ""]
-    for name in ("held-out", "test corpus"):
+    if not args.worked_on:
+        results["held-out, untouched"] = measure(SETS["held-out"], expected["held-out"], lambda n: n in UNTOUCHED)
+    names = ["held-out, worked on", "test corpus"] + ([] if args.worked_on else ["held-out, untouched"])
+    lines = ["# bngraph audit on real write-ups", "", f"warm-up (first audit in the process): {baseline} s", "",
+             "The held-out write-ups are split: those the auditor was fixed against (worked on) and "
+             f"{len(UNTOUCHED)} set aside before fixing whose findings nobody looked at (untouched).", ""]
+    for name in names:
         t = results[name]["totals"]
         lines += [f"## {name}", "", f"{t['documents']} documents, {t['equations']} equations "
                   f"({t['about_layer']} about the layer), {t['real_errors']} real errors: caught {t['caught']}, "
                   f"false wrong {t['false_wrong']}, cannot-read {t['cannot_read_share']:.0%}, slowest "
-                  f"{t['slowest_seconds']} s", "", "| document | equations | cannot-read | wrong (false) | s |",
-                  "|---|---|---|---|---|"]
+                  f"{t['slowest_seconds']} s", "", "| document | equations | cannot-read | real errors (caught) | wrong (false) | s |",
+                  "|---|---|---|---|---|---|"]
         for r in results[name]["documents"]:
-            lines.append(f"| {r['document']} | {r['equations']} | {r['cannot_read']} | "
-                         f"{r['counts'].get('wrong', 0)} ({r['false_wrong']}) | {r['seconds']} |")
+            lines.append(f"| {r['document']} | {r['equations']} | {r['cannot_read']} | {r['real_errors']} "
+                         f"({r['caught']}) | {r['counts'].get('wrong', 0)} ({r['false_wrong']}) | {r['seconds']} |")
         lines.append("")
+    if args.baseline:
+        results["speed"] = speed = against_baseline(args.baseline)
+        lines += [f"## speed against {args.baseline}", "",
+                  "Each auditor in a child process of its own, after a warm-up, alternately, twice; the faster "
+                  f"time of each. Slowest document: {speed['slowest_baseline']} s before, {speed['slowest']} s now.",
+                  "", "| document | before (s) | now (s) | speed-up |", "|---|---|---|---|"]
+        lines += [f"| {r['document']} | {r['baseline_seconds']} | {r['seconds']} | {r['speed_up']}× |"
+                  for r in speed["documents"]]
+        lines.append("")
+    if args.worked_on:
+        print("\n".join(lines))
+        return
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "audit_corpus.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "audit_corpus.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

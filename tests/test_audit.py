@@ -92,7 +92,7 @@ def _numpy_values(xs, dys, g, b, e):
         return (f(v + h) - f(v - h)) / (2 * h)
 
     unit = np.eye(len(xs))
-    out = {"mu": mean, "sigma2": var, "xhat": xh,
+    out = {"mu": mean, "sigma2": var, "sigma": np.sqrt(var), "xhat": xh,
            "dL_dx": np.array([diff(lambda t, k=k: loss(xs=xs + (t - xs[k]) * unit[k]), xs[k]) for k in range(len(xs))]),
            "dL_dgamma": diff(lambda t: loss(g=t), g), "dL_dbeta": diff(lambda t: loss(b=t), b),
            "dL_dmu": diff(lambda t: loss(mean=t), mean), "dL_dsigma2": diff(lambda t: loss(mean=mean, var=t), var),
@@ -293,7 +293,8 @@ def test_a_documents_own_sigma_with_epsilon_is_used_later():
     text = "$$\\sigma_B = \\sqrt{\\sigma_B^2 + \\epsilon}$$\n$$\\hat{x}_i = \\frac{x_i - \\mu_B}{\\sigma_B}$$\n"
     assert [f.verdict for f in audit_document(text, references=REFS).findings] == ["helper", "correct"]
     without = audit_document("$$\\hat{x}_i = \\frac{x_i - \\mu_B}{\\sigma_B}$$", references=REFS).findings[0]
-    assert without.verdict == "wrong" and "ε is missing" in without.reason
+    # without the document's σ, ε folded into σ is a convention: ambiguous, never "wrong"
+    assert without.verdict == "ambiguous" and "σ stands for √(σ² + ε)" in without.reason
 
 
 # -- reports, exit codes, the CLI --------------------------------------------------------------

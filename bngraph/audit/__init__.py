@@ -12,7 +12,8 @@ counterexample and the correction for a wrong one.
 - ``judge``: what one equation defines, and its verdict.
 - ``compare``: one right side against its reference, under every plausible reading; the slip
   that explains a wrong one.
-- ``batcheval``: numbers for a parsed formula at a batch; ``dual``: dual numbers for the partials
+- ``batcheval``: numbers for a parsed formula at a batch; ``compiled``: a formula compiled once into
+  closures for it; ``dual``: dual numbers for the partials
   a formula names.
 - ``runningavg``: running-average updates and their conventions.
 """

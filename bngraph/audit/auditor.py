@@ -26,18 +26,20 @@ from collections import Counter
 import sys
 import dataclasses
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
 import sympy as sp
 
 from bngraph.audit.batcheval import Batch, reference_table
-from bngraph.audit.context import build_context, fold_feature_index
+from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
 from bngraph.audit.judge import judge
 from bngraph.audit.verdicts import (CANNOT_EVALUATE, CANNOT_READ, HELPER, NOT_ABOUT, VERDICTS, WRONG, Context,
                                     Counterexample, Judgement)
 from bngraph.errors import BngraphError, one_line
 from bngraph.tex.document import Snippet, document_equations
+from bngraph.tex.clean import clean
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
 from bngraph.tex.names import TooLarge, canonical
 
@@ -179,11 +181,22 @@ def _counterexample_text(c: Counterexample, defines: str | None) -> str:
 # -- the document -------------------------------------------------------------------------
 def default_references(layer: str) -> Mapping[str, sp.Expr]:
     """The engine's reference formulas for ``layer``: the closed form it derives (definitions and adjoints)."""
+    return dict(_engine_references(layer))
+
+
+@lru_cache(maxsize=None)
+def _engine_references(layer: str) -> tuple[tuple[str, sp.Expr], ...]:
+    """Derived once per layer and process: every document of a run is judged against the same."""
     from bngraph.closedform.simplify import closed_form_of  # the engine runs only when a document is judged
     from bngraph.engine.layers import get_layer
 
     closed = closed_form_of(get_layer(layer).function, layer)
-    return {**closed.definitions, **closed.formulas}
+    return tuple({**closed.definitions, **closed.formulas}.items())
+
+
+@lru_cache(maxsize=None)
+def _default_table(layer: str) -> tuple:
+    return tuple(reference_table(default_references(layer)).items())
 
 
 def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> Finding | None:
@@ -206,12 +219,19 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
     except Exception as exc:  # noqa: BLE001 — SymPy's own errors; one formula never ends the audit
         reason = one_line(f"cannot check it: {type(exc).__name__}: {exc}")[:160]
         j = Judgement(None, "", CANNOT_READ, reason)
+    if j.verdict == CANNOT_EVALUATE and _WHOLE_BATCH.search(j.reason):
+        j = dataclasses.replace(j, reason="matrix form (a capital letter for the whole batch), not checked")
     return Finding.of(snippet, j)
+
+
+# X, \hat{X}, ∂L/∂Y undefined: the batch as one matrix (X̂ = (X − μ)/√(σ² + ε)), not one example's numbers
+_WHOLE_BATCH = re.compile(r"cannot evaluate it: (?:dL_d)?[XYZ](?:hat)? is not defined")
 
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\\right\s*)?[)\]]\s*[.,;]?\s*$"
                    % (_NUMBER, _NUMBER))
+_LIST = re.compile(r"=\s*(?:\\left\s*)?(?:\\\{|\{|\(|\[)[^=]*?,\s*(?:\.\.\.|\\[lc]?dots)")  # μ = {μ_0, …, μ_n}
 _MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
                      r"|\\mathbf\s*\{?\s*1|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
 
@@ -232,10 +252,19 @@ def _read(snippet: Snippet) -> Equation | TexSyntaxError:
     data = _DATA.match(snippet.tex)
     if data:
         return DataBinding(tuple(float(v) for v in re.split(r"\s*,\s*", data[1])))
-    if _MATRIX.search(snippet.tex):
+    if _LIST.search(snippet.tex):
+        return MatrixForm("a vector written out by its components, not checked")
+    if _MATRIX.search(clean(snippet.tex)):  # not in a note after it (\qquad w, β ∈ ℝ^N)
         return MatrixForm("matrix form, not checked")
+    return _parsed(snippet.tex)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(tex: str) -> Equation | TexSyntaxError:
+    """One equation read, once per process: documents repeat their equations (a derivation at
+    m = 1, 2, 3, in both views and formats), and what is read is immutable."""
     try:
-        return parse_equation(snippet.tex)
+        return parse_equation(tex)
     except TexSyntaxError as exc:
         return exc
     except (KeyboardInterrupt, SystemExit, MemoryError):
@@ -260,14 +289,18 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     engine's for ``layer``. Raises :class:`~bngraph.errors.BngraphError` when the input
     cannot be read at all (missing file, not UTF-8, a broken notebook, too large).
     """
-    refs = reference_table(references if references is not None else default_references(layer))
+    refs = reference_table(references) if references is not None else dict(_default_table(layer))
     name, snippets = document_equations(path_or_text, doc_format)
     parsed = [_read(s) for s in snippets]
-    equations = fold_feature_index([eq if isinstance(eq, Equation) else None for eq in parsed])
+    equations = name_the_scale(fold_feature_index([eq if isinstance(eq, Equation) else None for eq in parsed]))
     parsed = [eq if folded is None else folded for eq, folded in zip(parsed, equations)]
     ctx, sizes = build_context(equations, refs)
-    findings = []
+    findings, above = [], None
     for snippet, eq, m in zip(snippets, parsed, sizes):
+        if isinstance(eq, Equation) and snippet.display:
+            if eq.lhs is None and above is not None:  # "$$= …$$" after "$$a = …$$": the chain goes on
+                eq = dataclasses.replace(eq, lhs=above.lhs)
+            above = eq
         if isinstance(eq, DataBinding):
             ctx.batch = Batch(len(eq.values), eq.values, (1.0,) * len(eq.values), 1.0, 0.0, 1e-5)
         ctx.doc_m = len(ctx.batch.x) if ctx.batch is not None else m

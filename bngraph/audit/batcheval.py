@@ -28,17 +28,14 @@ from typing import Mapping
 
 import sympy as sp
 
-from bngraph.audit.dual import FUNCTIONS, Dual, apply, lift, value_of
+from bngraph.audit.compiled import Unevaluable, compiled
+from bngraph.audit.dual import Dual, lift, value_of
 from bngraph.tex.names import MAX_INDEX, canonical
 
 SIZES = (2, 3, 5, 8)  # batch sizes every symbolic-m formula is checked at
 RELATIVE_TOLERANCE = 1e-7
 MAX_BATCH = MAX_INDEX  # the largest m a formula is checked at (x_{64})
 MAX_VALUE = 1e100  # a value beyond this is an overflow waiting to happen, never agreement
-
-
-class Unevaluable(Exception):
-    """The expression has no value at this batch; ``str()`` says why, for a person."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ class Evaluator:
                  free: bool = False, helpers: Mapping[str, Helper] | None = None,
                  size_names: frozenset[str] = frozenset({"m"}), reading="local",
                  seed: tuple | None = None, held: frozenset[str] = frozenset(), parent: "Evaluator | None" = None,
-                 definitions: Mapping[str, list] | None = None):
+                 definitions: Mapping[str, list] | None = None, shared: dict | None = None):
         self.batch = batch
         first = next(iter(references.values()), None)
         self.refs = dict(references) if isinstance(first, tuple) else reference_table(references)
@@ -110,9 +107,16 @@ class Evaluator:
         self.free: dict[tuple, float] = {}
         self.free_names = {n for n in self.refs if not n.startswith("dL_d")} if free else set()
         self.rng = random.Random(7919 * batch.m + 17)
-        self.memo: dict[tuple, float] = {}
         self.active: set[tuple] = set()
         self.inputs = parent.inputs if parent is not None else _other_inputs(tuple(self.refs.items()))
+        # Shared by every evaluator of one document (its helpers, references and definitions are
+        # fixed): which formula a partial differentiates, and the values at one batch under one
+        # reading. Free mode draws its numbers in the order they are asked for: never shared.
+        self.shared = parent.shared if parent is not None else (shared if shared is not None else {})
+        shareable = parent is None and not free
+        self.memo: dict[tuple, float] = self.shared.setdefault(("memo", batch, reading), {}) if shareable else {}
+        self.quantities = parent.quantities if parent is not None else frozenset(
+            set(self.refs) | set(self.helpers) | {"sigma"})
 
     # -- names
     def _symbol(self, name: str, env: Mapping[str, float]):
@@ -138,16 +142,10 @@ class Evaluator:
             return seeded.uniform(0.5, 2.0) if "var" in name else seeded.gauss(0.0, 1.0)
         raise Unevaluable(f"{name} is not defined")
 
-    def _indexed(self, expr: sp.Indexed, env: Mapping[str, float]):
-        base = expr.base.label.name
-        if len(expr.indices) != 1:
-            raise Unevaluable(f"{base} with {len(expr.indices)} indices")
-        k = value_of(self._value(expr.indices[0], env))
-        if k != int(k) or not 1 <= k <= self.batch.m:
-            raise Unevaluable(f"index {k:g} of {base} is outside 1..m (m = {self.batch.m})")
-        k = int(k)
+    def _member(self, base: str, k: int, env: Mapping[str, float]):
+        """``base_k``, k an integer in 1..m."""
         if self.parent is not None and ((base, k) == self.seed or base in self.held):
-            plain = value_of(self.parent._indexed(expr.func(expr.base, sp.Integer(k)), env))
+            plain = value_of(self.parent._member(base, k, env))
             return Dual(plain, 1.0 if (base, k) == self.seed else 0.0)
         member = self.helpers.get(f"{base}[{k}]")  # xmu_2 = x_2 - μ, written out by the document
         if member is not None:
@@ -196,49 +194,7 @@ class Evaluator:
         return result
 
     def _value(self, expr, env):
-        if expr.is_Number or isinstance(expr, sp.NumberSymbol):
-            if expr.is_finite is False or expr is sp.nan:
-                raise Unevaluable("an infinite or undefined constant (1/0?)")
-            return float(expr)
-        if isinstance(expr, sp.Symbol):
-            return self._symbol(expr.name, env)
-        if isinstance(expr, sp.Indexed):
-            return self._indexed(expr, env)
-        if isinstance(expr, sp.Add):
-            terms = [self._value(a, env) for a in expr.args]
-            return sum(terms) if any(isinstance(t, Dual) for t in terms) else math.fsum(terms)
-        if isinstance(expr, sp.Mul):
-            product = 1.0
-            for a in expr.args:
-                product = product * self._value(a, env)
-            return product
-        if isinstance(expr, sp.Pow):
-            return _power(self._value(expr.base, env), self._value(expr.exp, env))
-        if isinstance(expr, sp.Sum):
-            return self._sum(expr, env)
-        if isinstance(expr, sp.KroneckerDelta):
-            return float(value_of(self._value(expr.args[0], env)) == value_of(self._value(expr.args[1], env)))
-        if isinstance(expr, sp.Derivative):
-            return self.partial(expr, env)
-        if isinstance(expr, (sp.Max, sp.Min)):
-            values = [self._value(a, env) for a in expr.args]
-            return (max if isinstance(expr, sp.Max) else min)(values, key=value_of)
-        if isinstance(expr, sp.Function) and type(expr).__name__ in FUNCTIONS and len(expr.args) == 1:
-            argument = self._value(expr.args[0], env)
-            if type(expr).__name__ == "log" and value_of(argument) <= 0:
-                raise Unevaluable("a log of a number ≤ 0")
-            return apply(type(expr).__name__, argument)
-        raise Unevaluable(f"cannot evaluate {type(expr).__name__}")
-
-    def _sum(self, expr: sp.Sum, env):
-        if len(expr.limits) != 1:
-            raise Unevaluable("a sum over several indices at once")
-        (var, start, stop), = expr.limits
-        lo, hi = value_of(self._value(start, env)), value_of(self._value(stop, env))
-        if lo != int(lo) or hi != int(hi) or hi - lo > 4 * MAX_BATCH:
-            raise Unevaluable("a sum whose range is not 1..m")
-        terms = [self._value(expr.function, {**env, var.name: float(k)}) for k in range(int(lo), int(hi) + 1)]
-        return sum(terms) if any(isinstance(t, Dual) for t in terms) else math.fsum(terms)
+        return compiled(expr)(self, env)
 
     def partial(self, derivative: sp.Derivative, env) -> float:
         """∂a/∂b, named in a formula, read as ``self.reading`` says."""
@@ -251,8 +207,16 @@ class Evaluator:
             seed = (var.name,)
         else:
             raise Unevaluable("a derivative with respect to an expression")
-        top = definition_of(self, derivative.expr, var)
-        quantities = set(self.refs) | set(self.helpers) | {"sigma"}
+        key = ("definition", derivative.expr, var)
+        if key not in self.shared:
+            try:
+                self.shared[key] = definition_of(self, derivative.expr, var)
+            except Unevaluable as exc:
+                self.shared[key] = exc
+        top = self.shared[key]
+        if isinstance(top, Unevaluable):
+            raise Unevaluable(str(top))
+        quantities = self.quantities
         held = {"local": quantities, "total": set()}.get(self.reading) if isinstance(self.reading, str) else self.reading
         child = Evaluator(self.batch, self.refs, helpers=self.helpers, size_names=self.size_names, reading=self.reading,
                           seed=seed, held=frozenset(set(held) - {seed[0]}), parent=self, definitions=self.definitions)
@@ -297,25 +261,15 @@ def _other_inputs(refs: tuple) -> frozenset[str]:
     return frozenset(used - {name for name, _ in refs} - {index for _, (_, index) in refs} - {"m", "sigma"})
 
 
-def _names(expr: sp.Expr) -> set[str]:
-    return {s.name for s in expr.free_symbols} | {e.base.label.name for e in expr.atoms(sp.Indexed)}
+@lru_cache(maxsize=4096)
+def _names(expr: sp.Expr) -> frozenset[str]:
+    return frozenset({s.name for s in expr.free_symbols} | {e.base.label.name for e in expr.atoms(sp.Indexed)})
 
 
 def _rename_bound(expr: sp.Expr) -> sp.Expr:
     """Bound indices made Dummies, so substituting a free index cannot be captured."""
     return expr.replace(lambda e: isinstance(e, sp.Sum),
                         lambda s: s.xreplace({v: sp.Dummy(v.name) for v in s.variables}))
-
-
-def _power(base, exponent):
-    b, e = value_of(base), value_of(exponent)
-    if b < 0 and e != int(e):
-        raise Unevaluable("a fractional power of a negative number")
-    if b == 0 and e < 0:
-        raise ZeroDivisionError
-    if b != 0 and abs(e * math.log10(abs(b))) > 300:
-        raise OverflowError
-    return base ** exponent
 
 
 def close(a: float, b: float) -> bool:

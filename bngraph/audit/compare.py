@@ -41,8 +41,15 @@ def find_mismatch(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str |
     return None
 
 
-def _symbolically_equal(expected: sp.Expr, actual: sp.Expr) -> bool:
-    if sp.count_ops(expected) + sp.count_ops(actual) > 300 or expected.has(sp.Derivative) or actual.has(sp.Derivative):
+def _symbolically_equal(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None, sizes) -> bool:
+    if expected.has(sp.Derivative) or actual.has(sp.Derivative):
+        return False
+    try:  # expanding is costly: one point where they differ, μ, σ², x̂ free, already says it would fail
+        if find_mismatch(ctx, expected, actual, index, tuple(sizes)[:1], free=True) is not None:
+            return False
+    except Unevaluable:
+        pass
+    if sp.count_ops(expected) + sp.count_ops(actual) > 300:
         return False
     try:
         return sp.expand(expected - actual) == 0
@@ -109,6 +116,7 @@ def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None
             summed = sp.Sum(summed, (symbol(s), 1, symbol("m")))
         forms = [Reading(f"if {', '.join(sorted(stray))} is summed over the batch (an implicit sum)", summed,
                          primary=False)]
+    forms += conventions(ctx, forms[0])
     if not (expected.has(sp.Derivative) or forms[0].actual.has(sp.Derivative)):
         return forms
     out = []
@@ -125,6 +133,36 @@ def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None
     return out
 
 
+def conventions(ctx: Context, form: Reading) -> list[Reading]:
+    """ε where write-ups put it by convention: folded into σ (x̂ = (x − μ)/σ), added to σ²
+    (σ² := σ_B² + ε, or ε taken as 0 in the backward pass), or outside the root (√σ² + ε, as
+    some implementations do). A formula right only so is "ambiguous", naming the convention —
+    unless the document itself said σ² includes ε (then that is what it means)."""
+    sigma, sigma2, eps = symbol("sigma"), symbol("sigma2"), symbol("epsilon")
+    inside = sp.sqrt(sigma2 + eps)
+    actual, out = form.actual, []
+    if actual.has(sigma):
+        out.append(Reading(_join(form.says, "if σ stands for √(σ² + ε) (ε folded into σ)"),
+                           _outside_partials(actual, {sigma: inside}), primary=False))
+    if actual.has(sigma2) and not actual.has(eps):
+        said = ctx.eps_in_sigma2
+        out.append(Reading(_join(form.says, "with σ² = σ_B² + ε, as the document defines it" if said
+                                 else "if σ² includes ε (or ε is taken as 0)"),
+                           _outside_partials(actual, {sigma2: sigma2 + eps}), primary=form.primary and said))
+    outside = actual.replace(lambda a: a.is_Add and eps in a.args and any(t in (sigma, sp.sqrt(sigma2)) for t in a.args),
+                             lambda a: a - eps - (sigma if sigma in a.args else sp.sqrt(sigma2)) + inside)
+    if outside != actual:
+        out.append(Reading(_join(form.says, "with ε under the root (it is written outside, √σ² + ε: a convention "
+                                            "of some implementations)"), outside, primary=False))
+    return out
+
+
+def _outside_partials(expr: sp.Expr, change: dict) -> sp.Expr:
+    """``change`` made everywhere but inside a partial (∂ℓ/∂σ² stays a partial by σ²)."""
+    partials = {d: sp.Dummy() for d in expr.atoms(sp.Derivative)}
+    return expr.xreplace(partials).xreplace(change).xreplace({v: d for d, v in partials.items()})
+
+
 def _join(*parts: str) -> str:
     return ", ".join(p for p in parts if p)
 
@@ -132,7 +170,7 @@ def _join(*parts: str) -> str:
 def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None, sizes) -> SideResult:
     """Is ``actual`` (one right side) the ``expected`` reference, under some reading?"""
     where = "numerically at m = " + ", ".join(map(str, sizes))
-    if not free_index_names([actual]) - ({index} if index else set()) and _symbolically_equal(expected, actual):
+    if not free_index_names([actual]) - ({index} if index else set()) and _symbolically_equal(ctx, expected, actual, index, sizes):
         return SideResult(CORRECT, checked="symbolically")
     found, unevaluable = [], []
     for reading in readings(ctx, expected, actual, index):
@@ -140,6 +178,13 @@ def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | No
             found.append((reading, find_mismatch(ctx, expected, reading.actual, index, sizes, reading=reading.partials)))
         except Unevaluable as exc:
             unevaluable.append(str(exc))
+            continue
+        except (TypeError, ValueError):  # a secondary reading SymPy cannot work with
+            if reading.primary:
+                raise
+            continue
+        if reading.primary and found[-1][1] is None:
+            break  # the first primary reading that holds decides; the later ones cannot change it
     right = [r for r, mismatch in found if mismatch is None]
     if any(r.primary for r in right):
         reading = next(r for r in right if r.primary)

@@ -6,6 +6,7 @@ and where, the names it defines for itself, and which index of ``x_{i,j}`` runs 
   equations before it.
 - A name the document defines (``\text{ivar} = 1/\sqrt{\sigma^2 + \epsilon}``, ``t_1 = x_1 + x_2``,
   ``\mathrm{xmu}_{2} = x_2 - \mu``) is a helper that later formulas may use.
+- A scale named otherwise (``y_i = \hat{x}_i \odot w + \beta``, with no γ anywhere): that name is γ.
 - Per-feature write-ups index twice (``x_{i,j}``, ``\mu_j``, ``\sigma^2_j``): the index that a
   sum over the batch runs over (``\mu_j = \frac1N\sum_i x_{i,j}``) is the example's; the other,
   the one that ``\mu``, ``\gamma`` … carry, is the feature's, held fixed and dropped.
@@ -57,6 +58,7 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
     for pair in sides_of:
         if pair is not None:
             register_helper(*pair, ctx)
+    ctx.shared.clear()  # worked out while the helpers were still being registered
     return ctx, bound_at
 
 
@@ -85,6 +87,31 @@ def register_helper(lhs, sides, ctx: Context) -> None:
         ctx.helpers.setdefault(f"{name}[{int(index)}]", Helper(sides[0]))
 
 
+def name_the_scale(equations: list[Equation | None]) -> list[Equation | None]:
+    r"""``y_i = \hat{x}_i w + \beta`` in a document that never writes γ: w is the scale γ."""
+    exprs = [e for eq in equations if eq is not None for e in (eq.lhs, eq.rhs, *eq.chain) if e is not None]
+    gamma, xhat, beta = symbol("gamma"), sp.IndexedBase(symbol("xhat")), symbol("beta")
+    if any(e.has(gamma) for e in exprs):
+        return equations
+    scales = set()
+    for eq in equations:
+        target = target_of(canonical(eq.lhs)) if eq is not None and eq.lhs is not None else None
+        if target is None or target[0] != "y" or target[1] is None:
+            continue
+        rest = sp.expand(canonical(eq.rhs) - beta)
+        if rest.is_Mul and xhat[target[1]] in rest.args:
+            other = rest / xhat[target[1]]
+            if other.is_Symbol and other.name not in GIVEN | {"m", "mu", "sigma", "sigma2"}:
+                scales.add(other)
+    if len(scales) != 1:
+        return equations
+    swap = {scales.pop(): gamma}
+    return [None if eq is None else replace(eq, lhs=None if eq.lhs is None else canonical(eq.lhs).xreplace(swap),
+                                            rhs=canonical(eq.rhs).xreplace(swap),
+                                            chain=tuple(canonical(c).xreplace(swap) for c in eq.chain))
+            for eq in equations]
+
+
 # -- two indices ----------------------------------------------------------------------------
 def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None]:
     """Per-feature notation made one-feature: ``x_{i,j}`` -> ``x_i`` and ``\\mu_j`` -> ``\\mu``,
@@ -97,9 +124,10 @@ def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None
     positions = Counter()
     for e in exprs:
         for s in e.atoms(sp.Sum):
-            var = s.variables[0]
-            positions.update(ix.indices.index(var) for ix in s.function.atoms(sp.Indexed)
-                             if len(ix.indices) == 2 and var in ix.indices)
+            for var in s.variables:  # \sum_{kl}: k runs over the batch, l (γ_l's) over the features
+                if str(var) not in features:
+                    positions.update(ix.indices.index(var) for ix in s.function.atoms(sp.Indexed)
+                                     if len(ix.indices) == 2 and var in ix.indices)
     batch_position = positions.most_common(1)[0][0] if positions else None
 
     def fold(e):
@@ -109,7 +137,7 @@ def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None
         def one(ix):
             if ix.base.label.name in PER_FEATURE and len(ix.indices) == 1 and str(ix.indices[0]) in features:
                 return symbol(ix.base.label.name)
-            if len(ix.indices) != 2:
+            if len(ix.indices) != 2 or ix.base.label.name == "delta":  # δ_ij keeps both
                 return ix
             keep = batch_position
             if keep is None:
@@ -117,7 +145,22 @@ def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None
                 keep = 1 - feature[0] if len(feature) == 1 else None
             return ix if keep is None else ix.base[ix.indices[keep]]
 
-        return e.replace(lambda a: isinstance(a, sp.Indexed), one)
+        folded = e.replace(lambda a: isinstance(a, sp.Indexed), one)
+        # \sum_{kl} ∂O/∂y_{kl} …: the sum over the feature l, once y_{kl} is y_k, picks the one feature
+        return _drop_feature_sums(folded, features)
 
     return [None if eq is None else replace(eq, lhs=fold(eq.lhs), rhs=fold(eq.rhs), chain=tuple(map(fold, eq.chain)))
             for eq in equations]
+
+
+
+def _drop_feature_sums(e: sp.Expr, features) -> sp.Expr:
+    """Each limit over a feature index that the summand no longer carries dropped."""
+    def is_feature(lim, body):  # only where a partial by one feature's entry makes the other features' terms 0
+        return str(lim[0]) in features and not body.has(lim[0]) and body.has(sp.Derivative)
+
+    def drop(s: sp.Sum):
+        limits = [lim for lim in s.limits if not is_feature(lim, s.function)]
+        return sp.Sum(s.function, *limits) if limits else s.function
+
+    return e.replace(lambda a: isinstance(a, sp.Sum) and any(is_feature(lim, a.function) for lim in a.limits), drop)

@@ -22,6 +22,7 @@ a formula that drops it is still right (correct-other-form); dropping the x̂ pa
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 import sympy as sp
 
@@ -36,13 +37,14 @@ __all__ = ["VERDICTS", "Context", "Counterexample", "Judgement", "judge", "names
 
 
 # -- names and shapes -----------------------------------------------------------------------
-def names_in(expr: sp.Expr) -> set[str]:
+@lru_cache(maxsize=8192)
+def names_in(expr: sp.Expr) -> frozenset[str]:
     """Every name an expression uses: symbols and the bases of Indexed, indices excluded."""
     indexed = expr.atoms(sp.Indexed)
     indices = {s for e in indexed for k in e.indices for s in k.free_symbols}
     bound = {v for s in expr.atoms(sp.Sum) for v in s.variables}
     labels = {e.base.label for e in indexed}
-    return {s.name for s in expr.atoms(sp.Symbol) - indices - bound - labels} | {label.name for label in labels}
+    return frozenset({s.name for s in expr.atoms(sp.Symbol) - indices - bound - labels} | {label.name for label in labels})
 
 
 def target_of(lhs: sp.Expr) -> tuple[str, sp.Expr | None] | None:
@@ -59,13 +61,18 @@ def concrete_sizes(exprs, ctx: Context, seen: frozenset = frozenset()) -> set[in
     document's helpers they use: each says the batch has at least that many examples."""
     found = set()
     for e in exprs:
-        found |= {int(k) for ix in e.atoms(sp.Indexed) for k in ix.indices if k.is_Integer}
-        found |= {int(s.limits[0][2]) for s in e.atoms(sp.Sum) if s.limits[0][2].is_Integer}
+        found |= _concrete(e)
         used = names_in(e)
         for key in set(ctx.helpers) - seen:
             if key.split("[")[0] in used:
                 found |= concrete_sizes([ctx.helpers[key].expr], ctx, seen | {key})
     return found
+
+
+@lru_cache(maxsize=8192)
+def _concrete(e: sp.Expr) -> frozenset[int]:
+    return frozenset({int(k) for ix in e.atoms(sp.Indexed) for k in ix.indices if k.is_Integer}
+                     | {int(s.limits[0][2]) for s in e.atoms(sp.Sum) if s.limits[0][2].is_Integer})
 
 
 def sizes_for(exprs, ctx: Context) -> tuple[int, ...]:
@@ -127,6 +134,12 @@ def scalarize(expr: sp.Expr, ctx: Context) -> sp.Expr:
         lambda e: symbol(e.base.label.name))
 
 
+def kronecker(expr: sp.Expr) -> sp.Expr:
+    """``\\delta_{ij}`` is Kronecker's delta: 1 where i = j, else 0."""
+    return expr.replace(lambda a: isinstance(a, sp.Indexed) and a.base.label.name == "delta" and len(a.indices) == 2,
+                        lambda a: sp.KroneckerDelta(*a.indices))
+
+
 def with_warnings(j: Judgement, warnings: tuple[str, ...]) -> Judgement:
     return replace(j, warnings=tuple(dict.fromkeys(j.warnings + warnings)))
 
@@ -137,7 +150,7 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     from bngraph.audit.runningavg import is_update, judge_update  # it builds on this module's Judgement
 
     warnings = warnings_for((lhs, *sides), ctx)
-    lhs, sides = scalarize(lhs, ctx), tuple(scalarize(s, ctx) for s in sides)
+    lhs, sides = kronecker(scalarize(lhs, ctx)), tuple(kronecker(scalarize(s, ctx)) for s in sides)
     notation = notation.merged(ctx.notation)
     target = target_of(lhs)
     largest = max(concrete_sizes((lhs, *sides), ctx), default=0)
@@ -164,6 +177,10 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     if running and name in ctx.refs:
         return Judgement(None, ctx.label(name), NOT_ABOUT, f"it uses {', '.join(running)}: running statistics, "
                          "so evaluation mode (audit it with --layer batchnorm-eval)", warnings)
+    if name == "sigma2" and index is None and all(sp.expand(s - lhs) == symbol("epsilon") for s in sides):
+        ctx.eps_in_sigma2 = True  # a binding, in force from here on
+        return Judgement("helper:sigma2", "σ², with ε added", HELPER,
+                         "σ² here is σ_B² + ε: later formulas without ε are read with it", warnings)
     if name in ctx.refs and (ctx.refs[name][1] is None) == (index is None):
         found = judge_quantity(lhs, name, index, sides, notation, ctx)
         if found.verdict == WRONG and name == "y" and "is the normalised input" in found.reason:
@@ -289,9 +306,12 @@ def judge_sigma(lhs, sides, notation, ctx: Context) -> Judgement:
             return Judgement("helper:sigma", "σ, with ε inside", HELPER, "σ here is √(σ² + ε), not √σ²")
         if all(find_mismatch(ctx, sigma2, s, None, sizes) is None for s in sides):
             fix = correction(symbol("sigma2"), sides[0], notation, set())
+            small = find_mismatch(ctx, sp.sqrt(sigma2), sides[0], None, sizes[:2],
+                                  batches=lambda m: [Batch.small(m, v) for v in (0, 1)]) \
+                or find_mismatch(ctx, sp.sqrt(sigma2), sides[0], None, sizes)
             return Judgement("sigma", ctx.label("sigma"), WRONG,
                              "σ (the standard deviation) is written where σ² (the variance) is meant",
-                             correction=fix, checked="numerically")
+                             counterexample=small, correction=fix, checked="numerically")
     except Unevaluable as exc:
         return Judgement("sigma", ctx.label("sigma"), CANNOT_EVALUATE, f"cannot evaluate it: {exc}")
     result = check_side(ctx, sp.sqrt(sigma2), sides[0], None, sizes)
@@ -321,6 +341,8 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
     """A left side that is not one quantity: check that both sides agree."""
     label = "local partial" if isinstance(lhs, sp.Derivative) else "identity"
     free = free_index_names([lhs, *(v for d in lhs.atoms(sp.Derivative) for v in d.variables)])
+    if len(free) == 2:  # ∂x̂_i/∂x_j = (δ_ij − …): the second index held at 1, then at 2
+        return _pinned(lhs, sides, notation, ctx, label, sorted(free)[1])
     if len(free) > 1:
         return Judgement("identity", label, CANNOT_READ, "more than one free index on the left side")
     sizes = sizes_for((lhs, *sides), ctx)
@@ -333,3 +355,18 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
         fix = correction(lhs, result.repaired, notation, free)
     return Judgement("identity", label, verdict, "" if verdict == CORRECT else result.reason, (),
                      result.counterexample, fix, result.checked)
+
+
+def _pinned(lhs, sides, notation, ctx: Context, label: str, index: str) -> Judgement:
+    """A two-index identity judged with ``index`` held at 1 and at 2: wrong at either is wrong."""
+    k = symbol(index)
+    found = [(v, judge_identity(lhs.xreplace({k: sp.Integer(v)}),
+                                tuple(s.xreplace({k: sp.Integer(v)}) for s in sides), notation, ctx)) for v in (1, 2)]
+    v, worst = next(((v, j) for v, j in found if j.verdict == WRONG), None) or next(
+        ((v, j) for v, j in found if j.verdict != CORRECT), found[0])
+    held = f"{index} held at 1 and at 2" if worst.verdict == CORRECT else f"{index} = {v}"
+    return replace(worst, label=label, checked=_join_checked(worst.checked, held), correction=None)
+
+
+def _join_checked(checked: str, held: str) -> str:
+    return f"{checked}, {held}" if checked else held

@@ -52,10 +52,12 @@ class Context:
     doc_m: int | None = None
     notation: Notation = Notation()
     beta_is_shift: bool = False
+    eps_in_sigma2: bool = False  # the document said σ² := σ_B² + ε: later formulas without ε mean that
     definitions: dict[str, list[Helper]] = field(default_factory=dict)
     batch: Batch | None = None  # the document's own numbers (x = (1, 2, 6)), where they are in force
     batch_only: Batch | None = None  # while a formula is checked on those numbers alone
-    tolerance: float = 0.0  # an approximation (≈ 4.67) is right to its last written digit  # the document's formulas for μ, x̂_1 …
+    tolerance: float = 0.0  # an approximation (≈ 4.67) is right to its last written digit
+    shared: dict = field(default_factory=dict)  # the evaluators' work that no batch changes (see Evaluator)
 
     @property
     def layer_names(self) -> set[str]:
@@ -63,7 +65,7 @@ class Context:
 
     def evaluator(self, batch: Batch, free: bool = False, reading="local") -> Evaluator:
         return Evaluator(batch, self.refs, free=free, helpers=self.helpers, size_names=self.size_names,
-                         reading=reading, definitions=self.definitions)
+                         reading=reading, definitions=self.definitions, shared=self.shared)
 
     def label(self, name: str) -> str:
         return LABELS.get(name, name)

@@ -24,6 +24,27 @@ _RANGE = re.compile(  # ", i = 1, \dots, m" or "\quad i \in \mathcal{B}" after t
 _TRAILING = re.compile(r"(?:\s|\\[,;!]|\\q?quad)*[,.;]?(?:\s|\\[,;!]|\\q?quad)*$")
 
 
+_SPACED = re.compile(r"\\q?quad(?![a-zA-Z])")
+_NOTE_MARK = re.compile(r"\\(?:text|textrm|mbox|textit|textbf)\s*\{|\\in(?![a-zA-Z])")
+_TEXT_BODY = re.compile(r"\\(?:text|textrm|mbox|textit|textbf)\s*\{[^{}]*\}")
+_RELATION = re.compile(r"=|\\(?:approx|le|ge|leq|geq|neq|equiv)(?![a-zA-Z])|[<>]")
+_CONTINUES = re.compile(r"\s*(?:[-+=]|\\(?:cdot|times|pm|mp)(?![a-zA-Z]))")
+
+
+def _note_after_space(tex: str) -> int | None:
+    r"""Where a note set off by ``\quad`` starts: ``\mu = … \quad x_i \text{ - vector}``,
+    ``\qquad w, \beta \in \mathbb{R}^N \text{ (…)}``. A note has words or a membership and no
+    relation of its own; a tail starting with an operator continues the formula."""
+    for match in _SPACED.finditer(tex):
+        before, after = tex[:match.start()], tex[match.end():]
+        if before.count("{") - before.count("\\{") != before.count("}") - before.count("\\}"):
+            continue
+        if (before.strip() and _NOTE_MARK.search(after) and not _CONTINUES.match(after)
+                and not _RELATION.search(_TEXT_BODY.sub(" ", after))):
+            return match.start()
+    return None
+
+
 def clean(tex: str) -> str:
     r"""``tex`` without what surrounds the formula: ``\text{for } i = 1 \dots m``, ``//`` comments,
     a trailing comma or full stop.
@@ -38,6 +59,9 @@ def clean(tex: str) -> str:
         if before.count("{") - before.count("\\{") == before.count("}") - before.count("\\}"):
             tex = before
             break
+    note = _note_after_space(tex)
+    if note is not None:
+        tex = tex[:note]
     tex = _REMARK.sub(" ", tex)
     return _TRAILING.sub("", tex).strip()
 
@@ -88,9 +112,13 @@ _REWRITES = [
     (re.compile(r"\\(?:boxed|bm|mathbf|boldsymbol)(?=\s*\{)"), ""),
     (re.compile(r"\\(?:space|,|;|:|!|quad|qquad)(?![a-zA-Z])"), " "),
     (re.compile(r"(?<!\\)_\{\s*([A-Za-z]{3,}|[A-Z][a-z]+)\s*\}"), r"_{\\text{\1}}"),  # \mu_{run}: a word, not r·u·n
+    (re.compile(r"\\sum\s*_\{\s*([a-z])\s*,?\s*([a-z])\s*\}"), r"\\sum_{\1}\\sum_{\2}"),  # \sum_{kl}: over k and l
+    # x_{B,j}, x_{\mathcal{B},i}: the batch's name beside the example's index, as μ_B carries it: only the index
+    (re.compile(r"_\{\s*(?:B|\\mathcal\s*\{?\s*B\s*\}?)\s*,\s*([a-z])\s*\}"), r"_{\1}"),
+    (re.compile(r"_\{\s*([a-z])\s*,\s*(?:B|\\mathcal\s*\{?\s*B\s*\}?)\s*\}"), r"_{\1}"),
     (re.compile(r"_\{\s*([a-z])\s*([a-z])\s*\}"), r"_{\1,\2}"),  # x_{ij}: two indices
     (re.compile(r"\\right\s*\|\s*_"), r"\\right._"),  # \left. … \right|_{x = 0}: the bar of evaluation
-    (re.compile(r"\\odot(?![a-zA-Z])"), r"\\cdot"),
+    (re.compile(r"\\(?:odot|circ)(?![a-zA-Z])"), r"\\cdot"),  # Hadamard: per example and feature, a product
     (re.compile(r"\\dfrac|\\tfrac|\\cfrac"), r"\\frac"),
 ]
 _NOT_INDEX_PAIRS = {"in", "on", "up", "at", "of", "to", "lr", "bn", "ln", "ok", "dx", "dy"}
@@ -110,7 +138,19 @@ def rewrite_constructs(tex: str) -> str:
             tex = pattern.sub(lambda k: k[0] if k[1] + k[2] in _NOT_INDEX_PAIRS else f"_{{{k[1]},{k[2]}}}", tex)
         else:
             tex = pattern.sub(replacement, tex)
-    return written_out_sums(_drop_braces_notes(tex))
+    return written_out_sums(_drop_braces_notes(_d_notation(tex)))
+
+
+# dx_i, dy_{i,j}, d\hat{x}_i, d\gamma, d\sigma^2: the code's names for ∂L/∂·, in a formula that writes no
+# other derivative (\frac{dL}{dx} and \partial are Leibniz's; there d stays d)
+_D_NAME = re.compile(r"(?<![A-Za-z\\_^])d\s*(\\hat\s*\{\s*x\s*\}|\\hat\s*x|\\bar\s*\{\s*x\s*\}|x|y|\\gamma|\\beta|\\mu|\\sigma)"
+                     r"(?![A-Za-z])(\s*_\{[^{}]*\}|\s*_[A-Za-z0-9])?(\s*\^\s*\{?\s*2\s*\}?)?")
+
+
+def _d_notation(tex: str) -> str:
+    if "\\partial" in tex or re.search(r"\\frac\s*\{\s*d", tex) or re.search(r"\\(?:int|mathrm\s*\{\s*d)", tex):
+        return tex
+    return _D_NAME.sub(lambda k: rf"\frac{{\partial L}}{{\partial {k[1]}{k[2] or ''}{k[3] or ''}}}", tex)
 
 
 _FIRST = re.compile(r"_\{?\s*1\s*\}?(?![0-9])")

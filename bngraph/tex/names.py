@@ -16,6 +16,7 @@ mu_run
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import sympy as sp
@@ -27,7 +28,7 @@ GREEK = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu 
 KNOWN_COMMANDS = {g: g for g in GREEK}
 KNOWN_COMMANDS.update(varepsilon="epsilon", eps="epsilon", vartheta="theta", varphi="phi", varrho="rho",
                       varsigma="sigma", ell="ell", B="B", cB="B", calB="B", imath="i", jmath="j")
-LOSS_NAMES = {"L", "l", "ell", "J", "f", "E"}  # ∂f/∂y_i: f the loss, as several write-ups name it
+LOSS_NAMES = {"L", "l", "ell", "J", "f", "E", "O"}  # ∂f/∂y_i: f the loss (O, the objective), as write-ups name it
 BATCH_MARKERS = {"B", "b"}  # μ_B, μ_𝓑, μ_b: "of the mini-batch"; dropped from the name
 # The contract's assumptions: m is a positive integer; every other name (indices too) is plain,
 # as ``parse_expr`` reads the engine's JSON back.
@@ -67,6 +68,11 @@ def canonical(expr: sp.Expr) -> sp.Expr:
         return sp.Integer(expr)
     if not isinstance(expr, sp.Basic):
         raise BngraphError(f"not a SymPy expression: {expr!r}")
+    return _canonical(expr)
+
+
+@lru_cache(maxsize=8192)
+def _canonical(expr: sp.Basic) -> sp.Basic:  # the auditor asks again for every reading of an equation
     return expr.xreplace({s: symbol(s.name) for s in expr.atoms(sp.Symbol)})
 
 
