@@ -14,7 +14,7 @@ from typing import Callable
 
 import sympy as sp
 
-from bngraph.audit.batcheval import SIZES, Batch, Unevaluable, _rename_bound, close
+from bngraph.audit.batcheval import Batch, Unevaluable, _rename_bound, close
 from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CORRECT, OTHER_FORM, WRONG, Context,
                                     Counterexample)
 from bngraph.tex.names import Notation, free_index_names, symbol

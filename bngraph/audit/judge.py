@@ -28,7 +28,7 @@ import sympy as sp
 
 from bngraph.audit.batcheval import SIZES, Batch, Unevaluable, _rename_bound, close
 from bngraph.audit.compare import FAMILIES, SideResult, as_vectors, check_side, find_mismatch
-from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, GIVEN, HELPER, LABELS, NOT_ABOUT,
+from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, GIVEN, HELPER, NOT_ABOUT,
                                     OTHER_FORM, VERDICTS, WRONG, Context, Counterexample, Judgement)
 from bngraph.tex.names import MAX_INDEX, Notation, free_index_names, symbol
 from bngraph.tex.printer import to_latex

@@ -19,7 +19,7 @@ import re
 from html import escape
 
 import sympy as sp
-from sympy.printing.precedence import PRECEDENCE, precedence
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 GREEK = {g: chr(c) for g, c in zip(

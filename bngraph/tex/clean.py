@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from bngraph.tex.names import TexSyntaxError, fail
+from bngraph.tex.names import fail
 
 MAX_DEPTH = 40  # nested braces; deeper is not notation, and would exhaust recursion
 
@@ -170,7 +170,7 @@ def written_out_sums(tex: str) -> str:
         left, right = _terms_before(tex, dots.start()), _term_after(tex, dots.end())
         if left is None or right is None:
             return tex
-        (start, terms), (last, end) = left, right
+        (_, terms), (last, end) = left, right
         first = next((k for k, (_, t) in enumerate(terms) if _FIRST.search(t)), None)
         if first is None:
             return tex
