@@ -200,6 +200,34 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(result: dict, path: Path) -> None:
+    """Each row's measure over its goal, one bar per checkout: under 1 (the line) meets the goal."""
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(result["rows"])
+    rows = result["rows"][labels[-1]]
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) * len(labels) + 1.5))
+    height = 0.8 / len(labels)
+    for k, label in enumerate(labels):
+        values = [r["value"] / r["goal"] if r["value"] is not None else 0 for r in result["rows"][label]]
+        ax.barh([n + k * height for n in range(len(rows))], values, height, label=label)
+    ax.axvline(1, color="black", linewidth=1)
+    ax.set_yticks([n + height * (len(labels) - 1) / 2 for n in range(len(rows))],
+                  [textwrap.fill(r["measure"].replace("`", ""), 42) for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("measured / goal (log scale): left of the line meets the goal; no bar: not measured", fontsize=8)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, help="an older checkout to measure in the same run")
@@ -212,8 +240,10 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", type=Path, metavar="JSON", help="only write the Markdown of a JSON written before")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
-    if args.markdown:
-        args.markdown.with_suffix(".md").write_text(markdown(json.loads(args.markdown.read_text())), encoding="utf-8")
+    if args.markdown:  # e.g. a before and an after run merged by hand into one JSON
+        result = json.loads(args.markdown.read_text())
+        args.markdown.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+        plot(result, args.markdown.with_suffix(".png"))
         return 0
     checkouts = {"before": args.before.resolve()} if args.before else {}
     checkouts[args.label] = REPO
@@ -232,6 +262,7 @@ def main(argv=None) -> int:
               "skipped": skipped, "rows": {label: rows(medians[label], args.quick) for label in checkouts}}
     (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     (args.out / f"{stem}.md").write_text(markdown(result), encoding="utf-8")
+    plot(result, args.out / f"{stem}.png")
     print(markdown(result))
     return 0
 
