@@ -82,7 +82,7 @@ def test_the_limits_allow_what_issue_17_targets_and_are_in_the_help():
     for command, limit in limits.M_LIMITS.items():
         sub = build_parser()._subparsers._group_actions[0].choices[command]
         assert f"at most {limit}" in " ".join(sub.format_help().split())
-    with pytest.raises(BngraphError, match="75 KB per example"):
+    with pytest.raises(BngraphError, match=f"{limits.BYTES_PER_EXAMPLE // 1000} KB per example"):
         limits.check_m("derive", 65537)
 
 

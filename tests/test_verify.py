@@ -135,3 +135,38 @@ def test_a_function_with_no_real_value_at_the_point_is_one_line_naming_output_an
     assert found and found[2] == found[3], captured.err  # the output, and its own input
     if func == "half_power":
         assert float(found[4]) < 0  # the root of a negative number
+
+
+# -- the float64 evaluation verify uses (issue 17) agrees with the exact one, and falls back to it ------
+@pytest.mark.parametrize("view", ["named", "staged"])
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_compiled_values_agree_with_the_exact_walk(layer, view):
+    from bngraph.closedform.evaluate import (_exactly, adjoint_values, closed_form_values, compiled_values,
+                                             forward_values, random_point)
+
+    d = derive(build_graph(LAYERS[layer].trace(5), view, layer))
+    leaves, upstream = random_point(d.graph, 3)
+    forward, adjoints = compiled_values(d)(leaves, upstream)
+    exact = forward_values(d.graph, leaves)
+    exact_adjoints = adjoint_values(d, exact, upstream)
+    assert list(forward) == list(exact) and list(adjoints) == list(exact_adjoints)
+    for got, want in ((forward, exact), (adjoints, exact_adjoints)):
+        assert all(abs(got[k] - want[k]) <= 1e-12 * (1 + abs(want[k])) for k in want)
+    closed = closed_form(d)
+    fast = closed_form_values(closed, leaves, upstream, 5)  # NumPy over the batch
+    for key, formula in closed.formulas.items():  # each formula instantiated at every i, exactly
+        known = {sp.Symbol(k): sp.Float(v) for k, v in {**exact, **upstream}.items()}
+        want = _exactly(key, formula, known, 5)
+        assert fast[key] == pytest.approx(want, rel=1e-12, abs=1e-12), key
+
+
+def test_compiled_values_name_the_value_that_is_not_a_number():
+    from bngraph.closedform.evaluate import NotANumber, compiled_values, forward_values
+
+    d = derive(build_graph(LAYERS["batchnorm"].trace(3), "named", "batchnorm"))
+    leaves = {"x_1": 1.0, "x_2": 2.0, "x_3": 3.0, "gamma": 1.0, "beta": 0.0, "epsilon": -5.0}  # √(σ² + ε) of -13/3
+    with pytest.raises(NotANumber) as exact:
+        forward_values(d.graph, leaves)
+    with pytest.raises(NotANumber) as compiled:
+        compiled_values(d)(leaves, {"dL_dy_1": 1.0, "dL_dy_2": 0.0, "dL_dy_3": 0.0})
+    assert (compiled.value.name, compiled.value.reason) == (exact.value.name, exact.value.reason) == ("xhat_1", "not real")

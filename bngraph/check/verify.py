@@ -28,7 +28,7 @@ import numpy as np
 from bngraph.check import numeric, reference
 from bngraph.engine import progress
 from bngraph.engine.derive import Derivation, derive
-from bngraph.closedform.evaluate import NotANumber, adjoint_values, closed_form_values, forward_values, random_point
+from bngraph.closedform.evaluate import NotANumber, closed_form_values, compiled_values, random_point
 from bngraph.engine.graph import build_graph
 from bngraph.engine.trace import Trace, run
 from bngraph.engine.usercode import UserExit, function_name, running_user_code, where_in
@@ -103,13 +103,15 @@ def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS
     wanted = ["x"] + [n.name for n in graph.with_role("parameter")]
     errors: dict[tuple[str, str], list] = {}
     notes = []
+    progress.step("verify: compiling both views")
+    compiled = {view: compiled_values(d) for view, d in views.items()}  # once, then every draw in float64
     for count, seed in enumerate(seeds, 1):
         progress.step(f"verify: random draw {count} of {len(seeds)}")
         leaves, upstream = random_point(named.graph, seed, EPSILON)
         try:
-            traced = forward_values(named.graph, leaves)
-            engine = {"adjoints (named view)": _gradients(named, leaves, upstream, wanted),
-                      "adjoints (staged view)": _gradients(staged, leaves, upstream, wanted)}
+            traced, named_adjoints = compiled["named"](leaves, upstream)
+            engine = {"adjoints (named view)": _gradients(named, named_adjoints, wanted),
+                      "adjoints (staged view)": _gradients(staged, compiled["staged"](leaves, upstream)[1], wanted)}
             if closed is not None:
                 engine["closed form"], y = _closed_gradients(closed, leaves, upstream, wanted, graph.m)
                 if y is not None:
@@ -144,9 +146,7 @@ def verify(derivation: Derivation, closed: ClosedForm | None = None, seeds=SEEDS
     return VerifyReport(graph.layer, graph.m, tuple(checks), tuple(dict.fromkeys(notes)))
 
 
-def _gradients(d: Derivation, leaves, upstream, wanted) -> dict[str, np.ndarray]:
-    values = forward_values(d.graph, leaves)
-    adj = adjoint_values(d, values, upstream)
+def _gradients(d: Derivation, adj: dict[str, float], wanted) -> dict[str, np.ndarray]:
     m = d.graph.m
     out = {"x": np.array([adj[f"x_{k}"] for k in range(1, m + 1)])}
     out.update({g: np.array(adj[g]) for g in wanted[1:] if g in adj})

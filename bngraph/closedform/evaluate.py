@@ -20,14 +20,16 @@ finite real number (a division by zero, the root of a negative number) is a
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
 
 from bngraph.errors import BngraphError
 from bngraph.engine.derive import Derivation, adjoint_name
 from bngraph.engine.graph import Graph, symbol
+from bngraph.closedform import plates
 from bngraph.closedform.simplify import ClosedForm, concrete
 
 
@@ -79,6 +81,55 @@ def adjoint_values(derivation: Derivation, values: Mapping[str, float], upstream
     return out
 
 
+class _SafeNamePrinter(PythonCodePrinter):
+    """Python code for ``lambdify`` in which every node is called by a name of ours: a node may
+    be named ``math`` or ``sqrt``, which the generated code uses itself."""
+
+    def __init__(self, names: Mapping[str, str]):
+        super().__init__({"fully_qualified_modules": False, "order": "none"})  # math's sqrt; terms unsorted
+        self._names = names
+
+    def _print_Symbol(self, expr):
+        return self._names.get(expr.name) or super()._print_Symbol(expr)
+
+
+def compiled_values(derivation: Derivation) -> Callable[[Mapping, Mapping], tuple[dict, dict]]:
+    """``forward_values`` and ``adjoint_values`` of ``derivation`` as one function, lambdified once
+    and run on Python floats (IEEE double, as NumPy's float64): for evaluating at many points.
+
+    xreplace + evalf of every node at every point was most of ``verify``'s time. Where a value
+    comes out other than a finite real number, the exact evaluation runs instead, so the
+    :class:`NotANumber` names the node and the reason as before.
+    """
+    graph = derivation.graph
+    leaves = [n.name for n in graph if n.expr is None]
+    upstream = [adjoint_name(n.name) for n in graph.outputs]
+    nodes = [n for n in graph if n.expr is not None]
+    adjoints = list(derivation.adjoints.values())
+    order = leaves + upstream + [n.name for n in nodes] + [a.name for a in adjoints]
+    names = {name: f"_bngraph_{k}" for k, name in enumerate(order)}
+    # every value in order, each from the ones before: lambdify's cse hook takes the assignments as they are
+    assignments = [(n.symbol, n.expr) for n in nodes] + [(a.symbol, a.expr) for a in adjoints]
+    results = [symbol(name) for name in order[len(leaves) + len(upstream):]]
+    function = sp.lambdify([sp.Symbol(names[n]) for n in leaves + upstream], results, modules="math",
+                           printer=_SafeNamePrinter(names), cse=lambda exprs: (assignments, exprs))
+
+    def values(leaf_values: Mapping[str, float], upstream_values: Mapping[str, float]) -> tuple[dict, dict]:
+        got = None
+        try:
+            got = function(*(float(leaf_values[n]) for n in leaves), *(float(upstream_values[n]) for n in upstream))
+        except (ArithmeticError, ValueError):  # 1/0, the root of a negative number, an overflow
+            pass
+        if got is None or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in got):
+            forward = forward_values(graph, leaf_values)
+            return forward, adjoint_values(derivation, forward, upstream_values)
+        forward = dict(leaf_values)
+        forward.update((n.name, float(v)) for n, v in zip(nodes, got))
+        return forward, {a.node: float(v) for a, v in zip(adjoints, got[len(nodes):])}
+
+    return values
+
+
 def closed_form_values(closed: ClosedForm, leaves: Mapping[str, float], upstream: Mapping[str, float], m: int) -> dict[str, list | float]:
     """Each closed-form formula at m examples, from the leaves (x_k, the parameters) and dL_dy_k
     alone: its definitions are evaluated first, in their order. A list over i = 1..m for
@@ -95,7 +146,55 @@ def closed_form_values(closed: ClosedForm, leaves: Mapping[str, float], upstream
 
 
 def _at_every_i(key: str, formula: sp.Expr, known: dict, m: int) -> list | float:
-    """``formula`` at m: for each i when ``key`` ends in [i], else once."""
+    """``formula`` at m: for each i when ``key`` ends in [i], else once; in float64 over arrays
+    when that gives finite real numbers, else exactly (which names what is not a number)."""
+    fast = _in_float64(key, formula, known, m)
+    return fast if fast is not None else _exactly(key, formula, known, m)
+
+
+def _in_float64(key: str, formula: sp.Expr, known: dict, size: int) -> list | float | None:
+    """The formula lambdified once, i running over a NumPy array (x[i] the array of x_k), each
+    Σ_j a NumPy sum; None where that does not give finite real numbers, or cannot be done."""
+    try:
+        with np.errstate(all="ignore"):
+            sums, totals = {}, {}  # each Σ_j by a stand-in symbol: its value goes in as an argument, all its bits
+            for s in formula.atoms(sp.Sum):
+                (index, low, high), = s.limits
+                if low != 1 or high != plates.m:
+                    return None
+                body = _over_batch(s.function, index, known, size)
+                if body is None:
+                    return None
+                sums[s] = sp.Dummy()
+                totals[sums[s]] = float(np.sum(body))
+            value = _over_batch(formula.xreplace(sums), plates.i, {**known, **totals}, size)
+    except (ArithmeticError, ValueError, TypeError, KeyError):
+        return None
+    if value is None:
+        return None
+    return [float(v) for v in value] if key.endswith("[i]") else float(value[0])
+
+
+def _over_batch(expr: sp.Expr, index: sp.Symbol, known: dict, size: int) -> np.ndarray | None:
+    """``expr`` (in base[index], batch scalars and m) for index = 1..size, as a float64 array."""
+    expr = expr.xreplace({plates.m: sp.Integer(size)})
+    indexed = expr.atoms(sp.Indexed)
+    if any(e.indices != (index,) for e in indexed):
+        return None
+    stand_in = {e: sp.Dummy() for e in indexed}
+    expr = expr.xreplace(stand_in)
+    scalars = sorted(expr.free_symbols - set(stand_in.values()), key=str)
+    if expr.has(sp.Sum) or plates.i in scalars or plates.j in scalars:
+        return None
+    arrays = [np.array([float(known[symbol(f"{e.base}_{k}")]) for k in range(1, size + 1)]) for e in stand_in]
+    function = sp.lambdify([*stand_in.values(), *scalars], expr, "numpy")
+    value = np.broadcast_to(np.asarray(function(*arrays, *(float(known[s]) for s in scalars))), (size,))
+    if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
+        return None
+    return value
+
+
+def _exactly(key: str, formula: sp.Expr, known: dict, m: int) -> list | float:
     # each Σ_j is a batch quantity, the same for every i: evaluate it once, not m times
     sums = {s: sp.Float(_number(concrete(s, m), known, key)) for s in formula.atoms(sp.Sum)}
     formula = formula.xreplace(sums)

@@ -262,7 +262,8 @@ def _inverse_rule(plates: Plates):
         definition = plates.values[name]
         if not definition.has(x[i]):
             continue
-        solved = sp.solve(sp.Eq(sp.IndexedBase(name)[i], definition), x[i], dict=True)
+        solved = sp.solve(sp.Eq(sp.IndexedBase(name)[i], definition), x[i], dict=True, check=False,
+                            simplify=False)  # linear in x[i]: no check, no simplify (it imports sympy.physics.units)
         if len(solved) == 1:
             rhs = solved[0][x[i]]
             return x, rhs, Identity(x[i], rhs, f"the definition of {name} solved for x")
@@ -289,7 +290,8 @@ def _identity_from_definition(name, definition, inverse, identities) -> Identity
     if len(new) != 1:
         return None
     stand_in = sp.Dummy()
-    solved = sp.solve(sp.Eq(sp.Symbol(name), rewritten.xreplace({new[0]: stand_in})), stand_in)
+    solved = sp.solve(sp.Eq(sp.Symbol(name), rewritten.xreplace({new[0]: stand_in})), stand_in,
+                      check=False, simplify=False)  # linear in the sum: as above
     if len(solved) != 1:
         return None
     return Identity(new[0], sp.factor(solved[0]), f"from the definition of {name}")

@@ -162,7 +162,8 @@ def _mul(a: sp.Expr, b: sp.Expr) -> sp.Expr:
 def _op_partials(node, args: tuple) -> dict[str, list]:
     """The table's partials of one op, gathered per parent (an arg may appear twice: x*x)."""
     gathered = defaultdict(list)
-    for a, p in zip(node.args, local_partials(node.op, args)):
+    wanted = tuple(isinstance(a, str) for a in node.args)  # parents only: a folded constant's partial is unused
+    for a, p in zip(node.args, local_partials(node.op, args, wanted)):
         if isinstance(a, str):
             gathered[a].append(p)
     return gathered

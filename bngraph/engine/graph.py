@@ -1,4 +1,6 @@
-"""The computation graph of a trace, in two views, as a thin typed wrapper over networkx.
+"""The computation graph of a trace, in two views, as a thin typed wrapper over networkx
+(built on first use: deriving needs only each node's children, and networkx takes a
+noticeable part of a cold start to import).
 
 *staged*: one node per primitive op (the 9-step graph). *named*: only the values the
 function named (and inputs, parameters, outputs), each expressed in terms of its nearest
@@ -19,14 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
-from typing import Iterator, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
-import networkx as nx
 import sympy as sp
 
 from bngraph.errors import BngraphError
 from bngraph.engine.primitives import forward
 from bngraph.engine.trace import Trace
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 VIEWS = ("named", "staged")
 LEAF_OPS = {"input": "input", "parameter": "parameter", "constant": "constant"}
@@ -75,7 +79,6 @@ class Graph:
     m: int
     view: str
     nodes: tuple[Node, ...]
-    digraph: nx.DiGraph = field(repr=False, compare=False)
     staged: "Graph | None" = field(default=None, repr=False, compare=False)
     # In the named view: every staged node's value in terms of named-view symbols.
     inlined: Mapping[str, sp.Expr] = field(default_factory=dict, repr=False, compare=False)
@@ -109,7 +112,27 @@ class Graph:
 
     def children(self, name: str) -> tuple[str, ...]:
         """The nodes that use ``name``, in topological order."""
-        return tuple(sorted(self.digraph.successors(name), key=self._order.__getitem__))
+        return self._children.get(name, ())
+
+    @cached_property
+    def _children(self) -> Mapping[str, tuple[str, ...]]:
+        children: dict[str, list[str]] = {}
+        for n in self.nodes:  # in topological order, so each list is too
+            for p in n.parents:
+                children.setdefault(p, []).append(n.name)
+        return {p: tuple(c) for p, c in children.items()}
+
+    @cached_property
+    def digraph(self) -> "nx.DiGraph":
+        """The graph as a frozen ``networkx.DiGraph`` (nodes carry ``op`` and ``role``)."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        for n in self.nodes:
+            g.add_node(n.name, op=n.op, role=n.role)
+        for n in self.nodes:
+            g.add_edges_from((p, n.name) for p in n.parents)
+        return nx.freeze(g)
 
     @cached_property
     def _order(self) -> Mapping[str, int]:
@@ -144,15 +167,6 @@ def _role(record, outputs: set[str]) -> str:
     return "output" if record.name in outputs else "intermediate"
 
 
-def _digraph(nodes: tuple[Node, ...]) -> nx.DiGraph:
-    g = nx.DiGraph()
-    for n in nodes:
-        g.add_node(n.name, op=n.op, role=n.role)
-    for n in nodes:
-        g.add_edges_from((p, n.name) for p in n.parents)
-    return nx.freeze(g)
-
-
 def _staged(trace: Trace, layer: str) -> Graph:
     outputs = set(trace.outputs)
     nodes = []
@@ -160,7 +174,7 @@ def _staged(trace: Trace, layer: str) -> Graph:
         parents = tuple(dict.fromkeys(a for a in r.args if isinstance(a, str)))
         nodes.append(Node(r.name, r.op, _role(r, outputs), r.args, parents, named=r.named))
     nodes = tuple(nodes)
-    return Graph(layer, trace.m, "staged", nodes, _digraph(nodes), trace=trace)
+    return Graph(layer, trace.m, "staged", nodes, trace=trace)
 
 
 def _named(staged: Graph) -> Graph:
@@ -190,7 +204,7 @@ def _named(staged: Graph) -> Graph:
             value[n.name] = expr
             region[n.name] = inner | {n.name}
     nodes = tuple(nodes)
-    return Graph(staged.layer, staged.m, "named", nodes, _digraph(nodes), staged, MappingProxyType(value), staged.trace)
+    return Graph(staged.layer, staged.m, "named", nodes, staged, MappingProxyType(value), staged.trace)
 
 
 def _undefined(expr: sp.Expr) -> bool:

@@ -6,7 +6,9 @@ limits; its numbers come from measurements on a 2-core machine with 23 GB (peak 
 memory with ``/usr/bin/time -v``, Python 3.11, the whole command, imports included):
 
     derive --format json   m = 1024: 106 MB, 7 s     m = 4096: 251 MB, 25 s   m = 8192: 683 MB, 54 s
-                           m = 16384: 2.46 GB, 288 s (today's code grows faster than m there)
+                           m = 16384: 2.46 GB, 288 s (the code before issue 17 grew faster than m there)
+    derive, after issue 17 (busy machine, load 4-8; benchmarks/results/speed.md)
+                           m = 4096: 171 MB     m = 16384: 473 MB     m = 65536: 1.65 GB, 327 s
     render (3 examples)    m = 4096: 242 MB, 9 s (forward), 24 s (backward)
     verify                 m = 256: 105 MB, 22 s     m = 1024: 142 MB, 114 s
     render --full          m = 64: 4 s   m = 128: 15 s   m = 256: 74 s (staged, backward)
@@ -15,7 +17,7 @@ memory with ``/usr/bin/time -v``, Python 3.11, the whole command, imports includ
 65536
 >>> check_m("verify", 10**8)
 Traceback (most recent call last):
-bngraph.errors.BngraphError: m = 100000000 is over verify's limit of m = 1024: it would need at least 7.5 TB of memory (about 75 KB per example) and its finite differences grow as m²
+bngraph.errors.BngraphError: m = 100000000 is over verify's limit of m = 1024: it would need at least 2.4 TB of memory (about 24 KB per example) and its finite differences grow as m²
 """
 from __future__ import annotations
 
@@ -23,9 +25,8 @@ from bngraph.errors import BngraphError
 
 # The largest m each command accepts, and why.
 M_LIMITS = {
-    # derive: the trace, the adjoints and their printing, all linear in m in principle; issue 17
-    # targets m = 65536 (named view, JSON) within 2 GB, so the limit is that size. (Until that
-    # lands, m = 65536 needs far more than the linear estimate: about 30 GB by the table above.)
+    # derive: the trace, the adjoints and their printing, all linear in m; m = 65536 (named view,
+    # JSON) takes 1.65 GB and about 5 minutes on a busy 2-core machine (table above), so the limit is that size.
     "derive": 65536,
     # render: draws examples 1, 2 and m only (COLLAPSE_ABOVE), but the backward diagram needs the
     # whole derivation: the same limit as derive.
@@ -39,16 +40,16 @@ M_LIMITS = {
 # render --full lays out every example; Graphviz's dot layout grows faster than m², so past
 # this size it takes minutes (see the table above); without --full any m up to render's limit draws.
 FULL_MAX_M = 128
-# Memory per example, measured at m = 8192 (derive, JSON): (683 MB - 75 MB) / 8192 ≈ 75 KB.
-BYTES_PER_EXAMPLE = 75_000
+# Memory per example, measured at m = 65536 (derive, JSON): (1650 MB - 75 MB) / 65536 ≈ 24 KB.
+BYTES_PER_EXAMPLE = 24_000
 BASE_BYTES = 75_000_000  # Python, SymPy, NumPy and networkx loaded
 
 
 def memory_estimate(m: int) -> int:
     """Bytes a command needs at batch size m, at least: memory grows at least linearly in m.
 
-    >>> memory_estimate(8192) // 10**6
-    689
+    >>> memory_estimate(65536) // 10**6
+    1647
     """
     return BASE_BYTES + BYTES_PER_EXAMPLE * m
 

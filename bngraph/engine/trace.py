@@ -391,21 +391,22 @@ def _finish(func: Callable, m: int, rec: _Recorder, out, convention: Convention 
         got = f"{len(out)} outputs" if isinstance(out, list) else f"a {type(out).__name__}"
         raise BngraphError(f"{function} returned {got} for m = {m} inputs; it must return a list of m outputs")
     nodes = rec.nodes
-    outputs = []
+    outputs, seen = [], set()  # the set: a list's `in` would make this m²
     for k, v in enumerate(out, 1):
         if not isinstance(v, Value) or v._recorder is not rec:
             raise BngraphError(f"output y_{k} of {function} is a constant, not computed from the traced inputs")
         node = nodes[v._index]
-        if node.op in ("input", "parameter", "constant") or v._index in outputs:
+        if node.op in ("input", "parameter", "constant") or v._index in seen:
             v = rec.record("id", (v._index,))  # y_k must be a node of its own
             node = nodes[v._index]
         node.name = f"y_{k}"
         outputs.append(v._index)
+        seen.add(v._index)
     live = _live(nodes, outputs)
-    _name_families(rec, m, live, set(outputs))
+    _name_families(rec, m, live, seen)
     fused = _fuse_sums(nodes, outputs, live)
     ys = tuple(f"y_{k}" for k in range(1, m + 1))
-    return Trace(function, m, _name_records(nodes, fused, outputs), ys, func, convention)
+    return Trace(function, m, _name_records(nodes, fused, seen), ys, func, convention)
 
 
 def _live(nodes: list[_Node], outputs: list[int]) -> list[bool]:
@@ -446,27 +447,33 @@ def _fuse_sums(nodes: list[_Node], outputs: list[int], live: list[bool]) -> dict
                     uses[a] += 1
     for o in outputs:
         uses[o] += 1
-    args: dict[int, tuple] = {}
-    absorbed: set[int] = set()
+    args: dict[int, tuple | list] = {}
     for index, node in enumerate(nodes):
         if not live[index]:
             continue
         if node.op != "add":
             args[index] = node.args
             continue
-        wide = []
+        wide = None
         for a in node.args:
             inner = nodes[a] if isinstance(a, int) else None
             if inner is not None and inner.op == "add" and uses[a] == 1 and not (inner.name or inner.staged_name):
-                wide.extend(args[a])
-                absorbed.add(a)
+                # the absorbed add's own list, taken over when it comes first (as in sum()'s
+                # chain): copying it at every add would make a sum of m terms cost m²
+                inner_args = args.pop(a)  # an add's: a list of its own
+                if wide is None:
+                    wide = inner_args
+                else:
+                    wide.extend(inner_args)
             else:
+                if wide is None:
+                    wide = []
                 wide.append(a)
-        args[index] = tuple(wide)
-    return {i: a for i, a in args.items() if i not in absorbed}
+        args[index] = wide
+    return {i: tuple(a) for i, a in args.items()}
 
 
-def _name_records(nodes: list[_Node], args: dict[int, tuple], outputs: list[int]) -> tuple[Record, ...]:
+def _name_records(nodes: list[_Node], args: dict[int, tuple], outputs: set[int]) -> tuple[Record, ...]:
     """Give every kept node its name: the user's, the stage's, or a short generated t1, t2 …"""
     taken: dict[str, int] = {}
     for index in args:
