@@ -228,6 +228,8 @@ def _renamed(plates: Plates, value: dict, taken: set) -> tuple[Plates, str]:
     wanted = {"mu", "xhat", "rms"} - taken
     if not {"sigma2", "sigma2_unbiased"} & taken:  # a function that names its variance has named it
         wanted |= set(VARIANCES)
+    if {"mu", "sigma2", "sigma2_unbiased"} & taken:  # a layer that centres has no root mean square to find
+        wanted.discard("rms")
     for n in plates.nodes:
         if n.named or n.op in LEAVES or not wanted:
             continue
