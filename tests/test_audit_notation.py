@@ -254,3 +254,9 @@ def test_a_coefficient_before_the_operator_stays_a_factor():
     x, i, mu = sp.IndexedBase(sp.Symbol("x")), sp.Symbol("i"), sp.Symbol("mu")
     rhs = parse_equation(r"a = (x_i - \mu)\frac{\partial}{\partial x_i} x_i^2").rhs
     assert sp.expand(rhs.doit() - 2 * x[i] * (x[i] - mu)) == 0, rhs
+
+
+def test_a_row_broken_right_after_the_equals_sign_goes_on():
+    found = findings("$$\\hat{x}_i = \\frac{x_i - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}} =\\\\ "
+                     "\\frac{x_i - \\mu}{\\sigma^2 + \\epsilon}$$")
+    assert len(found) == 1 and found[0].verdict == "wrong", [f.to_text() for f in found]

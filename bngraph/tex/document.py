@@ -310,6 +310,7 @@ _INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align
                     r"alignat|flalign)\*?\}(?:\{\d+\})?")
 _ROW = re.compile(r"\\\\(?:\s*\[[^\]]*\])?")
 _RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx|mapsto)(?![a-zA-Z])")
+_ENDS_WITH_RELATION = re.compile(r"(?<![\\:<>!])=\s*&?\s*$")
 _OPERATOR_START = re.compile(r"^(?:[+\-]|\\cdot(?![a-zA-Z])|\\times(?![a-zA-Z]))")
 _LEADING_LAYOUT = re.compile(r"^(?:\s|&|\\q?quad(?![a-zA-Z])|\\[,;:! ]|\\(?:nonumber|notag)(?![a-zA-Z]))*")
 # A full-width comma or semicolon (CJK text) sets two equations apart as ", \quad" does.
@@ -348,6 +349,9 @@ def _equations_of_block(offset: int, content: str, env: str) -> list[tuple[int, 
         if not text:
             continue
         at = row_offset + lead
+        if found and _ENDS_WITH_RELATION.search(found[-1][1]):  # "… ] = \\ \frac{1}{…}": broken after the =
+            found[-1][1] += " " + text
+            continue
         if found and _OPERATOR_START.match(text):  # "&\quad + …": the row above goes on
             found[-1][1] += " " + text
             continue
