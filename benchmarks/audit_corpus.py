@@ -32,9 +32,13 @@ if __package__ in (None, ""):
 from bngraph.audit.auditor import audit_document  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-SETS = {"held-out": HERE / "heldout", "test corpus": HERE.parent / "tests" / "data" / "audit" / "corpus"}
+SETS = {"held-out": HERE / "heldout", "test corpus": HERE.parent / "tests" / "data" / "audit" / "corpus",
+        "fresh": HERE / "heldout_fresh"}
 # Held-out write-ups set aside before the auditor was fixed against the others (issue 14, second round):
 # nobody looked at the auditor's findings on them while fixing; their figures are reported on their own.
+# The third round fixed the reading gaps seen on them, so they are worked on now; the fresh set
+# (benchmarks/heldout_fresh/) is the one left untouched.
+ROUND2 = "held-out, set aside in round 2 (worked on in round 3)"
 UNTOUCHED = ("ai_edu_bn_zh.md", "geeksmental_bn_doubts.md", "makemore_decoupled_bn.md", "mobilenet_notes_bn.md",
              "tf_xla_batchnormgrad.md")
 
@@ -150,11 +154,14 @@ def main() -> None:
                "held-out, worked on": measure(SETS["held-out"], expected["held-out"], lambda n: n not in UNTOUCHED),
                "test corpus": measure(SETS["test corpus"], corpus_errors)}
     if not args.worked_on:
-        results["held-out, untouched"] = measure(SETS["held-out"], expected["held-out"], lambda n: n in UNTOUCHED)
-    names = ["held-out, worked on", "test corpus"] + ([] if args.worked_on else ["held-out, untouched"])
+        results[ROUND2] = measure(SETS["held-out"], expected["held-out"], lambda n: n in UNTOUCHED)
+        results["fresh, untouched"] = measure(SETS["fresh"], json.loads((SETS["fresh"] / "expected.json").read_text()))
+    names = ["held-out, worked on", "test corpus"] + ([] if args.worked_on else [ROUND2, "fresh, untouched"])
     lines = ["# bngraph audit on real write-ups", "", f"warm-up (first audit in the process): {baseline} s", "",
              "The held-out write-ups are split: those the auditor was fixed against (worked on) and "
-             f"{len(UNTOUCHED)} set aside before fixing whose findings nobody looked at (untouched).", ""]
+             f"{len(UNTOUCHED)} set aside in the second round (whose reading gaps the third round then fixed, so they "
+             "are worked on now). The fresh set (benchmarks/heldout_fresh/) was added and measured before the third "
+             "round of fixes and kept out of it (untouched).", ""]
     for name in names:
         t = results[name]["totals"]
         lines += [f"## {name}", "", f"{t['documents']} documents, {t['equations']} equations "

@@ -181,3 +181,82 @@ def test_a_slip_in_d_notation_is_caught():
 def test_leibniz_and_a_size_d_keep_their_d(tex):
     from bngraph.tex.clean import rewrite_constructs
     assert rewrite_constructs(tex).count(r"\partial") == tex.count(r"\partial")
+
+
+# -- third round (issue 14): the reading gaps seen on the untouched held-out write-ups -------------------------
+def test_a_github_math_fence_is_display_math():
+    from bngraph.tex.document import find_equations
+    text = "Mean:\n```math\n\\mu = \\frac{1}{m}\\sum_i x_i\n```\n```python\nmu = x.mean()\n```\n"
+    assert [(s.line, s.tex, s.display) for s in find_equations(text)] == [(3, r"\mu = \frac{1}{m}\sum_i x_i", True)]
+    slip = findings("```math\n\\hat{x}_i = \\frac{x_i - \\mu}{\\sigma^2 + \\epsilon}\n```\n")
+    assert [f.verdict for f in slip] == ["wrong"] and slip[0].line == 2, slip[0].to_text()
+
+
+def test_xla_nabla_sum_and_star_are_read():
+    """XLA's BatchNormGrad notation: ∇γ for ∂L/∂γ, sum(…) over the batch, * for the product."""
+    right = one(r"\nabla \gamma = \text{sum}\Big( \nabla y * ( x - \mu ) / \sqrt{\sigma^2 + \epsilon} \Big)")
+    assert right.verdict in ("correct", "correct-other-form") and right.defines == "dL_dgamma", right.to_text()
+    slip = one(r"\nabla \gamma = \text{sum}\Big( \nabla y * ( x - \mu ) * \sqrt{\sigma^2 + \epsilon} \Big)")
+    assert slip.verdict == "wrong" and slip.counterexample is not None, slip.to_text()
+    c = slip.counterexample
+    x, dy = np.array(c.batch.x), np.array(c.batch.dL_dy)
+    s = np.sqrt(x.var() + c.batch.epsilon)
+    assert c.got == pytest.approx(float(dy @ ((x - x.mean()) * s)))
+    assert c.want == pytest.approx(float(dy @ ((x - x.mean()) / s)))
+    assert r"\nabla y_{j}" in slip.to_text()  # the correction is written in the document's notation
+
+
+def test_leibniz_d_of_the_loss_j_is_an_adjoint():
+    right = one(r"\frac{dJ}{d\gamma} = \sum_{i=1}^m \frac{dJ}{dy_i} \hat{x}_i")
+    assert right.verdict == "correct" and right.defines == "dL_dgamma", right.to_text()
+    slip = one(r"\frac{dJ}{d\gamma} = \sum_{i=1}^m \frac{dJ}{dy_i} x_i")  # x_i where x̂_i belongs
+    assert slip.verdict == "wrong" and slip.counterexample is not None, slip.to_text()
+    c = slip.counterexample
+    x, dy = np.array(c.batch.x), np.array(c.batch.dL_dy)
+    assert c.got == pytest.approx(float(dy @ x))
+
+
+@pytest.mark.parametrize("tex, verdict", [(r"\mu_B = \frac{1}{m}\sum_1^m x_i", "correct"),
+                                          (r"\sigma^2_B = \frac{1}{m} \sum_1^m (x_i-\mu_B)^2", "correct"),
+                                          (r"\sigma^2_B = \frac{1}{m} \sum_1^m (x_i-\mu_B)", "wrong")])
+def test_a_sum_with_only_its_start_sums_over_the_bodys_index(tex, verdict):
+    found = one(tex)
+    assert found.verdict == verdict, found.to_text()
+
+
+def test_a_full_width_comma_sets_two_equations_apart():
+    found = findings(r"$$\mu = \frac{1}{m}\sum_{i=1}^m x_i，\sigma^2 = \frac{1}{m}\sum_{i=1}^m (x_i - \mu)^3$$")
+    assert [(f.defines, f.verdict) for f in found] == [("mu", "correct"), ("sigma2", "wrong")], found
+
+
+@pytest.mark.parametrize("power, verdict", [("", "correct"), ("^2", "wrong")])
+def test_the_operator_form_of_a_partial_is_read(power, verdict):
+    """∂/∂x_i applied to what follows, also after a coefficient: (x_i − μ) ∂/∂x_i √(σ² + ε) (the quotient rule)."""
+    found = one(r"\frac{\partial \hat{x}_i}{\partial x_i} = \frac{1}{\sigma^2+\epsilon} \left[\frac{\partial}{\partial x_i}"
+                r" (x_i-\mu)" + power + r"\sqrt{\sigma^2+\epsilon} - (x_i - \mu)\frac{\partial}{\partial x_i}"
+                r" \sqrt{\sigma^2+\epsilon} \right]")
+    assert found.verdict == verdict, found.to_text()
+
+
+def test_a_size_letter_with_an_index_names_a_family():
+    """n_i = (x_i − μ)/√(σ² + ε): n is the document's x̂ here, not the batch size."""
+    text = ("$$n_i = \\frac{x_i-\\mu_B}{\\sqrt{\\sigma^2_B + \\epsilon}}$$\n\n$$z_i = \\gamma n_i + \\beta$$\n\n"
+            "$$\\frac{dJ}{d\\gamma} = \\sum_{i=1}^m \\frac{dJ}{dz_i}\\frac{dz_i}{d\\gamma}$$\n")
+    found = findings(text)
+    assert [f.verdict for f in found[:2]] == ["helper", "helper"], [f.to_text() for f in found]
+    assert found[2].verdict != "cannot-read", found[2].to_text()
+
+
+def test_a_coefficient_before_the_operator_stays_a_factor():
+    import sympy as sp
+
+    from bngraph.tex.grammar import parse_equation
+    x, i, mu = sp.IndexedBase(sp.Symbol("x")), sp.Symbol("i"), sp.Symbol("mu")
+    rhs = parse_equation(r"a = (x_i - \mu)\frac{\partial}{\partial x_i} x_i^2").rhs
+    assert sp.expand(rhs.doit() - 2 * x[i] * (x[i] - mu)) == 0, rhs
+
+
+def test_a_row_broken_right_after_the_equals_sign_goes_on():
+    found = findings("$$\\hat{x}_i = \\frac{x_i - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}} =\\\\ "
+                     "\\frac{x_i - \\mu}{\\sigma^2 + \\epsilon}$$")
+    assert len(found) == 1 and found[0].verdict == "wrong", [f.to_text() for f in found]

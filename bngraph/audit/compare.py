@@ -17,7 +17,7 @@ import sympy as sp
 from bngraph.audit.batcheval import Batch, Unevaluable, _rename_bound, close
 from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CORRECT, OTHER_FORM, WRONG, Context,
                                     Counterexample)
-from bngraph.tex.names import Notation, free_index_names, symbol
+from bngraph.tex.names import FAMILIES, Notation, free_index_names, symbol
 from bngraph.tex.printer import to_latex
 
 SEEDS = (0, 1)
@@ -76,7 +76,6 @@ class Reading:
     primary: bool = True  # what the author most likely means; a secondary one can only make it "ambiguous"
 
 
-FAMILIES = ("x", "xhat", "y", "dL_dx", "dL_dxhat", "dL_dy")
 
 
 def spelled_out(expr: sp.Expr, ctx: Context) -> frozenset[str]:

@@ -37,7 +37,10 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
         if eq is not None:
             notation = notation.merged(eq.notation)
     ctx = Context(refs, notation=notation)
-    size_names = set(SIZE_LETTERS) | {notation.get("m")} - {None}
+    # a size letter the document writes with an index (n_i = (x_i - μ)/σ) names a family, not the batch size
+    indexed = {ix.base.label.name for pair in sides_of if pair is not None for e in (pair[0], *pair[1])
+               for ix in e.atoms(sp.Indexed)}
+    size_names = (set(SIZE_LETTERS) - indexed) | {notation.get("m")} - {None}
     concrete, bound_at, m_now = [], [], None
     for pair in sides_of:
         if pair is not None:

@@ -205,7 +205,9 @@ def foreign_statistics(sides, ctx: Context) -> list[str]:
     for name in sorted(set().union(*(names_in(s) for s in sides)) & set(ctx.helpers)):
         expanded, seen = ctx.helpers[name].expr, {name}
         for _ in range(5):
-            inner = names_in(expanded) & set(ctx.helpers) - seen
+            # a scalar helper is put in by its name; an indexed one (z_i = γ n_i + β) is reached by its
+            # label, which xreplace must not touch
+            inner = {n for n in names_in(expanded) & set(ctx.helpers) - seen if ctx.helpers[n].index is None}
             if not inner:
                 break
             expanded = expanded.xreplace({symbol(n): ctx.helpers[n].expr for n in inner})

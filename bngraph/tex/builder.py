@@ -16,7 +16,7 @@ from fractions import Fraction
 import sympy as sp
 from lark import Token, Transformer, v_args
 
-from bngraph.tex.names import (KNOWN_COMMANDS, LOSS_NAMES, MAX_MAGNITUDE, DiffOp, Items, Name, ParenIndex, Partial,
+from bngraph.tex.names import (FAMILIES, KNOWN_COMMANDS, LOSS_NAMES, MAX_MAGNITUDE, DiffOp, Items, Name, ParenIndex, Partial,
                                Relation, TooLarge, fail, index_symbol, index_symbols, resolve_name, symbol, value)
 
 
@@ -147,7 +147,9 @@ class Builder(NameRules):
     def mul(self, *args):
         a, b = args[0], args[-1]
         if isinstance(a, DiffOp):
-            return self._derivative(b, a.wrt, "frac")
+            return a.coefficient * self._derivative(b, a.wrt, "frac")
+        if isinstance(b, DiffOp):  # (x_i - μ) ∂/∂x_i √…: the operator still waits for its operand
+            return DiffOp(b.wrt, self._num(a) * b.coefficient)
         return self._num(a) * self._num(b)
 
     def div(self, a, _op, b):
@@ -191,6 +193,14 @@ class Builder(NameRules):
             return self._derivative(target, sub, "sub")
         return Partial(target)
 
+    def nabla(self, _tok, target):
+        """``\\nabla y``, ``\\nabla \\gamma`` (XLA's notation): the loss's gradient with respect to it."""
+        wrt = self._num(target)
+        if not isinstance(wrt, (sp.Symbol, sp.Indexed)):
+            fail("cannot read \\nabla of an expression")
+        self.notes.setdefault("derivative", "nabla")
+        return _adjoint(wrt)
+
     def sum(self, _tok, *args):
         *scripts, body = args
         if scripts and isinstance(scripts[-1], Token):  # \sum_j - a_j: the body is negated
@@ -200,7 +210,7 @@ class Builder(NameRules):
             if limits[which] is not None:
                 fail("\\sum with two " + ("subscripts" if which == "_" else "superscripts"))
             limits[which] = arg
-        body = self._num(body)
+        body = _over_the_batch(self._num(body)) if limits["_"] is None else self._num(body)
         var, start, stop = self._limits(limits["_"], limits["^"], body)
         style = "full" if limits["^"] is not None else ("index" if limits["_"] is not None else "bare")
         self.notes.setdefault("sum_style", style)
@@ -209,7 +219,9 @@ class Builder(NameRules):
 
     def _limits(self, lower, upper, body):
         start, stop, var = sp.Integer(1), symbol("m"), lower
-        if isinstance(lower, Relation):
+        if isinstance(lower, sp.Integer):  # \sum_1^m x_i: the start alone, the index the body's
+            start, var = lower, None
+        elif isinstance(lower, Relation):
             if lower.op == "\\in":  # \sum_{i \in \mathcal{B}}: over the batch
                 var = lower.lhs
             elif lower.op == "=":
@@ -246,6 +258,10 @@ class Builder(NameRules):
         if isinstance(top_value, sp.Symbol) and top_value.name == "L":
             self.notes.setdefault("derivative", style)
             return _adjoint(bottom_value)
+        if style == "d" and isinstance(top_value, sp.Symbol) and top_value.name in LOSS_NAMES:  # dJ/dμ: J the loss
+            self.notes.setdefault("loss", top_value.name)
+            self.notes.setdefault("derivative", style)
+            return _adjoint(bottom_value)
         return sp.Derivative(top_value, bottom_value, evaluate=False)
 
     def _num(self, obj):
@@ -278,6 +294,17 @@ def _bounded(number, text: str):
     if abs(number) > MAX_MAGNITUDE:
         raise TooLarge(f"the number {text} is too large to check")
     return number
+
+
+def _over_the_batch(body):
+    """An index-free body whose per-example families stand bare (``sum(\\nabla y * x)``): the batch's
+    vectors, summed elementwise, so each gets the sum's index."""
+    if index_symbols(body):
+        return body
+    labels = {ix.base.label for ix in body.atoms(sp.Indexed)}
+    bare = [s for s in body.atoms(sp.Symbol) if s.name in FAMILIES and s not in labels]
+    j = index_symbol("j")
+    return body.xreplace({s: sp.IndexedBase(symbol(s.name))[j] for s in bare}) if bare else body
 
 
 def _adjoint(wrt):

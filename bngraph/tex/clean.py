@@ -120,6 +120,7 @@ _REWRITES = [
     (re.compile(r"\\right\s*\|\s*_"), r"\\right._"),  # \left. … \right|_{x = 0}: the bar of evaluation
     (re.compile(r"\\(?:odot|circ)(?![a-zA-Z])"), r"\\cdot"),  # Hadamard: per example and feature, a product
     (re.compile(r"\\dfrac|\\tfrac|\\cfrac"), r"\\frac"),
+    (re.compile(r"\\(?:text|textrm|mathrm|operatorname)\s*\{\s*sum\s*\}"), r"\\sum "),  # sum(…): the batch's sum
 ]
 _NOT_INDEX_PAIRS = {"in", "on", "up", "at", "of", "to", "lr", "bn", "ln", "ok", "dx", "dy"}
 _BRACED = re.compile(r"\\(underbrace|overbrace|underset|overset|stackrel)\s*\{")

@@ -146,7 +146,21 @@ def _blank(text: str, start: int, end: int) -> str:
     return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
 
 
+# GitHub and GitLab Markdown also take a fenced block of language "math" as display math.
+_MATH_FENCE = re.compile(r"^(```|~~~)[ \t]*math[ \t]*$(.*?)^\1[ \t]*$", re.S | re.M)
+
+
+def _math_fences_as_dollars(text: str) -> str:
+    """Each ```math fence rewritten as $$ … $$ of the same length: offsets (and lines) stay valid."""
+    def dollars(match: re.Match) -> str:
+        opening, closing = match.start(2) - match.start(0), match.end(0) - match.end(2)
+        return "$$".ljust(opening) + match[2] + "$$".ljust(closing)
+    return _MATH_FENCE.sub(dollars, text)
+
+
 def _mask(text: str, fmt: str) -> str:
+    if fmt != "tex":
+        text = _math_fences_as_dollars(text)
     patterns = [r"<!--.*?-->"]
     if fmt == "tex":
         patterns += [r"\\begin\{(verbatim|lstlisting|minted)\}.*?\\end\{\1\}", r"(?<!\\)%[^\n]*"]
@@ -296,9 +310,11 @@ _INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align
                     r"alignat|flalign)\*?\}(?:\{\d+\})?")
 _ROW = re.compile(r"\\\\(?:\s*\[[^\]]*\])?")
 _RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx|mapsto)(?![a-zA-Z])")
+_ENDS_WITH_RELATION = re.compile(r"(?<![\\:<>!])=\s*&?\s*$")
 _OPERATOR_START = re.compile(r"^(?:[+\-]|\\cdot(?![a-zA-Z])|\\times(?![a-zA-Z]))")
 _LEADING_LAYOUT = re.compile(r"^(?:\s|&|\\q?quad(?![a-zA-Z])|\\[,;:! ]|\\(?:nonumber|notag)(?![a-zA-Z]))*")
-_SEPARATOR = re.compile(r"(?:[,;]\s*)?\\qquad(?![a-zA-Z])|,\s*\\q?quad(?![a-zA-Z])|;\s*\\q?quad(?![a-zA-Z])")
+# A full-width comma or semicolon (CJK text) sets two equations apart as ", \quad" does.
+_SEPARATOR = re.compile(r"(?:[,;]\s*)?\\qquad(?![a-zA-Z])|,\s*\\q?quad(?![a-zA-Z])|;\s*\\q?quad(?![a-zA-Z])|\s*[，；]\s*")
 
 
 def first_relation(tex: str) -> re.Match | None:
@@ -333,6 +349,9 @@ def _equations_of_block(offset: int, content: str, env: str) -> list[tuple[int, 
         if not text:
             continue
         at = row_offset + lead
+        if found and _ENDS_WITH_RELATION.search(found[-1][1]):  # "… ] = \\ \frac{1}{…}": broken after the =
+            found[-1][1] += " " + text
+            continue
         if found and _OPERATOR_START.match(text):  # "&\quad + …": the row above goes on
             found[-1][1] += " " + text
             continue
@@ -397,10 +416,13 @@ _LAYOUT = re.compile(r"(?<!\\)&|\\(?:label|tag)\*?\{[^{}]*\}|\\(?:nonumber|notag
 _WRAPPER = re.compile(r"^\\(?:boxed|color\s*\{[^{}]*\}|displaystyle\s*)\s*\{(.*)\}$", re.S)
 
 
+_FULL_WIDTH = str.maketrans("，；：（）。", ",;:().")  # CJK punctuation typed inside a formula
+
+
 def _tidy(tex: str) -> str:
     """Alignment marks, labels and tags out; runs of white space made one space; a whole
     equation in ``\\boxed{…}`` unwrapped."""
-    tex = re.sub(r"\s+", " ", _LAYOUT.sub(" ", tex)).strip()
+    tex = re.sub(r"\s+", " ", _LAYOUT.sub(" ", tex)).strip().translate(_FULL_WIDTH)
     wrapped = _WRAPPER.match(tex)
     return wrapped[1].strip() if wrapped and first_relation(wrapped[1]) is not None else tex
 

@@ -70,6 +70,7 @@ expression: expr
        | SUM script* MINUS term             -> sum
        | PARTIAL ["_" sarg] [postfix]       -> partial
        | NABLA "_" sarg postfix             -> partial
+       | NABLA postfix                      -> nabla
 
 ?postfix: primary
         | postfix "_" sarg    -> subscript

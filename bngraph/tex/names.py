@@ -28,6 +28,8 @@ GREEK = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu 
 KNOWN_COMMANDS = {g: g for g in GREEK}
 KNOWN_COMMANDS.update(varepsilon="epsilon", eps="epsilon", vartheta="theta", varphi="phi", varrho="rho",
                       varsigma="sigma", ell="ell", B="B", cB="B", calB="B", imath="i", jmath="j")
+# The per-example families: written without an index (x, \nabla y), they stand for the batch's vector.
+FAMILIES = ("x", "xhat", "y", "dL_dx", "dL_dxhat", "dL_dy")
 LOSS_NAMES = {"L", "l", "ell", "J", "f", "E", "O"}  # ∂f/∂y_i: f the loss (O, the objective), as write-ups name it
 BATCH_MARKERS = {"B", "b"}  # μ_B, μ_𝓑, μ_b: "of the mini-batch"; dropped from the name
 # The contract's assumptions: m is a positive integer; every other name (indices too) is plain,
@@ -117,9 +119,11 @@ class Partial:
 
 @dataclass(frozen=True)
 class DiffOp:
-    """``\\frac{\\partial}{\\partial q}``: the operator, applied to the next factor."""
+    """``\\frac{\\partial}{\\partial q}``: the operator, applied to the next factor; ``a \\frac{\\partial}{\\partial q} b``
+    carries a as its coefficient until it meets b."""
 
     wrt: object
+    coefficient: object = 1
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ class NotationPrinter(LatexPrinter):
         style = self.notation.get("derivative", "frac")
         if style == "pdv":
             return rf"\pdv{{{loss}}}{{{target}}}"
+        if style == "nabla":
+            return rf"\nabla {target}"
         if style == "d":
             return rf"\frac{{d{loss}}}{{d{target}}}"
         return rf"\frac{{\partial {loss}}}{{\partial {target}}}"
