@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from bngraph.tex.document import group_end
 from bngraph.tex.names import fail
 
 MAX_DEPTH = 40  # nested braces; deeper is not notation, and would exhaust recursion
@@ -253,7 +254,7 @@ def _drop_braces_notes(tex: str) -> str:
         match = _BRACED.search(tex)
         if match is None:
             return tex
-        first_end = _group_end(tex, match.end() - 1)
+        first_end = group_end(tex, match.end() - 1)
         if first_end is None:
             return tex
         rest = tex[first_end:]
@@ -261,13 +262,13 @@ def _drop_braces_notes(tex: str) -> str:
         if match[1] in ("underbrace", "overbrace"):
             keep = tex[match.end() - 1:first_end]
             if note and rest[note.end():note.end() + 1] == "{":
-                end = _group_end(rest, note.end())
+                end = group_end(rest, note.end())
                 rest = rest[end:] if end else rest
             elif note:
                 rest = rest[note.end() + 1:]
         else:  # \underset{note}{a}: the second group is the value
             second = re.match(r"\s*\{", rest)
-            end = _group_end(rest, second.end() - 1) if second else None
+            end = group_end(rest, second.end() - 1) if second else None
             if end is None:
                 return tex
             keep, rest = rest[second.end() - 1:end], rest[end:]
@@ -275,13 +276,3 @@ def _drop_braces_notes(tex: str) -> str:
     return tex
 
 
-def _group_end(text: str, start: int) -> int | None:
-    depth = 0
-    for k in range(start, len(text)):
-        if text[k] == "{" and text[k - 1] != "\\":
-            depth += 1
-        elif text[k] == "}" and text[k - 1] != "\\":
-            depth -= 1
-            if depth == 0:
-                return k + 1
-    return None

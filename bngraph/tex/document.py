@@ -176,23 +176,30 @@ def _mask(text: str, fmt: str) -> str:
 _DEFINE = re.compile(r"\\(?:(?:re)?newcommand|providecommand|DeclareMathOperator)\*?|\\def(?![a-zA-Z])|\\require\s*\{[^{}]*\}")
 
 
+def group_end(text: str, start: int) -> int | None:
+    """The index just after the ``}`` that closes the ``{`` at ``start`` (escaped braces
+    ``\\{`` ``\\}`` do not count); None if it is never closed."""
+    depth = 0
+    for k in range(start, len(text)):
+        if text[k] == "{" and text[k - 1] != "\\":
+            depth += 1
+        elif text[k] == "}" and text[k - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return k + 1
+    return None
+
+
 def _group(text: str, pos: int) -> tuple[str, int]:
     """The balanced ``{…}`` at ``pos`` (spaces skipped): (content, end)."""
     while pos < len(text) and text[pos] in " \t\n":
         pos += 1
     if pos >= len(text) or text[pos] != "{":
         raise ValueError("expected {")
-    depth = 0
-    for k in range(pos, len(text)):
-        if text[k] == "\\":
-            continue
-        if text[k] == "{" and text[k - 1] != "\\":
-            depth += 1
-        elif text[k] == "}" and text[k - 1] != "\\":
-            depth -= 1
-            if depth == 0:
-                return text[pos + 1:k], k + 1
-    raise ValueError("unbalanced")
+    end = group_end(text, pos)
+    if end is None:
+        raise ValueError("unbalanced")
+    return text[pos + 1:end - 1], end
 
 
 def collect_macros(text: str) -> tuple[dict[str, Macro], list[tuple[int, int]]]:

@@ -29,6 +29,8 @@ from typing import Mapping
 import sympy as sp
 from sympy.printing.latex import LatexPrinter, greek_letters_set
 
+from bngraph.tex.document import group_end
+
 LAST = {"epsilon", "eps", "ε"}  # written last in a sum: sigma^2 + epsilon
 GREEK_CAPITALS = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
 
@@ -311,12 +313,5 @@ def _group(text: str, k: int) -> tuple[str, int]:
     if text[k] != "{":
         match = re.match(r"\\[A-Za-z]+|.", text[k:])
         return match[0], k + len(match[0])
-    depth = 0
-    for end in range(k, len(text)):
-        if text[end] == "{" and text[end - 1] != "\\":
-            depth += 1
-        elif text[end] == "}" and text[end - 1] != "\\":
-            depth -= 1
-            if depth == 0:
-                return text[k + 1:end], end + 1
-    return text[k + 1:], len(text)
+    end = group_end(text, k)
+    return (text[k + 1:], len(text)) if end is None else (text[k + 1:end - 1], end)
