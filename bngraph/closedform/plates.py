@@ -171,6 +171,27 @@ def _reduction(r, args, index, size) -> tuple:
     return (("sum", fam),) + tuple(a for a in args if a[0] != "e")
 
 
+LEAVES = ("input", "parameter", "constant")
+
+
+def node_value(n: PlateNode, value: dict[str, sp.Expr]) -> sp.Expr:
+    """A plate node's value from the values of the nodes before it (a family's at index i):
+    a leaf is its own symbol, a sum over the batch a ``Sum`` over j, any other op its rule."""
+    if n.op in LEAVES:
+        return sp.IndexedBase(n.name)[i] if n.kind == "example" else sp.Symbol(n.name)
+
+    def arg_value(a):
+        tag, ref = a
+        if tag == "c":
+            return ref
+        if tag == "sum":
+            return sp.Sum(value[ref].xreplace({i: j}), (j, 1, m))
+        return value[ref]
+
+    args = tuple(arg_value(a) for a in n.args)
+    return sp.Add(*args) if n.op == "add" and n.args and n.args[0][0] == "sum" else forward(n.op, args)
+
+
 def contract(nodes: tuple[PlateNode, ...]) -> Plates:
     """Inline unnamed nodes into the kept ones (as graph.py does for the named view)."""
     value: dict[str, sp.Expr] = {}  # node -> value (at index i for families), in kept symbols
@@ -183,23 +204,12 @@ def contract(nodes: tuple[PlateNode, ...]) -> Plates:
         if n.kind == "example" or n.name in used_by_examples:
             used_by_examples.update(ref for tag, ref in n.args if tag == "b" and not by_name[ref].named)
 
-    def arg_value(a):
-        tag, ref = a
-        if tag == "c":
-            return ref
-        if tag == "sum":
-            return sp.Sum(value[ref].xreplace({i: j}), (j, 1, m))
-        return value[ref]
-
     for n in nodes:
-        if n.op in ("input", "parameter", "constant"):
-            value[n.name] = sp.IndexedBase(n.name)[i] if n.kind == "example" else sp.Symbol(n.name)
+        expr = node_value(n, value)
+        if n.op in LEAVES:
+            value[n.name] = expr
             kept.append(n.name)
             continue
-        if n.op == "add" and n.args and n.args[0][0] == "sum":
-            expr = sp.Add(*(arg_value(a) for a in n.args))
-        else:
-            expr = forward(n.op, tuple(arg_value(a) for a in n.args))
         # Keep named nodes, outputs, and unnamed batch sums that examples use (so sums never nest).
         keep = n.named or n.role == "output" or (n.name in used_by_examples and expr.has(sp.Sum))
         if keep:

@@ -34,10 +34,8 @@ from types import MappingProxyType
 
 import sympy as sp
 
-from bngraph.engine.primitives import forward
-from bngraph.closedform.plates import Plates, PlateNode, contract, i, j, m
+from bngraph.closedform.plates import LEAVES, Plates, PlateNode, contract, i, j, m, node_value
 
-LEAVES = ("input", "parameter", "constant")
 x = sp.IndexedBase("x")
 MU = sp.Sum(x[j], (j, 1, m)) / m
 _DEVIATIONS = sp.Sum((x[j] - MU) ** 2, (j, 1, m))
@@ -91,22 +89,8 @@ def _has_inputs(expr: sp.Expr) -> bool:
 def written_out(plates: Plates) -> dict[str, sp.Expr]:
     """Every plate node's value in x[i], sums over j, the parameters and m (nothing inlined kept)."""
     value: dict[str, sp.Expr] = {}
-
-    def arg(a):
-        tag, ref = a
-        if tag == "c":
-            return ref
-        if tag == "sum":
-            return sp.Sum(value[ref].xreplace({i: j}), (j, 1, m))
-        return value[ref]
-
     for n in plates.nodes:
-        if n.op in LEAVES:
-            value[n.name] = sp.IndexedBase(n.name)[i] if n.kind == "example" else sp.Symbol(n.name)
-        elif n.op == "add" and n.args and n.args[0][0] == "sum":
-            value[n.name] = sp.Add(*(arg(a) for a in n.args))
-        else:
-            value[n.name] = forward(n.op, tuple(arg(a) for a in n.args))
+        value[n.name] = node_value(n, value)
     return value
 
 
