@@ -82,6 +82,12 @@ def _target_options(p: argparse.ArgumentParser, command: str, view: bool = True)
         p.add_argument("--view", choices=("named", "staged"), default="named", help="graph view (default: named)")
 
 
+def _cache_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-cache", action="store_true", help="compute the closed form afresh: neither read nor write "
+                   "bngraph's cache ($BNGRAPH_CACHE_DIR, else $XDG_CACHE_HOME/bngraph or ~/.cache/bngraph); "
+                   "the output is the same")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bngraph",
@@ -110,6 +116,7 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     p.add_argument("--batch-subscript", action="store_true", help="LaTeX/Markdown: write μ_𝓑 and σ²_𝓑")
     p.add_argument("--full", action="store_true", help="LaTeX/Markdown: add the derivation at the given m, node by node")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (LaTeX: a standalone document)")
+    _cache_option(p)
     p.add_argument("--compare", metavar="LAYER", help="with --function: is it the same function as the built-in "
                    "LAYER for every m, with the same backward? (a small counterexample where not; exit 1 if not)")
 
@@ -126,6 +133,7 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
 
     p = command("verify", "check the derived formulas against NumPy, finite differences and autograd")
     _target_options(p, "verify", view=False)
+    _cache_option(p)
 
     p = command("check-backward", "check your own backward code against the references")
     p.add_argument("target", metavar="FILE.py:BACKWARD")
@@ -136,6 +144,7 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     p.add_argument("file", metavar="FILE", help="the write-up (- reads standard input, as Markdown); at most 2 MB")
     p.add_argument("--layer", default="batchnorm")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    _cache_option(p)
 
     p = command("codegen", "generate the derived forward and backward as a NumPy, PyTorch or JAX module")
     p.add_argument("layer", nargs="?", default=None, help="built-in layer (default: batchnorm; see `bngraph layers`)")
@@ -146,6 +155,7 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
                         "batch (Batch Norm), 1 each row (Layer Norm, RMSNorm); default: the function's "
                         "__bngraph_axis__, else 0")
     p.add_argument("-o", "--output", metavar="FILE.py", help="write the module to FILE.py (default: standard output)")
+    _cache_option(p)
     p.set_defaults(m=3, view="named")  # the closed form holds for every m; the trace needs one
 
     command("layers", "list the built-in layers")
@@ -153,6 +163,7 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
     p = command("report", "the main job: graphs, derivation (text, JSON, LaTeX, Markdown) and checks in a folder")
     _target_options(p, "report", view=False)
     p.add_argument("-o", "--output", metavar="FOLDER", default="bngraph-output", help="folder (default: bngraph-output)")
+    _cache_option(p)
     return parser
 
 
@@ -300,6 +311,11 @@ def _run(argv: list[str] | None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
+        if getattr(args, "no_cache", False):  # the commands that compute a closed form
+            from bngraph.closedform.cache import disabled
+
+            with disabled():
+                return COMMANDS[args.command](args)
         return COMMANDS[args.command](args)
     except BngraphError as exc:
         return _fail(f"bngraph: error: {exc}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import sympy as sp
 
@@ -65,7 +65,12 @@ class NotLiftable(BngraphError):
 
 def lift(func: Callable) -> Plates:
     """The plate program of ``func``, from its traces at m = 4, 5, 6."""
-    shapes = [_shape(trace(func, size)) for size in SIZES]
+    return lift_traces([trace(func, size) for size in SIZES])
+
+
+def lift_traces(traces: Sequence[Trace]) -> Plates:
+    """The plate program of a function from its traces at m = 4, 5, 6 (``SIZES``)."""
+    shapes = [_shape(t) for t in traces]
     first = shapes[0]
     if any(len(s) != len(first) for s in shapes):
         raise NotLiftable("its graph does not grow uniformly with m")
