@@ -325,3 +325,79 @@ def test_every_corpus_forward_derives_and_its_gradients_match_finite_differences
         fd.append((loss(x + e) - loss(x - e)) / (2 * h))
     assert np.allclose([values[f"y_{k}"] for k in range(1, 5)], np.array(run(t, x, point.__getitem__), dtype=float))
     assert np.allclose([grads[f"x_{k}"] for k in range(1, 5)], fd, rtol=1e-6, atol=1e-8)
+
+
+# -- NumPy only when an array is used as one ---------------------------------------------------
+def test_plain_python_forwards_never_import_numpy(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    user = Path(__file__).parent / "data" / "user_layers.py"
+    script = ("import sys; from bngraph.cli import main\n"
+              "for args in (['derive', '--no-cache'], ['derive'], ['derive', '--view', 'staged', '--format', 'json'],\n"
+              f"             ['derive', '--function', {str(user) + ':my_batchnorm'!r}, '--no-cache']):\n"
+              "    assert main(args) == 0\n"
+              "print('numpy' in sys.modules, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "BNGRAPH_CACHE_DIR": str(tmp_path)})
+    assert done.returncode == 0 and done.stderr.strip() == "False", done.stderr[-2000:]
+
+
+def test_a_traced_array_has_numpys_operators():
+    from bngraph.engine.arrays import OPERATORS, TracedArray
+
+    mixin = {k for k in vars(np.lib.mixins.NDArrayOperatorsMixin) if k.startswith("__") and k != "__hash__"}
+    assert mixin - {"__module__", "__doc__", "__slots__", "__dict__", "__weakref__", "__qualname__",
+                    "__firstlineno__", "__static_attributes__"} <= set(OPERATORS)
+    assert all(callable(getattr(TracedArray, k)) for k in OPERATORS) and TracedArray.__hash__ is None
+
+
+def test_x_as_a_list_and_as_an_array_trace_alike():
+    from bngraph.engine.layers import LAYERS
+
+    def as_list(x, gamma, beta, eps):
+        return LAYERS["layernorm"].function(x, gamma, beta, eps)
+
+    def as_array(x, gamma, beta, eps):
+        assert x.dtype == object  # made a NumPy array before the layer runs
+        return LAYERS["layernorm"].function(x, gamma, beta, eps)
+
+    assert trace(as_list, 5).records == trace(as_array, 5).records
+
+
+def running_sum_written_into_x(x, gamma):
+    """Writes into x while iterating over it: NumPy's iteration sees each write."""
+    out = []
+    for k, xk in enumerate(x):
+        if k + 1 < len(x):
+            x[k + 1] = x[k + 1] + xk
+        out.append(gamma * xk)
+    return out
+
+
+def test_writes_into_x_while_iterating_are_seen_as_numpy_sees_them():
+    y, dx = engine(running_sum_written_into_x, params={"gamma": C})
+    assert np.allclose(y, numbers(running_sum_written_into_x, X, {"gamma": C}), rtol=1e-12)
+    assert np.allclose(dx, finite_differences(running_sum_written_into_x, params={"gamma": C}), rtol=1e-6)
+
+
+def test_numpy_scalars_are_constants_of_their_python_value():
+    from bngraph.engine.trace import constant
+
+    assert constant(np.float32(0.1)) == sp.Rational(repr(float(np.float32(0.1))))  # the float32 it is, exactly
+    assert constant(np.int64(3)) == 3 and constant(np.float64(0.25)) == sp.Rational(1, 4)
+    with pytest.raises(BngraphError, match="cannot trace an operation with bool"):
+        constant(np.True_)
+
+
+def scalar_times_constant_array(x):
+    """A traced scalar times a NumPy array: the array applies the product per element."""
+    mu = x.mean()
+    return x - mu * ROW
+
+
+def test_a_traced_scalar_leaves_a_numpy_array_operand_to_the_array():
+    y, dx = engine(scalar_times_constant_array)
+    assert np.allclose(y, numbers(scalar_times_constant_array, X), rtol=1e-12)
+    assert np.allclose(dx, finite_differences(scalar_times_constant_array), rtol=1e-6)

@@ -14,6 +14,7 @@ NumPy arrays gets ``x`` as an array of Values (:mod:`bngraph.engine.arrays`).
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import keyword
 import math
@@ -23,12 +24,11 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Sequence
 
-import numpy as np
 import sympy as sp
 
 from bngraph.errors import BngraphError
-from bngraph.engine.arrays import (FLAT, Convention, TracedArray, apply_function, apply_ufunc, conventions,
-                                   is_hyperparameters, outputs_of, traced_array, unsupported)
+from bngraph.engine.arrays import (FLAT, Convention, TracedArray, conventions, is_hyperparameters, is_ndarray,
+                                   outputs_of, traced_array, unsupported)
 from bngraph.engine.usercode import (UserExit, definition_location, function_name, running_user_code,
                                      traceback_location, user_frame, user_location)
 
@@ -85,9 +85,11 @@ def _caller() -> str:
 
 def constant(c) -> sp.Expr:
     """A Python or NumPy number as an exact SymPy constant (0.1 -> 1/10, 1/3 as a float -> 1/3)."""
-    if isinstance(c, (bool, np.bool_)) or not isinstance(c, (numbers.Real, sp.Number)):
+    np = sys.modules.get("numpy")  # (no NumPy scalar exists before NumPy is imported)
+    boolean = isinstance(c, bool) or (np is not None and isinstance(c, np.bool_))
+    if boolean or not isinstance(c, (numbers.Real, sp.Number)):
         raise BngraphError(f"cannot trace an operation with {type(c).__name__} {c!r} ({_caller()})")
-    if isinstance(c, np.generic):  # np.int64(3), np.float64(1e-5): the Python number
+    if np is not None and isinstance(c, np.generic):  # np.int64(3), np.float64(1e-5): the Python number
         c = c.item()
     if isinstance(c, float):
         if not math.isfinite(c):
@@ -97,7 +99,9 @@ def constant(c) -> sp.Expr:
     return sp.nsimplify(c) if isinstance(c, sp.Float) else sp.Rational(c)
 
 
-_ARRAYS = (TracedArray, np.ndarray)
+def _is_array(other) -> bool:
+    """An array operand (ours or NumPy's), which handles the operation itself; a traced value is none."""
+    return type(other) is not Value and is_ndarray(other)
 
 
 class Value:
@@ -121,41 +125,41 @@ class Value:
 
     # An array operand (value * x) is the array's to handle: it applies the op per element.
     def __add__(self, other):
-        if isinstance(other, _ARRAYS):
+        if _is_array(other):
             return NotImplemented
         if not isinstance(other, Value) and other == 0:  # so that builtin sum() starts cleanly
             return self
         return self._op("add", self, other)
 
     def __radd__(self, other):
-        if isinstance(other, _ARRAYS):
+        if _is_array(other):
             return NotImplemented
         return self.__add__(other) if (not isinstance(other, Value) and other == 0) else self._op("add", other, self)
 
     def __sub__(self, other):
-        return NotImplemented if isinstance(other, _ARRAYS) else self._op("sub", self, other)
+        return NotImplemented if _is_array(other) else self._op("sub", self, other)
 
     def __rsub__(self, other):
-        return NotImplemented if isinstance(other, _ARRAYS) else self._op("sub", other, self)
+        return NotImplemented if _is_array(other) else self._op("sub", other, self)
 
     def __mul__(self, other):
-        return NotImplemented if isinstance(other, _ARRAYS) else self._op("mul", self, other)
+        return NotImplemented if _is_array(other) else self._op("mul", self, other)
 
     def __rmul__(self, other):
-        return NotImplemented if isinstance(other, _ARRAYS) else self._op("mul", other, self)
+        return NotImplemented if _is_array(other) else self._op("mul", other, self)
 
     def __truediv__(self, other):
-        if isinstance(other, _ARRAYS):
+        if _is_array(other):
             return NotImplemented
         if not isinstance(other, Value) and other == 0:
             raise BngraphError(f"division by zero at {_caller()}: a traced value is divided by the constant 0")
         return self._op("div", self, other)
 
     def __rtruediv__(self, other):
-        return NotImplemented if isinstance(other, _ARRAYS) else self._op("div", other, self)
+        return NotImplemented if _is_array(other) else self._op("div", other, self)
 
     def __pow__(self, exponent):
-        if isinstance(exponent, _ARRAYS):
+        if _is_array(exponent):
             return NotImplemented
         if isinstance(exponent, Value):
             raise BngraphError(f"'** traced value' is not supported: use exp(y * log(x)) ({_caller()})")
@@ -192,9 +196,13 @@ class Value:
 
     # NumPy's functions on a Value (np.sqrt(v), np.float64(2) * v, np.mean(v)) treat it as a 0-d array.
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        from bngraph.engine.numpy_ops import apply_ufunc  # NumPy is calling: it is imported
+
         return apply_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
+        from bngraph.engine.numpy_ops import apply_function
+
         return apply_function(func, args, kwargs)
 
     # -- what tracing cannot follow --------------------------------------------------
@@ -359,7 +367,7 @@ def trace(func: Callable, m: int, constants: Sequence[str] | None = None) -> Tra
         args = convention.arguments(params[1:], traced_array(x, convention.x_shape(m)), leaves.__getitem__,
                                     lambda v: traced_array([v], (1,)))
         try:
-            with np.errstate(all="ignore"), running_user_code(function_name(func), code.co_filename if code else None):
+            with _numpy_quiet(), running_user_code(function_name(func), code.co_filename if code else None):
                 out = func(*args)
         except BngraphError:
             raise
@@ -376,9 +384,20 @@ def trace(func: Callable, m: int, constants: Sequence[str] | None = None) -> Tra
                        f"({traceback_location(exc.__traceback__)})") from None
 
 
-def run(t: Trace, x, leaf: Callable[[str], object], vector: Callable = np.atleast_1d) -> list:
+def _numpy_quiet():
+    """NumPy's floating-point warnings off while the user's code runs (nothing to silence
+    where NumPy is not imported: plain-Python code does not import it)."""
+    np = sys.modules.get("numpy")
+    return np.errstate(all="ignore") if np is not None else contextlib.nullcontext()
+
+
+def run(t: Trace, x, leaf: Callable[[str], object], vector: Callable | None = None) -> list:
     """Call the traced function again on numbers (or autograd's boxes), laid out as when it was
     traced: ``x`` an array of m values, ``leaf(name)`` each parameter's value. Its m outputs."""
+    if vector is None:
+        import numpy as np
+
+        vector = np.atleast_1d
     params = _signature(t.source)[1:]
     x = x.reshape(t.convention.x_shape(t.m))
     return outputs_of(t.source(*t.convention.arguments(params, x, leaf, vector)))

@@ -186,10 +186,8 @@ def function_name(function):
 @lru_cache(maxsize=1)
 def _library_folders() -> tuple[str, ...]:
     """Where code that is not the user's lives: bngraph, NumPy, SymPy and Python's own library."""
-    import numpy
-    import sympy
-
-    folders = {str(Path(module.__file__).parent) for module in (numpy, sympy)}
+    # found, not imported: plain-Python code runs without NumPy
+    folders = {str(Path(importlib.util.find_spec(package).origin).parent) for package in ("numpy", "sympy")}
     folders.add(str(Path(__file__).parent.parent))  # the bngraph package
     folders |= {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")}
     return tuple(sorted(folder.rstrip("/") + "/" for folder in folders))
