@@ -10,6 +10,7 @@ import gc
 import os
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -54,9 +55,11 @@ def child_env() -> dict:
 
 def cold(argv: list[str], timeout: float = 120) -> float:
     """Wall-clock seconds of one child process, from exec to exit (it must succeed)."""
-    start = time.perf_counter()
-    done = subprocess.run(argv, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=timeout)
-    elapsed = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as cache:  # a fresh closed-form cache: computed every run, as before it existed
+        start = time.perf_counter()
+        done = subprocess.run(argv, cwd=REPO, env=child_env() | {"BNGRAPH_CACHE_DIR": cache}, capture_output=True,
+                              text=True, timeout=timeout)
+        elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[1:])} exited {done.returncode}: {done.stderr.strip()[-500:]}")
     return elapsed

@@ -5,7 +5,11 @@
     python benchmarks/speed.py --quick               # small sizes, one run each (the smoke test)
 
 Every command is a fresh ``python -m bngraph …`` with the checkout first on ``PYTHONPATH``, timed
-from exec to exit under ``/usr/bin/time`` for its peak resident memory. With ``--before``, each
+from exec to exit under ``/usr/bin/time`` for its peak resident memory. The cold ``derive`` at m = 3
+is measured twice, against the same run's cold ``import sympy`` (the three interleaved): with the
+closed-form cache warm (a cache of this run's own, filled by one untimed run first) and with
+``--no-cache`` (dropped for a checkout older than the flag, which has no cache). Every other
+command gets an empty cache of its own, so it computes the closed form as before the cache existed. With ``--before``, each
 measurement runs for both checkouts one after the other, so the load of a shared machine falls
 on both alike. Writes ``speed.md`` and ``speed.json`` in ``--out`` (default benchmarks/results/).
 """
@@ -35,9 +39,13 @@ def _cap_memory():
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
 
-def run(checkout: Path, argv: list[str], folder: Path, timeout: float = 1800) -> dict:
-    """One fresh process: wall seconds and peak resident memory (bytes, None without /usr/bin/time)."""
-    env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1")
+def run(checkout: Path, argv: list[str], folder: Path, timeout: float = 1800, cache: Path | None = None) -> dict:
+    """One fresh process: wall seconds and peak resident memory (bytes, None without /usr/bin/time).
+    ``cache``: the closed-form cache it uses (default: an empty one in ``folder``, never the user's)."""
+    env = dict(os.environ, PYTHONPATH=str(checkout), PYTHONDONTWRITEBYTECODE="1",
+               BNGRAPH_CACHE_DIR=str(cache or folder / "cache"))
+    if "--no-cache" in argv and "--no-cache" not in (checkout / "bngraph" / "cli.py").read_text(encoding="utf-8"):
+        argv = [a for a in argv if a != "--no-cache"]  # a checkout from before the cache: it computes every time
     report = folder / "time.txt"
     command = [sys.executable, *argv]
     if TIME:
@@ -60,6 +68,7 @@ def derive(m: int, fmt: str = "json", view: str = "named") -> list[str]:
     return ["-m", "bngraph", "derive", "--m", str(m), "--view", view, "--format", fmt, "-o", f"out_m{m}.{fmt}"]
 
 
+COLD = ["-m", "bngraph", "derive", "--m", "3"]
 FULL = {"json": 1024, "baseline": 5, "verify": 256, "big": 4096, "bigger": 16384, "largest": 65536}
 QUICK = {"json": 64, "baseline": 2, "verify": 16, "big": 64, "bigger": 256, "largest": 512}
 
@@ -67,7 +76,8 @@ QUICK = {"json": 64, "baseline": 2, "verify": 16, "big": 64, "bigger": 256, "lar
 def names(quick: bool) -> dict[str, str]:
     """The commands' names at the sizes of this run."""
     s = QUICK if quick else FULL
-    return {"sympy": "import sympy", "cold": "derive m=3 text", "json": f"derive m={s['json']} json",
+    return {"sympy": "import sympy", "cold": "derive m=3 text (cache)", "cold_fresh": "derive m=3 text --no-cache",
+            "json": f"derive m={s['json']} json",
             "baseline": f"plain SymPy m={s['baseline']}", "derive_v": f"derive m={s['verify']} json",
             "verify": f"verify m={s['verify']}", **{k: f"derive m={s[k]} json" for k in ("big", "bigger", "largest")}}
 
@@ -78,7 +88,8 @@ def commands(quick: bool) -> dict[str, tuple[list[str], int]]:
     few, some = (1, 1) if quick else (3, 5)
     return {
         n["sympy"]: (["-c", "import sympy"], some),
-        n["cold"]: (["-m", "bngraph", "derive", "--m", "3"], some),
+        n["cold"]: (COLD, some),
+        n["cold_fresh"]: ([*COLD, "--no-cache"], some),
         n["json"]: (derive(s["json"]), few),
         n["baseline"]: ([str(HERE / "baseline.py"), str(s["baseline"]), "120"], few),
         n["derive_v"]: (derive(s["verify"]), few),
@@ -89,18 +100,33 @@ def commands(quick: bool) -> dict[str, tuple[list[str], int]]:
     }
 
 
+def schedule(quick: bool) -> list[str]:
+    """The order of the runs: the cold start's three commands (import sympy, derive with the cache,
+    derive with --no-cache) round after round, so the load falls on all three alike; then the rest."""
+    n, table = names(quick), commands(quick)
+    cold = [n["sympy"], n["cold"], n["cold_fresh"]]
+    order = [name for _ in range(max(table[c][1] for c in cold)) for name in cold]
+    return order + [name for name, (_, runs) in table.items() if name not in cold for _ in range(runs)]
+
+
 def measure(checkouts: dict[str, Path], quick: bool, skip: dict[str, set], partial: Path) -> dict:
     """Every command's runs for every checkout, interleaved: one run of each checkout in turn
     (written to ``partial`` after each run, so a long run interrupted keeps what it measured)."""
     results = {label: {} for label in checkouts}
-    for name, (argv, runs) in commands(quick).items():
-        for _ in range(runs):
+    table, warm = commands(quick), names(quick)["cold"]
+    with tempfile.TemporaryDirectory() as caches:
+        cache = {label: Path(caches) / label for label in checkouts}  # each checkout's own, for the warm row
+        for label, checkout in checkouts.items():  # one untimed run fills it
+            with tempfile.TemporaryDirectory() as folder:
+                run(checkout, table[warm][0], Path(folder), cache=cache[label])
+        for name in schedule(quick):
+            argv = table[name][0]
             for label, checkout in checkouts.items():
                 if name in skip.get(label, ()):
                     continue
                 print(f"[speed] {label}: {name}", file=sys.stderr, flush=True)
                 with tempfile.TemporaryDirectory() as folder:
-                    one = run(checkout, argv, Path(folder))
+                    one = run(checkout, argv, Path(folder), cache=cache[label] if name == warm else None)
                 if name.startswith("plain SymPy") and "failed" not in one:  # the child times its diff + simplify
                     one["wall"] = json.loads(one["stdout"].strip().splitlines()[-1])["total"]
                 one.pop("stdout", None)
@@ -132,8 +158,10 @@ def rows(medians: dict, quick: bool) -> list[dict]:
         return p / 1e6 if p else None
 
     return [
-        {"measure": "cold `bngraph derive` (m = 3, text) / cold `import sympy`", "goal": 1.4,
+        {"measure": "cold `bngraph derive` (m = 3, text), closed-form cache warm / cold `import sympy`", "goal": 1.4,
          "value": ratio("cold", "sympy")},
+        {"measure": "cold `bngraph derive --no-cache` (m = 3, text) / cold `import sympy`", "goal": 1.4,
+         "value": ratio("cold_fresh", "sympy")},
         {"measure": f"`derive --m {s['json']} --format json` (cold) / plain SymPy diff + simplify "
                     f"of one component at m = {s['baseline']}", "goal": 0.2, "value": ratio("json", "baseline")},
         {"measure": f"t(m = {s['bigger']}) / t(m = {s['big']}), named, JSON (linear is 4)", "goal": 4.6,

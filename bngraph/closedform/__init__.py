@@ -8,6 +8,10 @@ export, the auditor and the outputs read.
 - ``recognise``: finds the batch mean, variance, normalised input (and rms) a function did
   not name, and writes the plate program in those names.
 - ``simplify``: reverse mode at symbolic m, then simplification by the layer's own identities.
+- ``form``: the :class:`ClosedForm` it gives, and ``concrete`` (a formula at a given m).
+- ``cache``: the closed form kept between runs in the user's cache directory (``--no-cache``
+  skips it), keyed on the traced program; ``serialise``: it as JSON data, rebuilt from a
+  whitelist of SymPy classes (never ``eval``, ``sympify`` or ``pickle``).
 - ``evaluate``: numbers for a graph's nodes, its adjoints and the closed form at one point.
 """
 from bngraph.closedform.simplify import ClosedForm, closed_form, closed_form_of, concrete

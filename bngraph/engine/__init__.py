@@ -5,8 +5,11 @@ user's ``FILE.py:FUNC`` loaded by :mod:`bngraph.engine.usercode`) and gives a
 :class:`~bngraph.engine.derive.Derivation`, which every later stage reads.
 
 - ``trace``: runs the function on traced scalars and records a :class:`Trace`.
-- ``arrays``: NumPy code on traced scalars (``TracedArray``), and how a forward is called
-  (``x`` of shape (m,) or (m, 1), a ``bn_param`` dict, ``(out, cache)`` results).
+- ``arrays``: arrays of traced scalars (``TracedArray``: a plain list until used as an array),
+  and how a forward is called (``x`` of shape (m,) or (m, 1), a ``bn_param`` dict,
+  ``(out, cache)`` results).
+- ``numpy_ops``: NumPy's ufuncs and functions on traced arrays, element by element (the only
+  engine module that imports NumPy; plain-Python forwards never load it).
 - ``primitives``: the table of ops, each forward rule beside its local partials
   (the partial of ``sqrt`` lives there).
 - ``graph``: the *staged* and *named* views of a trace, over networkx.
