@@ -226,6 +226,7 @@ def test_an_interrupted_write_leaves_no_file(folder, monkeypatch):
     assert entries(folder) == []
 
 
+@pytest.mark.slow
 def test_processes_writing_one_entry_at_once_agree(folder):
     env = dict(os.environ, BNGRAPH_CACHE_DIR=str(folder))
     command = [sys.executable, "-m", "bngraph", "derive", "layernorm", "--format", "json"]
@@ -248,6 +249,7 @@ def test_the_cache_directory(monkeypatch, tmp_path):
     assert cache.directory() == tmp_path / "mine"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["verify", "--m", "2"], ["codegen", "--target", "numpy"],
                                      ["audit", str(REPO / "tests" / "data" / "audit" / "bn_correct.md")]],
                          ids=lambda c: c[0])
