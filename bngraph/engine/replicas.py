@@ -33,7 +33,7 @@ from sympy.core.operations import AssocOp
 
 _NOT_REUSABLE = object()
 _PLACEHOLDER = "\x00"  # an index no name holds
-_SYMBOLS: dict[str, sp.Symbol] = {}  # name -> Symbol: SymPy's own Symbol() costs more than a lookup
+_PLACEHOLDERS: dict[str, sp.Symbol] = {}  # x_<placeholder> for each family x
 _MAX_NODES = 400  # bigger templates are rare and renaming them saves little
 
 
@@ -48,15 +48,15 @@ class Replicas:
 
     def __init__(self):
         self._first: dict[Any, _Template] = {}
+        self._symbols: dict[str, sp.Symbol] = {}  # the renamed symbols, shared by all families
         self.renamed = False  # whether the last result of ``get`` is its family's first, renamed
-        self._symbols: dict[str, sp.Symbol] = {}
 
     def get(self, family, k: int, inputs, compute: Callable[[], Any]):
         """``compute()``, or the first example's result renamed to example ``k``."""
         first = self._first.get(family)
         if first is None:
             result = compute()
-            first = self._first[family] = _template(k, inputs, result)
+            first = self._first[family] = _template(k, inputs, result, self._symbols)
             self.renamed = first is not _NOT_REUSABLE  # the first is its own renaming
             return result
         self.renamed = not (first is _NOT_REUSABLE or first.k == k or not first.keeps_order(k)
@@ -104,7 +104,7 @@ def _with_placeholder(expr, indices: set):
         if base is None:
             return expr
         indices.add(k)
-        return _symbol(f"{base}_{_PLACEHOLDER}")
+        return _symbol(f"{base}_{_PLACEHOLDER}", _PLACEHOLDERS)
     if not expr.args:
         return expr
     if not isinstance(expr, (AssocOp, sp.Pow, sp.Function)):
@@ -123,8 +123,8 @@ def _with_placeholder(expr, indices: set):
 class _Template:
     """One example's inputs and result, and which of their parts mention its index."""
 
-    def __init__(self, k: int, names: set[str], inputs, result, varying: set[int]):
-        self.k, self.inputs, self.result = k, inputs, result
+    def __init__(self, k: int, names: set[str], inputs, result, varying: set[int], symbols: dict):
+        self.k, self.inputs, self.result, self._symbols = k, inputs, result, symbols
         self._bases = {n: base for n in names if (base := _base(n, k)) is not None}  # names to rename
         self._sorted = sorted(names)  # as SymPy compares symbols: by name
         self._varying = varying  # ids of the expressions that hold an indexed name
@@ -176,26 +176,27 @@ class _Template:
         if kind is dict:
             return {self._name(a, new): self.rename(b, new) for a, b in item.items()}
         if kind is sp.Symbol:
-            return _symbol(self._name(item.name, new))
+            return _symbol(self._name(item.name, new), self._symbols)
         args = tuple(self.rename(a, new) for a in item.args)
         if isinstance(item, AssocOp):  # as built: SymPy's flatten already ordered these args
             return kind._from_args(args, item.is_commutative)
         return item.func(*args, evaluate=False)
 
 
-def _template(k: int, inputs, result):
+def _template(k: int, inputs, result, symbols: dict):
     names: set[str] = set()
     varying: set[int] = set()
     nodes = _collect((inputs, result), names, varying)
     if nodes is None or nodes > _MAX_NODES:
         return _NOT_REUSABLE
-    return _Template(k, names, inputs, result, varying)
+    return _Template(k, names, inputs, result, varying, symbols)
 
 
-def _symbol(name: str) -> sp.Symbol:
-    found = _SYMBOLS.get(name)
+def _symbol(name: str, made: dict) -> sp.Symbol:
+    """``Symbol(name)``, looked up in ``made`` first (SymPy's own constructor costs more)."""
+    found = made.get(name)
     if found is None:
-        found = _SYMBOLS[name] = sp.Symbol(name)
+        found = made[name] = sp.Symbol(name)
     return found
 
 
