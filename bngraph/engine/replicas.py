@@ -75,48 +75,56 @@ class Texts:
     """
 
     def __init__(self):
-        self._texts: dict[sp.Expr, str | None] = {}
+        self._texts: dict[tuple, str | None] = {}
 
     def text(self, expr: sp.Expr, print_expr: Callable[[sp.Expr], str]) -> str:
-        found = _shape(expr)
-        if found is None:
+        indices: set[int] = set()
+        shape = _shape(expr, indices)
+        if shape is None or len(indices) != 1:
             return print_expr(expr)
-        k, shape = found
+        k = indices.pop()
         template = self._texts.get(shape, False)
         if template is False:  # the first of its shape
             text = print_expr(expr)
-            template = print_expr(shape)
+            template = print_expr(_with_placeholder(expr))
             self._texts[shape] = template if template.replace(_PLACEHOLDER, str(k)) == text else None
             return text
         return print_expr(expr) if template is None else template.replace(_PLACEHOLDER, str(k))
 
 
-def _shape(expr: sp.Expr) -> tuple[int, sp.Expr] | None:
-    """(k, ``expr`` with a placeholder for k) when its indexed names all carry one index k."""
-    indices: set[int] = set()
-    shape = _with_placeholder(expr, indices)
-    return (indices.pop(), shape) if shape is not None and len(indices) == 1 else None
-
-
-def _with_placeholder(expr, indices: set):
+def _shape(expr, indices: set) -> tuple | sp.Basic | None:
+    """``expr`` as nested tuples, each indexed name as its family's alone, its index added to
+    ``indices``; None where it holds two indices or something else than sums, products, powers
+    and functions of symbols and numbers."""
     if type(expr) is sp.Symbol:
         base, k = example_index(expr.name)
         if base is None:
             return expr
         indices.add(k)
-        return _symbol(f"{base}_{_PLACEHOLDER}", _PLACEHOLDERS)
+        return (base,)
     if not expr.args:
         return expr
     if not isinstance(expr, (AssocOp, sp.Pow, sp.Function)):
         return None
-    args = []
+    shape = [type(expr)]
     for a in expr.args:
-        shaped = _with_placeholder(a, indices)
-        if shaped is None or len(indices) > 1:
+        part = _shape(a, indices)
+        if part is None or len(indices) > 1:
             return None
-        args.append(shaped)
+        shape.append(part)
+    return tuple(shape)
+
+
+def _with_placeholder(expr):
+    """``expr`` with the placeholder for every example index."""
+    if type(expr) is sp.Symbol:
+        base, k = example_index(expr.name)
+        return expr if base is None else _symbol(f"{base}_{_PLACEHOLDER}", _PLACEHOLDERS)
+    if not expr.args:
+        return expr
+    args = tuple(_with_placeholder(a) for a in expr.args)
     if isinstance(expr, AssocOp):
-        return type(expr)._from_args(tuple(args), expr.is_commutative)
+        return type(expr)._from_args(args, expr.is_commutative)
     return expr.func(*args, evaluate=False)
 
 
