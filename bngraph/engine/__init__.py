@@ -14,6 +14,8 @@ user's ``FILE.py:FUNC`` loaded by :mod:`bngraph.engine.usercode`) and gives a
   (the partial of ``sqrt`` lives there).
 - ``graph``: the *staged* and *named* views of a trace, over networkx.
 - ``derive``: reverse-mode chain rule over a graph, symbolically.
+- ``replicas``: one example's symbolic work renamed for the others (``graph``, ``derive``
+  and the printers reuse it), where that is exactly what SymPy would build.
 - ``layers``: the built-in layers, written as plain functions.
 """
 from bngraph.engine.derive import Adjoint, Derivation, derive

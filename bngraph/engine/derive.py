@@ -25,6 +25,7 @@ import sympy as sp
 
 from bngraph.engine.graph import Graph, symbol
 from bngraph.engine.primitives import local_partials
+from bngraph.engine.replicas import Replicas, example_index
 
 
 def adjoint_name(node: str) -> str:
@@ -87,12 +88,12 @@ class Derivation:
         def flush():
             names = {a.node for a in run}
             independent = not any(set(self.graph.children(a.node)) & names for a in run)
-            out.extend(sorted(run, key=lambda a: _example(a.node)[1]) if independent else run)
+            out.extend(sorted(run, key=lambda a: example_index(a.node)[1]) if independent else run)
             run.clear()
 
         for adjoint in self.adjoints.values():
-            family = _example(adjoint.node)[0]
-            if run and (family is None or family != _example(run[-1].node)[0]):
+            family = example_index(adjoint.node)[0]
+            if run and (family is None or family != example_index(run[-1].node)[0]):
                 flush()
             run.append(adjoint)
         flush()
@@ -135,19 +136,30 @@ def derive(graph: Graph) -> Derivation:
     """All adjoints of ``graph`` by reverse-mode accumulation, with upstream dL_dy_k given."""
     partials = _named_partials(graph) if graph.view == "named" else _staged_partials(graph)
     adjoints = {}
+    replicas = Replicas()
     for node in reversed(graph.nodes):
         if node.role in ("output", "constant"):
             continue
         terms = tuple((c, partials[node.name, c]) for c in graph.children(node.name))
-        expr = sp.Add(*(_mul(adjoint_symbol(c), p) for c, p in terms))
+        family, k = example_index(node.name)
+        if family:
+            expr = replicas.get(family, k, (node.name, terms), lambda: _chain_rule_sum(terms))
+        else:  # a batch node (mu): its m terms are one example's term renamed
+            expr = _chain_rule_sum(terms, replicas, node.name)
         adjoints[node.name] = Adjoint(node.name, terms, expr)
     return Derivation(graph, MappingProxyType(partials), MappingProxyType(adjoints))
 
 
-def _example(name: str) -> tuple[str | None, int]:
-    """``xhat_2`` -> ("xhat", 2); a name without an example index -> (None, 0)."""
-    base, _, index = name.rpartition("_")
-    return (base, int(index)) if base and index.isdigit() else (None, 0)
+def _chain_rule_sum(terms, replicas: Replicas | None = None, node: str = "") -> sp.Expr:
+    return sp.Add(*(_mul_per_example(replicas, node, c, adjoint_symbol(c), p) for c, p in terms))
+
+
+def _mul_per_example(replicas: Replicas | None, node: str, name: str, a: sp.Expr, b: sp.Expr) -> sp.Expr:
+    """a·b, where a or b belongs to example ``name``: the first example's product, renamed."""
+    family, k = example_index(name)
+    if replicas is None or family is None or a is sp.S.One or b is sp.S.One:
+        return _mul(a, b)
+    return replicas.get((node, family), k, (name, a, b), lambda: _mul(a, b))
 
 
 def _mul(a: sp.Expr, b: sp.Expr) -> sp.Expr:
@@ -190,22 +202,38 @@ def _named_partials(graph: Graph) -> dict:
     staged, value = graph.staged, graph.inlined
     through: dict[str, dict[str, sp.Expr]] = {}  # unnamed node -> {named ancestor: partial}
     partials = {}
+    replicas = Replicas()
+    renamed = set()  # unnamed per-example nodes whose `through` is their family's first one's, renamed
     for node in staged:
         if not node.parents:
             continue
         args = tuple(value[a] if isinstance(a, str) else a for a in node.args)
-        gathered = defaultdict(list)
-        for parent, ps in _op_partials(node, args).items():
-            p = sp.Add(*ps)
-            if parent in graph:
-                gathered[parent].append(p)
-            else:
-                for ancestor, q in through[parent].items():
-                    gathered[ancestor].append(_mul(p, q))
-        result = {ancestor: sp.Add(*ps) for ancestor, ps in gathered.items()}
+        family, k = example_index(node.name)
+        if family:  # all the result depends on, so that a renamed match has the renamed result
+            inputs = (node.op, node.args, args, tuple(
+                (a, a in graph, True if a in renamed else through.get(a)) for a in node.parents))
+            result = replicas.get(family, k, inputs, lambda: _through(graph, node, args, through))
+            if replicas.renamed:
+                renamed.add(node.name)
+        else:
+            result = _through(graph, node, args, through, replicas)
         if node.name in graph:
             for parent in graph[node.name].parents:
                 partials[parent, node.name] = result.get(parent, sp.S.Zero)
         else:
             through[node.name] = result
     return partials
+
+
+def _through(graph: Graph, node, args: tuple, through: dict, replicas: Replicas | None = None) -> dict[str, sp.Expr]:
+    """∂node/∂a for every named node a it reads, directly or through unnamed nodes
+    (for a batch node, ``replicas`` gives its m per-example products)."""
+    gathered = defaultdict(list)
+    for parent, ps in _op_partials(node, args).items():
+        p = sp.Add(*ps)
+        if parent in graph:
+            gathered[parent].append(p)
+        else:
+            for ancestor, q in through[parent].items():
+                gathered[ancestor].append(_mul_per_example(replicas, node.name, ancestor, p, q))
+    return {ancestor: sp.Add(*ps) for ancestor, ps in gathered.items()}

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import sympy as sp
 
 from bngraph.errors import BngraphError
+from bngraph.engine.replicas import Replicas, example_index
 from bngraph.engine.primitives import forward
 from bngraph.engine.trace import Trace
 
@@ -183,12 +184,18 @@ def _named(staged: Graph) -> Graph:
     value: dict[str, sp.Expr] = {}  # staged node -> its value in named-view symbols
     region: dict[str, frozenset] = {}  # unnamed staged node -> the unnamed nodes it stands for
     nodes = []
+    replicas = Replicas()  # x_7 - mu is x_1 - mu renamed
     for n in staged:
         if n.op in LEAF_OPS:
             value[n.name] = n.symbol
             nodes.append(n)
             continue
-        expr = _scaled_sum(n.op, tuple(value[a] if isinstance(a, str) else a for a in n.args))
+        args = tuple(value[a] if isinstance(a, str) else a for a in n.args)
+        family, k = example_index(n.name)
+        if family:
+            expr = replicas.get(family, k, (n.op, n.args, args), lambda: _scaled_sum(n.op, args))
+        else:
+            expr = _scaled_sum(n.op, args)
         if _undefined(expr):  # x_1 / (x_1 - x_1): SymPy folds the denominator to 0
             raise BngraphError(f"{n.name} = {expr}: the traced function divides by a value that is always 0")
         inner = frozenset().union(*(region[a] for a in n.parents if a not in kept))

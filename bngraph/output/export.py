@@ -22,6 +22,7 @@ from sympy.printing import precedence as _precedence
 from sympy.printing.str import StrPrinter
 
 from bngraph.engine.derive import Derivation
+from bngraph.engine.replicas import Texts
 from bngraph.engine.layers import LAYERS
 
 
@@ -35,6 +36,7 @@ class _MemoPrinter(StrPrinter):
     def __init__(self, settings=None):
         super().__init__(settings)
         self._printed: dict = {}
+        self._replicas = Texts()  # dL_dx_7's text is dL_dx_1's with 7 for 1
 
     def doprint(self, expr):
         with _mul_precedence_from_coefficient():
@@ -45,7 +47,7 @@ class _MemoPrinter(StrPrinter):
             return super()._print(expr, **kwargs)
         text = self._printed.get(expr)
         if text is None:
-            text = self._printed[expr] = super()._print(expr)
+            text = self._printed[expr] = self._replicas.text(expr, super()._print)
         return text
 
 
