@@ -143,6 +143,23 @@ def _zh_rrms_check(R):
     return written, true
 
 
+
+def _ko_direct_term(t, d_centered):
+    """Korean page, line 59/61: 1/s - (x_i - mu_B)/s^3 * d(x_i - mu_B)/dx_i."""
+    return 1 / _s(t) - (t["x"] - t["mu"]) / _s(t) ** 3 * d_centered
+
+
+def _ko_rmsnorm(v, dy, gamma, eps):
+    """Korean page, line 90, scalar gamma: (gamma/RMS) dy_d - (x_d/RMS^3)((gamma/RMS) sum_j x_j dy_j)."""
+    rms = np.sqrt((v ** 2).mean() + eps)
+    return gamma / rms * dy - v / rms ** 3 * (gamma / rms * (v * dy).sum())
+
+
+KO = dict(v=RNG.normal(0.4, 1.3, 7), dy=RNG.normal(0, 1, 7), gamma=1.6, eps=0.05)
+KO["dx"] = grad(lambda u: float(KO["dy"] @ (KO["gamma"] * u / np.sqrt((u ** 2).mean() + KO["eps"]))), KO["v"])
+DIAG = np.diag(jacobian(lambda v: (v - v.mean()) / np.sqrt(v.var() + T["eps"]), T["x"]))
+
+
 CHECKS = {
     ("zaffnet_bn_2017.md", 51): lambda: (
         -T["gamma"] * (-0.5) * _s(T) ** -3 * (T["dy"] * (T["x"] - T["mu"])).sum(), T["dL_dvar"]),
@@ -204,6 +221,11 @@ CHECKS = {
     ("normalization_dnn_notes.md", 139): lambda: (
         T["dy"] * T["gamma"] / _s(T) + (_g(T) * (-1 / _s(T))).sum() / T["m"]
         + _g(T) * (-0.5 * T["xhat"].sum()) * 2 * T["xhat"] / (T["m"] * _s(T)), T["dL_dx"]),
+    ("ko_bn_ln_gradients.md", 59): lambda: (_ko_direct_term(T, 1 - 1 / T["m"]), DIAG),
+    ("ko_bn_ln_gradients.md", 61): lambda: (_ko_direct_term(T, 1.0), DIAG),
+    ("ko_bn_ln_gradients.md", 67): lambda: (
+        2 / T["m"] * (T["x"] - T["mu"]) * (1 - 1 / T["m"]), grad(lambda v: v.var(), T["x"])),
+    ("ko_bn_ln_gradients.md", 90): lambda: (_ko_rmsnorm(KO["v"], KO["dy"], KO["gamma"], KO["eps"]), KO["dx"]),
     ("normalization_dnn_notes.md", 141): lambda: (_sum_over_i_of_j_terms(T, shifted, _g(T)), T["dL_dx"]),
     ("normalization_dnn_notes.md", 142): lambda: (_sum_over_i_of_j_terms(T, shifted, T["dy"]) * T["gamma"], T["dL_dx"]),
 }
@@ -245,6 +267,12 @@ def test_a_free_index_is_wrong_for_the_other_pick_too(key):
         assert differs(_sum_over_i_of_j_terms(T, same, _g(T)), T["dL_dx"])
 
 
+def test_the_korean_direct_term_is_not_the_held_statistics_partial_either():
+    """Lines 59/61 differ from 1/s too (the partial with mu_B and sigma_B^2 held), so no reading makes them right."""
+    for d_centered in (1 - 1 / T["m"], 1.0):
+        assert differs(_ko_direct_term(T, d_centered), np.full(T["m"], 1 / _s(T)))
+
+
 def test_the_unbound_w_h_is_the_only_slip_of_the_rmsnorm_rows():
     """kernel-hyperdrive rows 21, 23, 27 are right once w_h reads w_j; row 22 stays wrong (its 1/r_i is gone)."""
     assert not differs(_kh_row(RMS, lambda j: RMS["w"][j]), RMS["dX"])
@@ -275,3 +303,7 @@ def test_the_right_versions_pass_the_same_checks():
     assert not differs(g / s + t["dL_dvar"] * 2 * (t["x"] - t["mu"]) / t["m"] + t["dL_dmu"] / t["m"], t["dL_dx"])
     assert not differs((g * (t["x"] - t["mu"])).sum() * -0.5 * s ** -3, t["dL_dvar"])                      # notes 98 fixed
     assert not differs((t["m"] * g - g.sum() - t["xhat"] * (g * t["xhat"]).sum()) / (t["m"] * s), t["dL_dx"])
+    assert not differs((1 - 1 / t["m"]) / s - (t["x"] - t["mu"]) ** 2 / (t["m"] * s ** 3), DIAG)             # ko 59 fixed
+    assert not differs(2 / t["m"] * (t["x"] - t["mu"]), grad(lambda v: v.var(), t["x"]))                   # ko 67 fixed
+    v, dy, gm, rms = KO["v"], KO["dy"], KO["gamma"], np.sqrt((KO["v"] ** 2).mean() + KO["eps"])
+    assert not differs(gm / rms * dy - v / (len(v) * rms ** 3) * gm * (v * dy).sum(), KO["dx"])            # ko 90 fixed
