@@ -34,6 +34,7 @@ import sympy as sp
 
 from bngraph.audit.batcheval import Batch, reference_table
 from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
+from bngraph.audit.letters import element_capitals, own_letters
 from bngraph.audit.judge import judge
 from bngraph.audit.verdicts import (CANNOT_EVALUATE, CANNOT_READ, HELPER, NOT_ABOUT, VERDICTS, WRONG, Context,
                                     Counterexample, Judgement)
@@ -41,7 +42,7 @@ from bngraph.errors import BngraphError, one_line
 from bngraph.tex.document import Snippet, document_equations
 from bngraph.tex.clean import clean
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
-from bngraph.tex.names import TooLarge, canonical
+from bngraph.tex.names import NotChecked, TooLarge, canonical
 
 __all__ = ["AuditReport", "Finding", "assert_document_correct", "audit_document", "cli_audit"]
 
@@ -200,7 +201,7 @@ def _default_table(layer: str) -> tuple:
 
 
 def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> Finding | None:
-    if isinstance(eq, (TooLarge, MatrixForm)):
+    if isinstance(eq, (TooLarge, MatrixForm, NotChecked)):
         return Finding.of(snippet, Judgement(None, "", CANNOT_EVALUATE, str(eq)))
     if isinstance(eq, DataBinding):
         return Finding.of(snippet, Judgement("setting:x", "setting x", HELPER, str(eq)))
@@ -292,7 +293,8 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     refs = reference_table(references) if references is not None else dict(_default_table(layer))
     name, snippets = document_equations(path_or_text, doc_format)
     parsed = [_read(s) for s in snippets]
-    equations = name_the_scale(fold_feature_index([eq if isinstance(eq, Equation) else None for eq in parsed]))
+    equations = element_capitals([eq if isinstance(eq, Equation) else None for eq in parsed])
+    equations = own_letters(name_the_scale(fold_feature_index(equations)), refs)
     parsed = [eq if folded is None else folded for eq, folded in zip(parsed, equations)]
     ctx, sizes = build_context(equations, refs)
     findings, above = [], None

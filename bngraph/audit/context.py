@@ -56,6 +56,9 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
                 ctx.beta_is_shift = True
         bound_at.append(m_now)
     ctx.size_names = frozenset(size_names)
+    eps = symbol("epsilon")
+    ctx.eps_free = not any(e.has(eps) for pair in sides_of if pair is not None for e in (pair[0], *pair[1])) and any(
+        pair is not None and (target_of(pair[0]) or ("",))[0] in ("sigma", "xhat") for pair in sides_of)
     if m_now is None and concrete and 1 < max(concrete) <= 64:  # a worked example: x_1, x_2, x_3 make m = 3
         bound_at = [max(concrete)] * len(bound_at)
     for pair in sides_of:
@@ -74,7 +77,9 @@ def register_helper(lhs, sides, ctx: Context) -> None:
     if name in ctx.refs and not any(name in names_in(s) for s in sides):
         key = f"{name}[{int(index)}]" if index is not None and index.is_Integer else name
         ctx.definitions.setdefault(key, []).append(Helper(sides[0], index.name if isinstance(index, sp.Symbol) else None))
-    if (name in ctx.refs or name in GIVEN or name in ctx.size_names or name in ctx.helpers
+    # δ = dJ/dZ (the whole batch's), then δ_i = dJ/dz_i: the element's definition is the one formulas use
+    taken = name in ctx.helpers and not (ctx.helpers[name].index is None and isinstance(index, sp.Symbol))
+    if (name in ctx.refs or name in GIVEN or name in ctx.size_names or taken
             or any(name in names_in(s) for s in sides) or name.startswith("dL_d")):
         return
     if name == "sigma":  # σ defined with ε inside, √(σ² + ε): later formulas mean that σ

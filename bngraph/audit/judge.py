@@ -171,7 +171,7 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
         index = symbol("i")
         lhs = sp.IndexedBase(symbol(name))[index]
         sides = tuple(as_vectors(s, "i") if as_vectors(s, "i") is not None else s for s in sides)
-    if is_update(name, sides, ctx):
+    if is_update(name, sides, ctx, lhs):
         return with_warnings(judge_update(lhs, sides, ctx), warnings)
     running = _running_statistics(lhs, sides, ctx)
     if running and name in ctx.refs:
@@ -366,8 +366,29 @@ def _pinned(lhs, sides, notation, ctx: Context, label: str, index: str) -> Judge
                                 tuple(s.xreplace({k: sp.Integer(v)}) for s in sides), notation, ctx)) for v in (1, 2)]
     v, worst = next(((v, j) for v, j in found if j.verdict == WRONG), None) or next(
         ((v, j) for v, j in found if j.verdict != CORRECT), found[0])
+    if worst.verdict == WRONG:  # ∂(x_i − μ)²/∂x_j = −2(x_i − μ)/m, stated "for i ≠ j": right off the diagonal only
+        case = _one_case(lhs, sides, notation, ctx, index)
+        if case is not None:
+            return Judgement(worst.defines, label, AMBIGUOUS, f"wrong as written for every pair; right {case}")
     held = f"{index} held at 1 and at 2" if worst.verdict == CORRECT else f"{index} = {v}"
     return replace(worst, label=label, checked=_join_checked(worst.checked, held), correction=None)
+
+
+def _one_case(lhs, sides, notation, ctx: Context, index: str) -> str | None:
+    """"for i ≠ j" or "for i = j" when the two-index identity holds in that case alone (the text may say so)."""
+    other = next(iter(free_index_names([lhs]) - {index}), None)
+    if other is None:
+        return None
+    k, o = symbol(index), symbol(other)
+
+    def holds(at_other: int) -> bool:
+        pin = {k: sp.Integer(1), o: sp.Integer(at_other)}
+        return judge_identity(lhs.xreplace(pin), tuple(s.xreplace(pin) for s in sides), notation, ctx).verdict == CORRECT
+
+    diagonal, off = holds(1), holds(2)
+    if diagonal != off:
+        return f"for {other} = {index} only" if diagonal else f"for {other} ≠ {index} only (the case the text may state)"
+    return None
 
 
 def _join_checked(checked: str, held: str) -> str:

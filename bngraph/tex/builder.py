@@ -17,7 +17,7 @@ import sympy as sp
 from lark import Token, Transformer, v_args
 
 from bngraph.tex.names import (FAMILIES, KNOWN_COMMANDS, LOSS_NAMES, MAX_MAGNITUDE, DiffOp, Items, Name, ParenIndex, Partial,
-                               Relation, TooLarge, fail, index_symbol, index_symbols, resolve_name, symbol, value)
+                               NotChecked, Relation, TooLarge, fail, index_symbol, index_symbols, resolve_name, symbol, value)
 
 
 @v_args(inline=True)
@@ -118,6 +118,9 @@ class NameRules(Transformer):
             return _power(self._num(base), self._num(arg), tex)
         if isinstance(base, sp.Symbol):  # {\frac{\partial L}{\partial x}}_{i}: index a family
             return resolve_name(Name(base.name, sub=arg, tex=tex), self.notes)
+        if isinstance(base, sp.Derivative) and isinstance(arg, Name):
+            # \frac{\partial \hat{x}_i}{\partial x_j}_{\text{via }\mu}: one path's share of the derivative
+            raise NotChecked(f"a partial contribution ({tex}): one path of the derivative, not checked alone")
         fail(f"cannot read a subscript on {tex}")
 
     def lower(self, arg):
@@ -192,6 +195,18 @@ class Builder(NameRules):
                 fail(f"{tok} needs something to differentiate")
             return self._derivative(target, sub, "sub")
         return Partial(target)
+
+    def nabla_sub(self, tok, sub, target):
+        """``\\nabla_x L`` is ∂L/∂x; ``\\nabla_{\\hat{x}_j}`` alone is the loss's gradient too, so in
+        ``\\nabla_{\\hat{x}_j} \\hat{x}_j`` what follows is a factor, not what is differentiated."""
+        if target is None or not (isinstance(target, Name) and target.is_plain()
+                                  and (target.base in LOSS_NAMES or target.font == "mathcal" and target.base == "L")):
+            wrt = self._num(sub)
+            if not isinstance(wrt, (sp.Symbol, sp.Indexed)):
+                fail("cannot read \\nabla of an expression")
+            self.notes.setdefault("derivative", "nabla")
+            return _adjoint(wrt) if target is None else _adjoint(wrt) * self._num(target)
+        return self._derivative(target, sub, "sub")
 
     def nabla(self, _tok, target):
         """``\\nabla y``, ``\\nabla \\gamma`` (XLA's notation): the loss's gradient with respect to it."""

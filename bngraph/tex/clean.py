@@ -107,6 +107,7 @@ _REWRITES = [
     (re.compile(r"\\mathop\s*(\{\s*\\sum\s*\}|\\sum)(?![a-zA-Z])"), r"\\sum"),  # Word/MathType exports
     (re.compile(r"\\Sigma(?=\s*[_^])"), r"\\sum"),  # \Sigma^m_{i=1} x_i: a sum, in the capital letter
     (re.compile(r"\\part(?![a-zA-Z])"), r"\\partial"),  # a Markdown editor's shorthand
+    (re.compile(r"\\triangledown(?![a-zA-Z])"), r"\\nabla"),  # ∇ drawn as a triangle (HackMD, Typora)
     (re.compile(r"\\(?:left\s*)?[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\(?:right\s*)?[|]|[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*[|]"
                 r"|\\lvert\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\rvert|[|]\s*B\s*[|]"), "m"),  # |B|: the batch size
     (re.compile(r"\\color\s*\{[^{}]*\}|\\textcolor\s*\{[^{}]*\}"), ""),  # the argument stays, as a group

@@ -69,7 +69,7 @@ expression: expr
        | SUM script* term                   -> sum
        | SUM script* MINUS term             -> sum
        | PARTIAL ["_" sarg] [postfix]       -> partial
-       | NABLA "_" sarg postfix             -> partial
+       | NABLA "_" sarg [postfix]           -> nabla_sub
        | NABLA postfix                      -> nabla
 
 ?postfix: primary

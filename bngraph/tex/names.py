@@ -45,6 +45,10 @@ class TooLarge(TexSyntaxError):
     """The formula reads, but holds a number, index or power too large to check in floating point."""
 
 
+class NotChecked(TexSyntaxError):
+    """The formula reads, but states something the auditor does not check (matrix form, one path's share)."""
+
+
 MAX_MAGNITUDE = 10 ** 12  # a constant beyond this cannot be compared in float64 with the layer's values
 MAX_INDEX = 64  # a concrete index (x_{64}) or sum bound: the largest batch a formula is checked at
 
