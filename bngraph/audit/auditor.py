@@ -34,7 +34,7 @@ import sympy as sp
 
 from bngraph.audit.batcheval import Batch, reference_table
 from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
-from bngraph.audit.letters import element_capitals, own_letters
+from bngraph.audit.letters import element_capitals, own_letters, step_updates
 from bngraph.audit.judge import judge
 from bngraph.audit.verdicts import (CANNOT_EVALUATE, CANNOT_READ, HELPER, NOT_ABOUT, VERDICTS, WRONG, Context,
                                     Counterexample, Judgement)
@@ -234,7 +234,7 @@ _DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\
                    % (_NUMBER, _NUMBER))
 _LIST = re.compile(r"=\s*(?:\\left\s*)?(?:\\\{|\{|\(|\[)[^=]*?,\s*(?:\.\.\.|\\[lc]?dots)")  # μ = {μ_0, …, μ_n}
 _MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
-                     r"|\\mathbf\s*\{?\s*1|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
+                     r"|\\math(?:bf|bb)\s*\{?\s*1|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
 
 
 class DataBinding(TexSyntaxError):
@@ -257,6 +257,8 @@ def _read(snippet: Snippet) -> Equation | TexSyntaxError:
         return MatrixForm("a vector written out by its components, not checked")
     if _MATRIX.search(clean(snippet.tex)):  # not in a note after it (\qquad w, β ∈ ℝ^N)
         return MatrixForm("matrix form, not checked")
+    if "\\begin{cases}" in snippet.tex:  # μ = \begin{cases} x_1 & m = 1 \\ … \end{cases}
+        return NotChecked("a value by cases (\\begin{cases}): one value per condition, not checked")
     return _parsed(snippet.tex)
 
 
@@ -294,7 +296,7 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     name, snippets = document_equations(path_or_text, doc_format)
     parsed = [_read(s) for s in snippets]
     equations = element_capitals([eq if isinstance(eq, Equation) else None for eq in parsed])
-    equations = own_letters(name_the_scale(fold_feature_index(equations)), refs)
+    equations = own_letters(name_the_scale(fold_feature_index(step_updates(equations))), refs)
     parsed = [eq if folded is None else folded for eq, folded in zip(parsed, equations)]
     ctx, sizes = build_context(equations, refs)
     findings, above = [], None

@@ -6,6 +6,9 @@ r"""A document's own letters for the layer's families, read as the contract's na
 - A letter the document defines by x̂'s formula (``n_i = (x_i - \mu)/\sqrt{\sigma^2 + \epsilon}``) is x̂, and one
   it defines by y's (``z_i = \gamma n_i + \beta``) is y, with its derivatives (``\frac{dJ}{dn_i}``), where the
   document does not write x̂ (y) itself.
+- A value at step t from its value at step t − 1 (``m_t = \alpha m_{t-1} + (1 - \alpha)\mu_t``,
+  ``\mu_{mb} = \rho\,\mu_{mb-1} + (1 - \rho)\,\mu_{mb}``) is a running value's update: q_t and q_{t-1} are the
+  running q, and the batch's statistics at step t (μ_t, or q_t itself on the right) are the batch's μ, σ².
 """
 from __future__ import annotations
 
@@ -53,7 +56,16 @@ def element_capitals(equations: list[Equation | None]) -> list[Equation | None]:
 
 
 def own_letters(equations: list[Equation | None], refs) -> list[Equation | None]:
-    """A letter defined by x̂'s (y's) formula read as x̂ (y) throughout, where x̂ (y) is not written."""
+    """A letter defined by x̂'s (y's) formula read as x̂ (y) throughout, where x̂ (y) is not written; the
+    letter μ is the mean of read as x (``\mu_B = \frac{1}{m}\sum_i h_i``), its hat as x̂."""
+    families = _families(equations)
+    if "x" not in families and "mu" in refs:
+        letter = _mean_of(equations, refs["mu"][0])
+        if letter is not None:
+            names = {letter: "x"}
+            if f"{letter}hat" in families and "xhat" not in families:
+                names[f"{letter}hat"] = "xhat"
+            equations = _renamed(equations, names)
     for target in OWN_TARGETS:
         families = _families(equations)
         if target in families or target not in refs:
@@ -79,3 +91,44 @@ def _defines(eq: Equation, formula: sp.Expr, index: str | None) -> str | None:
     except (TypeError, ValueError):
         return None
     return eq.lhs.base.label.name if same else None
+
+
+def step_updates(equations: list[Equation | None]) -> list[Equation | None]:
+    """``q_t = a\,q_{t-1} + b\,s_t`` read as the running q's update: ``q_run ← a q_run + b s``."""
+    return [None if eq is None else _as_update(eq) for eq in equations]
+
+
+def _as_update(eq: Equation) -> Equation:
+    lhs = canonical(eq.lhs) if eq.lhs is not None else None
+    if not (isinstance(lhs, sp.Indexed) and len(lhs.indices) == 1 and lhs.indices[0].is_Symbol):
+        return eq
+    step, base = lhs.indices[0], lhs.base.label.name
+    sides = [canonical(c) for c in eq.chain]
+    previous = sp.IndexedBase(symbol(base))[step - 1]
+    if not sides or not all(s.has(previous) for s in sides[:1]):
+        return eq
+    running = symbol(f"{base}_run")
+
+    def at_step(e):  # q_{t-1} the running value; anything at step t (μ_t, q_t) the batch's own statistic
+        e = e.xreplace({previous: running})
+        return e.replace(lambda a: isinstance(a, sp.Indexed) and a.indices == (step,),
+                         lambda a: symbol(a.base.label.name))
+
+    return replace(eq, lhs=running, rhs=at_step(canonical(eq.rhs)), chain=tuple(at_step(c) for c in sides),
+                   kind="update")
+
+
+def _mean_of(equations: list[Equation | None], mean: sp.Expr) -> str | None:
+    """The letter h of ``\mu = \frac{1}{m}\sum_i h_i``, if the document defines μ so."""
+    x = symbol("x")
+    for eq in equations:
+        if eq is None or eq.lhs is None or eq.kind != "definition" or canonical(eq.lhs) != symbol("mu"):
+            continue
+        rhs = canonical(eq.rhs)
+        for base in {ix.base.label.name for ix in rhs.atoms(sp.Indexed)} - KNOWN:
+            try:
+                if sp.simplify(rhs - canonical(mean).xreplace({x: symbol(base)})) == 0:
+                    return base
+            except (TypeError, ValueError):
+                continue
+    return None

@@ -226,7 +226,12 @@ class Builder(NameRules):
                 fail("\\sum with two " + ("subscripts" if which == "_" else "superscripts"))
             limits[which] = arg
         body = _over_the_batch(self._num(body)) if limits["_"] is None else self._num(body)
-        var, start, stop = self._limits(limits["_"], limits["^"], body)
+        lower = limits["_"]
+        if isinstance(lower, Relation) and lower.op in ("\\neq", "\\ne"):  # \sum_{i \neq j}: all but the j-th term
+            var, _, stop = self._limits(lower.lhs, limits["^"], body)
+            self.notes.setdefault("sum_style", "index")
+            return sp.Sum(body, (var, sp.Integer(1), stop)) - body.xreplace({var: self._num(lower.rhs)})
+        var, start, stop = self._limits(lower, limits["^"], body)
         style = "full" if limits["^"] is not None else ("index" if limits["_"] is not None else "bare")
         self.notes.setdefault("sum_style", style)
         self.notes.setdefault("sum_index", var.name)

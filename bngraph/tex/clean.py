@@ -128,6 +128,23 @@ _NOT_INDEX_PAIRS = {"in", "on", "up", "at", "of", "to", "lr", "bn", "ln", "ok", 
 _BRACED = re.compile(r"\\(underbrace|overbrace|underset|overset|stackrel)\s*\{")
 
 
+_STEP = re.compile(r"_\{\s*([a-z]{2,3})\s*([-+])\s*([0-9])\s*\}")
+
+
+def _step_counter(tex: str) -> str:
+    r"""``\mu_{mb} = \rho\,\mu_{mb-1} + …``: a step counter of several letters beside its predecessor, as
+    ``t`` and ``t-1`` (a letter the formula does not use otherwise)."""
+    for match in _STEP.finditer(tex):
+        word = match[1]
+        if word in _NOT_INDEX_PAIRS:
+            continue
+        letter = next((c for c in "tsrq" if not re.search(rf"(?<![\\a-zA-Z]){c}(?![a-zA-Z])", tex)), None)
+        if letter is None:
+            return tex
+        tex = re.sub(rf"_\{{\s*{word}\s*([-+]\s*[0-9])?\s*\}}", lambda k: f"_{{{letter}{k[1] or ''}}}", tex)
+    return tex
+
+
 def rewrite_constructs(tex: str) -> str:
     r"""What people write, in the grammar's terms: ``\mathop\sum\limits`` and ``\Sigma^m_{i=1}`` are
     sums, ``\part`` is ``\partial``, ``|\mathcal{B}|`` the batch size m, ``\boxed{…}`` and
@@ -136,6 +153,7 @@ def rewrite_constructs(tex: str) -> str:
     >>> rewrite_constructs(r"\boxed{\mu = \frac{1}{|\mathcal{B}|}\mathop\sum\limits_{i} x_{ij}}")
     '{\\mu = \\frac{1}{m}\\sum\\limits_{i} x_{i,j}}'
     """
+    tex = _step_counter(tex)
     for pattern, replacement in _REWRITES:
         if replacement == r"_{\1,\2}":
             tex = pattern.sub(lambda k: k[0] if k[1] + k[2] in _NOT_INDEX_PAIRS else f"_{{{k[1]},{k[2]}}}", tex)
@@ -144,14 +162,16 @@ def rewrite_constructs(tex: str) -> str:
     return written_out_sums(_drop_braces_notes(_d_notation(tex)))
 
 
-# dx_i, dy_{i,j}, d\hat{x}_i, d\gamma, d\sigma^2: the code's names for ∂L/∂·, in a formula that writes no
-# other derivative (\frac{dL}{dx} and \partial are Leibniz's; there d stays d)
+# dx_i, dy_{i,j}, d\hat{x}_i, d\gamma, d\sigma^2: the code's names for ∂L/∂·, beside ∂ too
+# (d\sigma^2 = \sum_j d\hat{x}_j \frac{\partial \hat{x}_j}{\partial \sigma^2}); where the formula writes Leibniz's
+# \frac{dL}{dx} (or an integral's d), d stays d
 _D_NAME = re.compile(r"(?<![A-Za-z\\_^])d\s*(\\hat\s*\{\s*x\s*\}|\\hat\s*x|\\bar\s*\{\s*x\s*\}|x|y|\\gamma|\\beta|\\mu|\\sigma)"
                      r"(?![A-Za-z])(\s*_\{[^{}]*\}|\s*_[A-Za-z0-9])?(\s*\^\s*\{?\s*2\s*\}?)?")
 
 
 def _d_notation(tex: str) -> str:
-    if "\\partial" in tex or re.search(r"\\frac\s*\{\s*d", tex) or re.search(r"\\(?:int|mathrm\s*\{\s*d)", tex):
+    if re.search(r"\\frac\s*\{\s*d", tex) or re.search(r"\\(?:int|mathrm\s*\{\s*d)", tex) or re.search(
+            r"(?<![A-Za-z\\])d\s*(?:[LJE](?![A-Za-z])|\\ell|\\mathcal\s*\{?\s*L)", tex):  # dL = Σ ∂L/∂x_i dx_i
         return tex
     return _D_NAME.sub(lambda k: rf"\frac{{\partial L}}{{\partial {k[1]}{k[2] or ''}{k[3] or ''}}}", tex)
 
