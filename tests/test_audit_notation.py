@@ -271,3 +271,21 @@ def test_a_row_broken_right_after_the_equals_sign_goes_on():
     found = findings("$$\\hat{x}_i = \\frac{x_i - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}} =\\\\ "
                      "\\frac{x_i - \\mu}{\\sigma^2 + \\epsilon}$$")
     assert len(found) == 1 and found[0].verdict == "wrong", [f.to_text() for f in found]
+
+
+# -- fourth round (issue 14): the round-4 write-ups and the leftovers; constructs are in test_audit_corpus.py ------
+def test_a_gradient_on_both_sides_is_a_slip_with_a_counterexample_not_a_running_average():
+    """mobilenet's ∂L/∂I = ∂L/∂I · ∂Î/∂I + …: the letter's gradient where x̂'s is meant, never an update."""
+    found = one(r"\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}\frac{1}{\sqrt{\sigma^2+\epsilon}}")
+    assert found.verdict == "wrong" and found.counterexample is not None, found.to_text()
+    assert "running" not in found.reason and "average" not in found.reason
+    other = one(r"\frac{\partial L}{\partial I_i} = \frac{\partial L}{\partial I_i}\frac{1}{\sqrt{\sigma^2+\epsilon}}")
+    assert other.verdict == "cannot-evaluate", other.to_text()  # a letter of its own: not judged, never an update
+
+
+def test_the_elements_definition_of_a_letter_wins_over_the_whole_batchs():
+    """ai_edu: δ = dJ/dZ (the whole batch), then δ_i = dJ/dz_i: later formulas use δ_i."""
+    text = ("$$\\delta = \\frac{dJ}{dZ}，\\delta_i = \\frac{dJ}{dz_i}$$\n\n$$z_i = \\gamma \\hat{x}_i + \\beta$$\n\n"
+            "$$\\frac{dJ}{d\\beta} = \\sum_{i=1}^m \\delta_i$$\n\n$$\\frac{dJ}{d\\beta} = \\sum_{i=1}^m \\delta_i \\hat{x}_i$$\n")
+    assert [f.verdict for f in findings(text)] == ["cannot-evaluate", "helper", "correct", "correct", "wrong"], \
+        [f.to_text() for f in findings(text)]

@@ -220,12 +220,19 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
     except Exception as exc:  # noqa: BLE001 — SymPy's own errors; one formula never ends the audit
         reason = one_line(f"cannot check it: {type(exc).__name__}: {exc}")[:160]
         j = Judgement(None, "", CANNOT_READ, reason)
+    if j.verdict == NOT_ABOUT and _names_the_whole_batch(eq):  # ∇_X = ∂X̂/∂X · ∇_X̂: about the layer, as matrices
+        j = Judgement(None, "", CANNOT_EVALUATE, "matrix form (a capital letter for the whole batch), not checked")
     if j.verdict == CANNOT_EVALUATE and _WHOLE_BATCH.search(j.reason):
         j = dataclasses.replace(j, reason="matrix form (a capital letter for the whole batch), not checked")
     return Finding.of(snippet, j)
 
 
 # X, \hat{X}, ∂L/∂Y undefined: the batch as one matrix (X̂ = (X − μ)/√(σ² + ε)), not one example's numbers
+def _names_the_whole_batch(eq: Equation) -> bool:
+    return any(s.name in _CAPITALS for e in (eq.lhs, *eq.chain) if e is not None for s in e.free_symbols)
+
+
+_CAPITALS = {f"{d}{c}" for d in ("", "dL_d") for c in ("X", "Xhat", "Y", "Z", "Zhat")}
 _WHOLE_BATCH = re.compile(r"cannot evaluate it: (?:dL_d)?[XYZ](?:hat)? is not defined")
 
 

@@ -171,7 +171,7 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
         index = symbol("i")
         lhs = sp.IndexedBase(symbol(name))[index]
         sides = tuple(as_vectors(s, "i") if as_vectors(s, "i") is not None else s for s in sides)
-    if is_update(name, sides, ctx, lhs):
+    if is_update(name, sides, ctx):
         return with_warnings(judge_update(lhs, sides, ctx), warnings)
     running = _running_statistics(lhs, sides, ctx)
     if running and name in ctx.refs:

@@ -5,7 +5,7 @@ r"""A document's own letters for the layer's families, read as the contract's na
   (``\hat{X} = (X - \mu)/\sigma``), a capital stays the whole batch: matrix form, not checked.
 - A letter the document defines by x̂'s formula (``n_i = (x_i - \mu)/\sqrt{\sigma^2 + \epsilon}``) is x̂, and one
   it defines by y's (``z_i = \gamma n_i + \beta``) is y, with its derivatives (``\frac{dJ}{dn_i}``), where the
-  document does not write x̂ (y) itself.
+  document does not write x̂ (y) itself; and the letter whose mean μ is (``\mu_B = \frac{1}{m}\sum_i h_i``) is x.
 - A value at step t from its value at step t − 1 (``m_t = \alpha m_{t-1} + (1 - \alpha)\mu_t``,
   ``\mu_{mb} = \rho\,\mu_{mb-1} + (1 - \rho)\,\mu_{mb}``) is a running value's update: q_t and q_{t-1} are the
   running q, and the batch's statistics at step t (μ_t, or q_t itself on the right) are the batch's μ, σ².
@@ -56,7 +56,7 @@ def element_capitals(equations: list[Equation | None]) -> list[Equation | None]:
 
 
 def own_letters(equations: list[Equation | None], refs) -> list[Equation | None]:
-    """A letter defined by x̂'s (y's) formula read as x̂ (y) throughout, where x̂ (y) is not written; the
+    r"""A letter defined by x̂'s (y's) formula read as x̂ (y) throughout, where x̂ (y) is not written; the
     letter μ is the mean of read as x (``\mu_B = \frac{1}{m}\sum_i h_i``), its hat as x̂."""
     families = _families(equations)
     if "x" not in families and "mu" in refs:
@@ -94,7 +94,7 @@ def _defines(eq: Equation, formula: sp.Expr, index: str | None) -> str | None:
 
 
 def step_updates(equations: list[Equation | None]) -> list[Equation | None]:
-    """``q_t = a\,q_{t-1} + b\,s_t`` read as the running q's update: ``q_run ← a q_run + b s``."""
+    r"""``q_t = a\,q_{t-1} + b\,s_t`` read as the running q's update: ``q_run ← a q_run + b s``."""
     return [None if eq is None else _as_update(eq) for eq in equations]
 
 
@@ -119,7 +119,7 @@ def _as_update(eq: Equation) -> Equation:
 
 
 def _mean_of(equations: list[Equation | None], mean: sp.Expr) -> str | None:
-    """The letter h of ``\mu = \frac{1}{m}\sum_i h_i``, if the document defines μ so."""
+    r"""The letter h of ``\mu = \frac{1}{m}\sum_i h_i``, if the document defines μ so."""
     x = symbol("x")
     for eq in equations:
         if eq is None or eq.lhs is None or eq.kind != "definition" or canonical(eq.lhs) != symbol("mu"):

@@ -26,12 +26,12 @@ GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "rho": "ρ", "lambda": "λ"
          "epsilon": "ε", "mu": "μ", "delta": "δ", "kappa": "κ", "momentum": "momentum"}
 
 
-def is_update(name: str, sides, ctx: Context, lhs: sp.Expr | None = None) -> bool:
-    """The left side's name is on the right too, inside a larger expression, and it is not one of the
-    layer's quantities nor a gradient (∂L/∂I = ∂L/∂I · … is a slip of the letter, ∂L/∂X̂ = ∂L/∂X̂ a restatement)."""
+def is_update(name: str, sides, ctx: Context) -> bool:
+    """The left side's name is on the right too, and it is not one of the layer's quantities nor a gradient
+    (∂L/∂I = ∂L/∂I · … is a slip of the letter, ∂L/∂X̂ = ∂L/∂X̂ = … a restatement)."""
     if name in ctx.refs or name == "sigma" or name.startswith("dL_d"):
         return False
-    return any(name in names_in(s) and s != lhs for s in sides)
+    return any(name in names_in(s) for s in sides)
 
 
 def _kind(name: str) -> str | None:

@@ -120,7 +120,7 @@ class NameRules(Transformer):
             return resolve_name(Name(base.name, sub=arg, tex=tex), self.notes)
         if isinstance(base, sp.Derivative) and isinstance(arg, Name):
             # \frac{\partial \hat{x}_i}{\partial x_j}_{\text{via }\mu}: one path's share of the derivative
-            raise NotChecked(f"a partial contribution ({tex}): one path of the derivative, not checked alone")
+            raise NotChecked(f"a derivative with a subscript of its own ({tex}): one path's share or one row, not checked")
         fail(f"cannot read a subscript on {tex}")
 
     def lower(self, arg):
