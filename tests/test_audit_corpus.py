@@ -157,6 +157,12 @@ CONSTRUCTS = {
     "a stray closing bracket": (r"$$\frac{\partial \sigma^2}{\partial x_i} = \frac{2}{m}(x_i - \mu) )$$", ["correct"]),
     "restated adjoint": (r"$$\nabla_{\hat{x}_i} = \frac{\partial L}{\partial \hat{x}_i} = \gamma \nabla_{y_i}$$",
                          ["correct"]),
+    "a word under a word": (r"$$\hat{x}_i = \frac{x_i - running_{mean}}{\sqrt{running_{var}+\epsilon}}$$", ["correct"]),
+    "evaluation mode, a slip": (r"$$\hat{x}_i = x_i - \frac{running_{mean}}{\sqrt{running_{var}+\epsilon}}$$", ["wrong"]),
+    "a constant's value after quad": (r"$$\mu_{\text{run}} := \mu_{\text{run}}(1-p) + \mu \cdot p \quad p = 0.1$$",
+                                      ["correct", "helper"]),
+    "unbiased variance with B": (r"$$\sigma^2_{\text{run}} := \sigma^2_{\text{run}}(1-p) + \sigma^2 p \cdot \frac{B}{B-1}$$",
+                                 ["correct"]),
     "a letter's gradient on both sides": (r"$$\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}"
                                           r"\frac{1}{\sqrt{\sigma^2+\epsilon}}$$", ["wrong"]),
 }

@@ -306,6 +306,8 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     equations = own_letters(name_the_scale(fold_feature_index(step_updates(equations))), refs)
     parsed = [eq if folded is None else folded for eq, folded in zip(parsed, equations)]
     ctx, sizes = build_context(equations, refs)
+    if references is None and layer == "batchnorm":  # its evaluation-mode formulas, where a write-up gives them
+        ctx.eval_refs = dict(_default_table("batchnorm-eval"))
     findings, above = [], None
     for snippet, eq, m in zip(snippets, parsed, sizes):
         if isinstance(eq, Equation) and snippet.display:

@@ -174,6 +174,10 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     if is_update(name, sides, ctx):
         return with_warnings(judge_update(lhs, sides, ctx), warnings)
     running = _running_statistics(lhs, sides, ctx)
+    if running and name in ctx.refs and ctx.eval_refs and name in ctx.eval_refs:
+        found = judge_in_eval_mode(lhs, name, index, sides, running, notation, ctx)
+        if found is not None:
+            return with_warnings(found, warnings)
     if running and name in ctx.refs:
         return Judgement(None, ctx.label(name), NOT_ABOUT, f"it uses {', '.join(running)}: running statistics, "
                          "so evaluation mode (audit it with --layer batchnorm-eval)", warnings)
@@ -241,6 +245,27 @@ def _running_statistics(lhs, sides, ctx: Context) -> list[str]:
     names = set().union(*(names_in(e) for e in (lhs, *sides))) - set(ctx.refs)
     return sorted(n for n in names if any(w in n.lower().split("_") or n.lower().startswith(w + "_") or
                                           (w in n.lower() and len(w) > 3) for w in RUNNING_WORDS))
+
+
+def judge_in_eval_mode(lhs, name, index, sides, running, notation, ctx: Context) -> Judgement | None:
+    """x̂_i = (x_i − running_mean)/√(running_var + ε) in a training write-up: judged as the evaluation-mode
+    layer's formula, the document's running names read as the running mean and variance."""
+    swap = {}
+    for n in running:
+        low = n.lower()
+        target = "running_var" if "var" in low or low.startswith("sigma") else (
+            "running_mean" if "mean" in low or low.startswith("mu") else None)
+        if target is None:
+            return None
+        swap[symbol(n)] = symbol(target)
+    if len(set(swap.values())) != len(swap):
+        return None
+    eval_ctx = replace(ctx, refs=ctx.eval_refs, helpers={}, definitions={}, shared={}, eval_refs=None)
+    found = judge_quantity(lhs, name, index, tuple(s.xreplace(swap) for s in sides), notation, eval_ctx)
+    if found.verdict == CANNOT_EVALUATE:
+        return None
+    return replace(found, label=f"{found.label}, evaluation mode",
+                   checked=_join_checked(found.checked, "with the running mean and variance"))
 
 
 def _off_topic(lhs, sides, ctx: Context) -> bool:

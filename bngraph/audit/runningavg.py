@@ -79,9 +79,11 @@ def judge_update(lhs: sp.Expr, sides, ctx: Context) -> Judgement:
     notes, warnings = [], []
     total = sp.simplify(w_old + w_new)
     if total != 1:
-        if stats[0] == "sigma2" and sp.simplify(w_old + w_new * (m - 1) / m) == 1:
-            w_new = sp.simplify(w_new * (m - 1) / m)
-            notes.append("with the unbiased variance m/(m − 1)·σ², as PyTorch keeps it")
+        size = next((n for n in [m, *map(symbol, sorted(ctx.size_names))] if stats[0] == "sigma2"
+                     and sp.simplify(w_old + w_new * (n - 1) / n) == 1), None)  # m/(m − 1), or B/(B − 1)
+        if size is not None:
+            w_new = sp.simplify(w_new * (size - 1) / size)
+            notes.append(f"with the unbiased variance {size}/({size} − 1)·σ², as PyTorch keeps it")
         else:
             return wrong(f"the weights add up to {total}, not 1")
     if kind and kind != STATISTICS[stats[0]] and {kind, STATISTICS[stats[0]]} != {"variance", "standard deviation"}:
