@@ -163,6 +163,13 @@ CONSTRUCTS = {
                                       ["correct", "helper"]),
     "unbiased variance with B": (r"$$\sigma^2_{\text{run}} := \sigma^2_{\text{run}}(1-p) + \sigma^2 p \cdot \frac{B}{B-1}$$",
                                  ["correct"]),
+    "mu of the mini-batch": (r"$$\mu_{mb} = " + MU + r"$$", ["correct"]),
+    "a letter and its hat": (r"$$\hat{I}_i = \frac{I_i - \mu}{\sqrt{\sigma^2+\epsilon}}$$" "\n\n"
+                             r"$$\frac{\partial L}{\partial I_i} = \frac{\partial L}{\partial \hat{I}_i}"
+                             r"\frac{1}{\sqrt{\sigma^2+\epsilon}} + \frac{\partial L}{\partial \mu}\frac{1}{m}"
+                             r" + \frac{\partial L}{\partial \sigma^2}\frac{2(I_i-\mu)}{m}$$", ["correct", "correct-other-form"]),
+    "a semicolon between equations": (r"$$\frac{\partial \mu}{\partial x_i} = \frac{1}{m} ; \frac{\partial \sigma^2}"
+                                      r"{\partial x_i} = \frac{2(x_i-\mu)}{m^2}$$", ["correct", "wrong"]),
     "a letter's gradient on both sides": (r"$$\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}"
                                           r"\frac{1}{\sqrt{\sigma^2+\epsilon}}$$", ["wrong"]),
 }

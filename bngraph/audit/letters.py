@@ -66,6 +66,9 @@ def own_letters(equations: list[Equation | None], refs) -> list[Equation | None]
             if f"{letter}hat" in families and "xhat" not in families:
                 names[f"{letter}hat"] = "xhat"
             equations = _renamed(equations, names)
+    pair = next((p for eq in equations if eq is not None and (p := _hat_pair(eq, refs)) is not None), None)
+    if pair is not None and not {"x", "xhat"} & _families(equations):  # Î_ij = (I_ij − μ)/√(σ² + ε): I is x
+        equations = _renamed(equations, {pair: "x", f"{pair}hat": "xhat"})
     for target in OWN_TARGETS:
         families = _families(equations)
         if target in families or target not in refs:
@@ -132,3 +135,18 @@ def _mean_of(equations: list[Equation | None], mean: sp.Expr) -> str | None:
             except (TypeError, ValueError):
                 continue
     return None
+
+
+def _hat_pair(eq: Equation, refs) -> str | None:
+    r"""The letter A of ``\hat{A}_i = (A_i − μ)/√(σ² + ε)``: the document's own letter for x, with its hat x̂."""
+    lhs = canonical(eq.lhs) if eq.lhs is not None else None
+    if "xhat" not in refs or not isinstance(lhs, sp.Indexed) or not lhs.base.label.name.endswith("hat"):
+        return None
+    letter = lhs.base.label.name[:-3]
+    if not letter or letter in KNOWN:
+        return None
+    formula, index = refs["xhat"]
+    renamed = Equation(sp.IndexedBase(symbol("xhat"))[lhs.indices], eq.rhs, eq.kind, eq.chain)
+    swapped = _renamed([renamed], {letter: "x"})[0]
+    return letter if _defines(replace(swapped, lhs=sp.IndexedBase(symbol("n"))[lhs.indices[0]]), formula, index) \
+        else None

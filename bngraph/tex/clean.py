@@ -120,6 +120,7 @@ _REWRITES = [
     # x_{B,j}, x_{\mathcal{B},i}: the batch's name beside the example's index, as μ_B carries it: only the index
     (re.compile(r"_\{\s*(?:B|\\mathcal\s*\{?\s*B\s*\}?)\s*,\s*([a-z])\s*\}"), r"_{\1}"),
     (re.compile(r"_\{\s*([a-z])\s*,\s*(?:B|\\mathcal\s*\{?\s*B\s*\}?)\s*\}"), r"_{\1}"),
+    (re.compile(r"_\{\s*mb\s*\}"), r"_{\\text{mb}}"),  # μ_{mb}: "of the mini-batch", as μ_B (not two indices m, b)
     (re.compile(r"_\{\s*([a-z])\s*,\s*:\s*\}"), r"_{\1}"),  # (∂X̂/∂X)_{i,:}: the row i of a matrix
     (re.compile(r"_\{\s*([a-z])\s*([a-z])\s*\}"), r"_{\1,\2}"),  # x_{ij}: two indices
     (re.compile(r"\\right\s*\|\s*_"), r"\\right._"),  # \left. … \right|_{x = 0}: the bar of evaluation
