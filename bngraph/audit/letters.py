@@ -17,7 +17,7 @@ from dataclasses import replace
 import sympy as sp
 
 from bngraph.tex.grammar import Equation
-from bngraph.tex.names import canonical, symbol
+from bngraph.tex.names import canonical, canonical_bound, symbol
 
 CAPITALS = {"X": "x", "Xhat": "xhat", "Y": "y"}
 OWN_TARGETS = ("xhat", "y")  # in this order: z_i = γ n_i + β is y's formula once n is x̂
@@ -88,12 +88,23 @@ def _defines(eq: Equation, formula: sp.Expr, index: str | None) -> str | None:
     at = eq.lhs.indices[0]
     if not at.is_Symbol:
         return None
-    want = canonical(formula).xreplace({symbol(index): at})
+    return eq.lhs.base.label.name if _same(canonical(eq.rhs), canonical(formula).xreplace({symbol(index): at})) else None
+
+
+def _names(e: sp.Expr) -> set[str]:
+    return {s.name for s in e.free_symbols} | {ix.base.label.name for ix in e.atoms(sp.Indexed)}
+
+
+def _same(a: sp.Expr, b: sp.Expr) -> bool:
+    """The same formula: the same names, and equal once expanded (bound indices named alike); cheap, as a
+    document's every equation is asked."""
+    if _names(a) != _names(b) or sp.count_ops(a) + sp.count_ops(b) > 120:
+        return False
+    a, b = canonical_bound(a, set()), canonical_bound(b, set())
     try:
-        same = sp.simplify(canonical(eq.rhs) - want) == 0
-    except (TypeError, ValueError):
-        return None
-    return eq.lhs.base.label.name if same else None
+        return a == b or sp.expand(a - b) == 0
+    except (TypeError, ValueError, RecursionError):
+        return False
 
 
 def step_updates(equations: list[Equation | None]) -> list[Equation | None]:
@@ -129,11 +140,8 @@ def _mean_of(equations: list[Equation | None], mean: sp.Expr) -> str | None:
             continue
         rhs = canonical(eq.rhs)
         for base in {ix.base.label.name for ix in rhs.atoms(sp.Indexed)} - KNOWN:
-            try:
-                if sp.simplify(rhs - canonical(mean).xreplace({x: symbol(base)})) == 0:
-                    return base
-            except (TypeError, ValueError):
-                continue
+            if _same(rhs, canonical(mean).xreplace({x: symbol(base)})):
+                return base
     return None
 
 
