@@ -170,6 +170,12 @@ CONSTRUCTS = {
                              r" + \frac{\partial L}{\partial \sigma^2}\frac{2(I_i-\mu)}{m}$$", ["correct", "correct-other-form"]),
     "a semicolon between equations": (r"$$\frac{\partial \mu}{\partial x_i} = \frac{1}{m} ; \frac{\partial \sigma^2}"
                                       r"{\partial x_i} = \frac{2(x_i-\mu)}{m^2}$$", ["correct", "wrong"]),
+    "a Jacobian in vector notation": (r"$$\frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}"
+                                      r"\frac{\partial y}{\partial \hat x}\frac{\partial \hat x}{\partial x}$$", ["cannot-evaluate"]),
+    "a diagonal one stays elementwise": (r"$$\frac{\partial L}{\partial \hat x} = \frac{\partial L}{\partial y}"
+                                         r"\frac{\partial y}{\partial \hat x}$$", ["correct"]),
+    "scale w and shift b": (r"$$y = \hat{x} * w + b$$" "\n\n" r"$$\nabla_b = \nabla_y$$" "\n\n"
+                            r"$$\nabla_w = \nabla_y \hat{x} + b$$", ["correct", "correct", "wrong"]),
     "a letter's gradient on both sides": (r"$$\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}"
                                           r"\frac{1}{\sqrt{\sigma^2+\epsilon}}$$", ["wrong"]),
 }

@@ -5,7 +5,8 @@ r"""Audit a write-up of a normalization layer's backward pass: every formula, wi
 engine's reference formulas (:mod:`bngraph.audit.judge`): correct, correct-other-form,
 wrong (with a counterexample and the right formula in the author's notation), helper (a
 name or setting of the document's own), not-about-this-layer, or cannot-read (and why).
-One unreadable formula does not stop the others. The correct formulas are never typed
+One unreadable formula does not stop the others. A formula with running statistics in a
+training write-up is judged against the evaluation-mode layer's. The correct formulas are never typed
 here: they are ``references``, the engine's closed forms, keyed as in the contract
 (``"mu"``, ``"sigma2"``, ``"xhat[i]"``, ``"y[i]"``, ``"dL_dxhat[i]"``, ``"dL_dsigma2"``,
 ``"dL_dmu"``, ``"dL_dx[i]"``, ``"dL_dgamma"``, ``"dL_dbeta"``).

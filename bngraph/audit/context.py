@@ -96,24 +96,35 @@ def register_helper(lhs, sides, ctx: Context) -> None:
 
 
 def name_the_scale(equations: list[Equation | None]) -> list[Equation | None]:
-    r"""``y_i = \hat{x}_i w + \beta`` in a document that never writes γ: w is the scale γ."""
+    r"""``y_i = \hat{x}_i w + \beta`` in a document that never writes γ: w is the scale γ; and in
+    ``y = \hat{x} * w + b``, a document that writes neither γ nor β, b is the shift β."""
     exprs = [e for eq in equations if eq is not None for e in (eq.lhs, eq.rhs, *eq.chain) if e is not None]
-    gamma, xhat, beta = symbol("gamma"), sp.IndexedBase(symbol("xhat")), symbol("beta")
+    gamma, beta = symbol("gamma"), symbol("beta")
     if any(e.has(gamma) for e in exprs):
         return equations
-    scales = set()
+    no_shift = not any(e.has(beta) for e in exprs)
+    scales, shifts = set(), set()
+    taken = GIVEN | {"m", "mu", "sigma", "sigma2"}
     for eq in equations:
         target = target_of(canonical(eq.lhs)) if eq is not None and eq.lhs is not None else None
-        if target is None or target[0] != "y" or target[1] is None:
+        if target is None or target[0] != "y":
             continue
-        rest = sp.expand(canonical(eq.rhs) - beta)
-        if rest.is_Mul and xhat[target[1]] in rest.args:
-            other = rest / xhat[target[1]]
-            if other.is_Symbol and other.name not in GIVEN | {"m", "mu", "sigma", "sigma2"}:
+        xhat = symbol("xhat") if target[1] is None else sp.IndexedBase(symbol("xhat"))[target[1]]
+        rhs = sp.expand(canonical(eq.rhs))
+        shift = [t for t in sp.Add.make_args(rhs) if t.is_Symbol and t.name not in taken]
+        if no_shift and len(shift) == 1:
+            shifts.add(shift[0])
+        rest = sp.expand(rhs - (shift[0] if no_shift and len(shift) == 1 else beta))
+        if rest.is_Mul and xhat in rest.args:
+            other = rest / xhat
+            if other.is_Symbol and other.name not in taken:
                 scales.add(other)
     if len(scales) != 1:
         return equations
     swap = {scales.pop(): gamma}
+    if len(shifts) == 1 and shifts != set(swap):
+        swap[shifts.pop()] = beta
+    swap.update({symbol(f"dL_d{a.name}"): symbol(f"dL_d{b.name}") for a, b in list(swap.items())})  # ∂L/∂w: ∂L/∂γ
     return [None if eq is None else replace(eq, lhs=None if eq.lhs is None else canonical(eq.lhs).xreplace(swap),
                                             rhs=canonical(eq.rhs).xreplace(swap),
                                             chain=tuple(canonical(c).xreplace(swap) for c in eq.chain))

@@ -167,6 +167,9 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
             lhs = sp.Sum(sp.Derivative(sp.IndexedBase(symbol(lhs.expr.name))[k], *lhs.variables), (k, 1, symbol("m")))
         return with_warnings(judge_identity(lhs, sides, notation, ctx), warnings)
     name, index = target
+    if name in FAMILIES and index is None and any(_jacobian(s) for s in sides):  # ∂L/∂y ∂y/∂x̂ ∂x̂/∂x
+        return Judgement(None, ctx.label(name), CANNOT_EVALUATE, "a Jacobian between two of the batch's vectors "
+                         "(∂x̂/∂x): matrix form, not checked", warnings)
     if name in FAMILIES and index is None and name in ctx.refs:  # ∂L/∂x̂ = γ ∂L/∂y: elementwise, for each i
         index = symbol("i")
         lhs = sp.IndexedBase(symbol(name))[index]
@@ -266,6 +269,14 @@ def judge_in_eval_mode(lhs, name, index, sides, running, notation, ctx: Context)
         return None
     return replace(found, label=f"{found.label}, evaluation mode",
                    checked=_join_checked(found.checked, "with the running mean and variance"))
+
+
+def _jacobian(expr: sp.Expr) -> bool:
+    """∂x̂/∂x (or ∂y/∂x) with both written bare: in vector notation a full matrix (μ and σ² join every entry),
+    not the diagonal ∂x̂_i/∂x_i; ∂y/∂x̂ is diagonal and stays elementwise."""
+    x = symbol("x")
+    return any(x in d.variables and (d.expr.has(x) or isinstance(d.expr, sp.Symbol) and d.expr.name in ("xhat", "y"))
+               for d in expr.atoms(sp.Derivative))
 
 
 def _off_topic(lhs, sides, ctx: Context) -> bool:
