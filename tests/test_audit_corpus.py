@@ -176,6 +176,9 @@ CONSTRUCTS = {
                                          r"\frac{\partial y}{\partial \hat x}$$", ["correct"]),
     "scale w and shift b": (r"$$y = \hat{x} * w + b$$" "\n\n" r"$$\nabla_b = \nabla_y$$" "\n\n"
                             r"$$\nabla_w = \nabla_y \hat{x} + b$$", ["correct", "correct", "wrong"]),
+    "E[x] and Var(x)": (r"$$\hat{x} = \frac{x - \mathrm{E}[x]}{\sqrt{\mathrm{Var}(x) + \epsilon}}$$" "\n\n"
+                        r"$$y = \frac{x - E[x]}{\sqrt{Var[x]+2\epsilon}} \gamma + \beta$$", ["correct", "wrong"]),
+    "the expectation of anything else": (r"$$Var[x] = \frac{m}{m-1} E[\sigma^2_B]$$", ["cannot-evaluate"]),
     "a letter's gradient on both sides": (r"$$\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}"
                                           r"\frac{1}{\sqrt{\sigma^2+\epsilon}}$$", ["wrong"]),
 }

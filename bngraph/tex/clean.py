@@ -108,6 +108,11 @@ _REWRITES = [
     (re.compile(r"\\Sigma(?=\s*[_^])"), r"\\sum"),  # \Sigma^m_{i=1} x_i: a sum, in the capital letter
     (re.compile(r"\\part(?![a-zA-Z])"), r"\\partial"),  # a Markdown editor's shorthand
     (re.compile(r"\\triangledown(?![a-zA-Z])"), r"\\nabla"),  # ∇ drawn as a triangle (HackMD, Typora)
+    # E[x], \mathbb{E}[x], Var(x), \text{Var}[x] of the input itself: the batch's mean and variance (the papers' and
+    # PyTorch's own notation); of anything else (E[\mu_B], Var(q_i)) they stay unread
+    (re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|mathbb|operatorname|text)\s*\{\s*E\s*\}|E)\s*\[\s*x\s*\]"), r"\\mu "),
+    (re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|operatorname|text)\s*\{\s*Var\s*\}|Var)\s*(?:\[\s*x\s*\]|\(\s*x\s*\))"),
+     r"\\sigma^2 "),
     (re.compile(r"\\(?:left\s*)?[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\(?:right\s*)?[|]|[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*[|]"
                 r"|\\lvert\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\rvert|[|]\s*B\s*[|]"), "m"),  # |B|: the batch size
     (re.compile(r"\\color\s*\{[^{}]*\}|\\textcolor\s*\{[^{}]*\}"), ""),  # the argument stays, as a group
