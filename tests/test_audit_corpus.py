@@ -69,7 +69,7 @@ CONSTRUCTS = {
     "multline": (r"\begin{multline} \mu = \frac{1}{m} \\ \cdot \sum_{i=1}^m x_i \end{multline}", ["correct"]),
     "split": (r"$$\begin{split} \mu &= " + MU + r" \\ &= \frac1m \sum_j x_j \end{split}$$", ["correct", "correct"]),
     "aligned": (r"$$\begin{aligned} \mu &= " + MU + r" \end{aligned}$$", ["correct"]),
-    "cases": (r"$$\mu = \begin{cases} x_1 & m = 1 \\ " + MU + r" & m > 1 \end{cases}$$", None),
+    "cases": (r"$$\mu = \begin{cases} x_1 & m = 1 \\ " + MU + r" & m > 1 \end{cases}$$", ["cannot-evaluate"]),
     "pmatrix": (r"$$\hat{x} = \begin{pmatrix} \hat{x}_1 \\ \hat{x}_2 \end{pmatrix}$$", ["cannot-evaluate"]),
     "bmatrix": (r"$$X = \begin{bmatrix} x_1 \\ x_2 \end{bmatrix}$$", ["cannot-evaluate"]),
     "align two per row": (r"\begin{align} & \mu = \frac1N\sum_k x_k & v = \frac1N\sum_k (x_k-\mu)^2 \end{align}",
@@ -122,6 +122,65 @@ CONSTRUCTS = {
     "i bound by the left side": (r"$$\frac{\partial\sigma^2}{\partial x_i} = \frac{2(x_i-\mu)}{m}$$", ["correct"]),
     "optimiser step": (r"$$v \leftarrow \mu v + g$$", ["not-about-this-layer"]),
     "running average": (r"$$\mu_{\text{run}} \gets 0.9\,\mu_{\text{run}} + 0.1\,\mu$$", ["correct"]),
+    # -- fourth round: what the round-4 write-ups (benchmarks/heldout_r4/) and the leftovers wrote
+    "cases of equations": (r"$$\begin{cases} \mu = " + MU + r" & \text{if } t = 0 \\ \mu = 2" + MU
+                           + r" & \text{if } t \neq 0 \end{cases}$$", ["correct", "wrong"]),
+    "triangledown": (r"$$\triangledown_{\beta} = \sum_i \triangledown_{y_i}$$", ["correct"]),
+    "nabla alone, then a factor": (r"$$\frac{\partial L}{\partial \gamma} = \sum_j \nabla_{y_j} \hat{x}_j$$",
+                                   ["correct"]),
+    "nabla alone, a slip after it": (r"$$\frac{\partial L}{\partial \gamma} = \sum_j \nabla_{y_j} x_j$$", ["wrong"]),
+    "indexed capitals": (r"$$\mu = \frac{1}{n}\sum_{i=1}^n X_i$$" "\n\n"
+                         r"$$\hat{X}_i = \frac{X_i - \mu}{\sqrt{\sigma^2 + 2\epsilon}}$$", ["correct", "wrong"]),
+    "capitals as matrices": (r"$$\nabla_X = \frac{\partial \hat{X}}{\partial X} \nabla_{\hat{X}}$$", ["cannot-evaluate"]),
+    "the mean's letter is x": (r"$$\mu = \frac1m\sum_i h_i$$" "\n\n" r"$$\sigma^2 = \frac1m\sum_i (h_i + \mu)^2$$",
+                               ["correct", "wrong"]),
+    "a note on a derivative": (r"$$\frac{\partial \hat{x}_i}{\partial x_j}_{\text{via }\mu} = "
+                               r"-\frac{1}{m\sqrt{\sigma^2+\epsilon}}$$", ["cannot-evaluate"]),
+    "row of a matrix": (r"$$\nabla_{x_i} = \left(\frac{\partial \hat{x}}{\partial x}\right)_{i,:} \nabla_{\hat{x}}$$",
+                        ["cannot-evaluate"]),
+    "right for i neq j only": (r"$$\frac{\partial}{\partial x_j}(x_i-\mu)^2 = -\frac{2}{m}(x_i-\mu)$$", ["ambiguous"]),
+    "mathbb 1": (r"$$\hat{x} = \frac{x - \mu \mathbb{1}_d}{\sqrt{\sigma^2+\epsilon}}$$", ["cannot-evaluate"]),
+    "no epsilon anywhere": ("$$\\sigma = \\sqrt{\\frac1m\\sum_i (x_i-\\mu)^2}$$\n\n"
+                            "$$\\frac{\\partial \\sigma}{\\partial x_j} = \\frac{1}{m}\\hat{x}_j$$", ["correct", "ambiguous"]),
+    "sum over i neq j": (r"$$\frac{\partial \sigma^2}{\partial x_j} = \frac{2}{m}(x_j-\mu)(1-\frac1m) - \sum_{i \neq j}"
+                         r"\frac{2}{m^2}(x_i-\mu)$$", ["correct"]),
+    "sum over i ne j, a sign slip": (r"$$\frac{\partial \sigma^2}{\partial x_j} = \frac{2}{m}(x_j-\mu)(1-\frac1m) + "
+                                     r"\sum_{i \ne j}\frac{2}{m^2}(x_i-\mu)$$", ["wrong"]),
+    "step counter mb-1": (r"$$\mu_{mb} = \rho\,\mu_{mb-1} + (1 - \rho)\,\mu_{mb}$$", ["correct"]),
+    "step counter t-1": (r"$$v_t = \alpha v_{t-1} + (1-\alpha)\sigma^2_t$$", ["correct"]),
+    "step counter, weights off": (r"$$v_t = \alpha v_{t-1} + \alpha\sigma^2_t$$", ["wrong"]),
+    "arrow between equations": (r"$$\mu = " + MU + r" \quad\Rightarrow\quad \sigma^2 = 2\frac1m\sum_i (x_i-\mu)^2$$",
+                                ["correct", "wrong"]),
+    "arrow to": (r"$$\mu = " + MU + r" \to \sigma^2 = \frac1m\sum_i (x_i-\mu)^2$$", ["correct", "correct"]),
+    "d-names beside a partial": (r"$$d\sigma^2 = \sum_j d\hat{x}_j \frac{\partial \hat{x}_j}{\partial \sigma^2}$$",
+                                 ["correct"]),
+    "a stray closing bracket": (r"$$\frac{\partial \sigma^2}{\partial x_i} = \frac{2}{m}(x_i - \mu) )$$", ["correct"]),
+    "restated adjoint": (r"$$\nabla_{\hat{x}_i} = \frac{\partial L}{\partial \hat{x}_i} = \gamma \nabla_{y_i}$$",
+                         ["correct"]),
+    "a word under a word": (r"$$\hat{x}_i = \frac{x_i - running_{mean}}{\sqrt{running_{var}+\epsilon}}$$", ["correct"]),
+    "evaluation mode, a slip": (r"$$\hat{x}_i = x_i - \frac{running_{mean}}{\sqrt{running_{var}+\epsilon}}$$", ["wrong"]),
+    "a constant's value after quad": (r"$$\mu_{\text{run}} := \mu_{\text{run}}(1-p) + \mu \cdot p \quad p = 0.1$$",
+                                      ["correct", "helper"]),
+    "unbiased variance with B": (r"$$\sigma^2_{\text{run}} := \sigma^2_{\text{run}}(1-p) + \sigma^2 p \cdot \frac{B}{B-1}$$",
+                                 ["correct"]),
+    "mu of the mini-batch": (r"$$\mu_{mb} = " + MU + r"$$", ["correct"]),
+    "a letter and its hat": (r"$$\hat{I}_i = \frac{I_i - \mu}{\sqrt{\sigma^2+\epsilon}}$$" "\n\n"
+                             r"$$\frac{\partial L}{\partial I_i} = \frac{\partial L}{\partial \hat{I}_i}"
+                             r"\frac{1}{\sqrt{\sigma^2+\epsilon}} + \frac{\partial L}{\partial \mu}\frac{1}{m}"
+                             r" + \frac{\partial L}{\partial \sigma^2}\frac{2(I_i-\mu)}{m}$$", ["correct", "correct-other-form"]),
+    "a semicolon between equations": (r"$$\frac{\partial \mu}{\partial x_i} = \frac{1}{m} ; \frac{\partial \sigma^2}"
+                                      r"{\partial x_i} = \frac{2(x_i-\mu)}{m^2}$$", ["correct", "wrong"]),
+    "a Jacobian in vector notation": (r"$$\frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}"
+                                      r"\frac{\partial y}{\partial \hat x}\frac{\partial \hat x}{\partial x}$$", ["cannot-evaluate"]),
+    "a diagonal one stays elementwise": (r"$$\frac{\partial L}{\partial \hat x} = \frac{\partial L}{\partial y}"
+                                         r"\frac{\partial y}{\partial \hat x}$$", ["correct"]),
+    "scale w and shift b": (r"$$y = \hat{x} * w + b$$" "\n\n" r"$$\nabla_b = \nabla_y$$" "\n\n"
+                            r"$$\nabla_w = \nabla_y \hat{x} + b$$", ["correct", "correct", "wrong"]),
+    "E[x] and Var(x)": (r"$$\hat{x} = \frac{x - \mathrm{E}[x]}{\sqrt{\mathrm{Var}(x) + \epsilon}}$$" "\n\n"
+                        r"$$y = \frac{x - E[x]}{\sqrt{Var[x]+2\epsilon}} \gamma + \beta$$", ["correct", "wrong"]),
+    "the expectation of anything else": (r"$$Var[x] = \frac{m}{m-1} E[\sigma^2_B]$$", ["cannot-evaluate"]),
+    "a letter's gradient on both sides": (r"$$\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}"
+                                          r"\frac{1}{\sqrt{\sigma^2+\epsilon}}$$", ["wrong"]),
 }
 
 

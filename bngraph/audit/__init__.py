@@ -16,6 +16,8 @@ counterexample and the correction for a wrong one.
   closures for it; ``dual``: dual numbers for the partials
   a formula names.
 - ``runningavg``: running-average updates and their conventions.
+- ``letters``: a document's own letters for the layer's families (``n_i`` for x̂, ``X_i`` for x_i, ``h`` whose
+  mean μ is), and a value at step t from step t − 1 read as a running value's update.
 """
 from bngraph.audit.auditor import AuditReport, Finding, assert_document_correct, audit_document, cli_audit
 

@@ -5,7 +5,8 @@ r"""Audit a write-up of a normalization layer's backward pass: every formula, wi
 engine's reference formulas (:mod:`bngraph.audit.judge`): correct, correct-other-form,
 wrong (with a counterexample and the right formula in the author's notation), helper (a
 name or setting of the document's own), not-about-this-layer, or cannot-read (and why).
-One unreadable formula does not stop the others. The correct formulas are never typed
+One unreadable formula does not stop the others. A formula with running statistics in a
+training write-up is judged against the evaluation-mode layer's. The correct formulas are never typed
 here: they are ``references``, the engine's closed forms, keyed as in the contract
 (``"mu"``, ``"sigma2"``, ``"xhat[i]"``, ``"y[i]"``, ``"dL_dxhat[i]"``, ``"dL_dsigma2"``,
 ``"dL_dmu"``, ``"dL_dx[i]"``, ``"dL_dgamma"``, ``"dL_dbeta"``).
@@ -34,6 +35,7 @@ import sympy as sp
 
 from bngraph.audit.batcheval import Batch, reference_table
 from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
+from bngraph.audit.letters import element_capitals, own_letters, step_updates
 from bngraph.audit.judge import judge
 from bngraph.audit.verdicts import (CANNOT_EVALUATE, CANNOT_READ, HELPER, NOT_ABOUT, VERDICTS, WRONG, Context,
                                     Counterexample, Judgement)
@@ -41,7 +43,7 @@ from bngraph.errors import BngraphError, one_line
 from bngraph.tex.document import Snippet, document_equations
 from bngraph.tex.clean import clean
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
-from bngraph.tex.names import TooLarge, canonical
+from bngraph.tex.names import NotChecked, TooLarge, canonical
 
 __all__ = ["AuditReport", "Finding", "assert_document_correct", "audit_document", "cli_audit"]
 
@@ -200,7 +202,7 @@ def _default_table(layer: str) -> tuple:
 
 
 def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> Finding | None:
-    if isinstance(eq, (TooLarge, MatrixForm)):
+    if isinstance(eq, (TooLarge, MatrixForm, NotChecked)):
         return Finding.of(snippet, Judgement(None, "", CANNOT_EVALUATE, str(eq)))
     if isinstance(eq, DataBinding):
         return Finding.of(snippet, Judgement("setting:x", "setting x", HELPER, str(eq)))
@@ -219,12 +221,19 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
     except Exception as exc:  # noqa: BLE001 — SymPy's own errors; one formula never ends the audit
         reason = one_line(f"cannot check it: {type(exc).__name__}: {exc}")[:160]
         j = Judgement(None, "", CANNOT_READ, reason)
+    if j.verdict == NOT_ABOUT and _names_the_whole_batch(eq):  # ∇_X = ∂X̂/∂X · ∇_X̂: about the layer, as matrices
+        j = Judgement(None, "", CANNOT_EVALUATE, "matrix form (a capital letter for the whole batch), not checked")
     if j.verdict == CANNOT_EVALUATE and _WHOLE_BATCH.search(j.reason):
         j = dataclasses.replace(j, reason="matrix form (a capital letter for the whole batch), not checked")
     return Finding.of(snippet, j)
 
 
 # X, \hat{X}, ∂L/∂Y undefined: the batch as one matrix (X̂ = (X − μ)/√(σ² + ε)), not one example's numbers
+def _names_the_whole_batch(eq: Equation) -> bool:
+    return any(s.name in _CAPITALS for e in (eq.lhs, *eq.chain) if e is not None for s in e.free_symbols)
+
+
+_CAPITALS = {f"{d}{c}" for d in ("", "dL_d") for c in ("X", "Xhat", "Y", "Z", "Zhat")}
 _WHOLE_BATCH = re.compile(r"cannot evaluate it: (?:dL_d)?[XYZ](?:hat)? is not defined")
 
 
@@ -233,7 +242,7 @@ _DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\
                    % (_NUMBER, _NUMBER))
 _LIST = re.compile(r"=\s*(?:\\left\s*)?(?:\\\{|\{|\(|\[)[^=]*?,\s*(?:\.\.\.|\\[lc]?dots)")  # μ = {μ_0, …, μ_n}
 _MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
-                     r"|\\mathbf\s*\{?\s*1|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
+                     r"|\\math(?:bf|bb)\s*\{?\s*1|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
 
 
 class DataBinding(TexSyntaxError):
@@ -256,6 +265,8 @@ def _read(snippet: Snippet) -> Equation | TexSyntaxError:
         return MatrixForm("a vector written out by its components, not checked")
     if _MATRIX.search(clean(snippet.tex)):  # not in a note after it (\qquad w, β ∈ ℝ^N)
         return MatrixForm("matrix form, not checked")
+    if "\\begin{cases}" in snippet.tex:  # μ = \begin{cases} x_1 & m = 1 \\ … \end{cases}
+        return NotChecked("a value by cases (\\begin{cases}): one value per condition, not checked")
     return _parsed(snippet.tex)
 
 
@@ -292,9 +303,12 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     refs = reference_table(references) if references is not None else dict(_default_table(layer))
     name, snippets = document_equations(path_or_text, doc_format)
     parsed = [_read(s) for s in snippets]
-    equations = name_the_scale(fold_feature_index([eq if isinstance(eq, Equation) else None for eq in parsed]))
+    equations = element_capitals([eq if isinstance(eq, Equation) else None for eq in parsed])
+    equations = own_letters(name_the_scale(fold_feature_index(step_updates(equations))), refs)
     parsed = [eq if folded is None else folded for eq, folded in zip(parsed, equations)]
     ctx, sizes = build_context(equations, refs)
+    if references is None and layer == "batchnorm":  # its evaluation-mode formulas, where a write-up gives them
+        ctx.eval_refs = dict(_default_table("batchnorm-eval"))
     findings, above = [], None
     for snippet, eq, m in zip(snippets, parsed, sizes):
         if isinstance(eq, Equation) and snippet.display:

@@ -9,6 +9,7 @@ reading wrong; right under another reading only is "ambiguous".
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -195,6 +196,8 @@ def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | No
     if not found:
         return SideResult(CANNOT_EVALUATE, f"cannot evaluate it: {unevaluable[0]}")
     reading, mismatch = next(((r, m) for r, m in found if r.primary), found[0])
+    if any(_right_without_epsilon(ctx, expected, r, index, sizes) for r, _ in found):
+        return SideResult(AMBIGUOUS, "wrong as written; right with ε = 0, as the document writes no ε", checked=where)
     stray = free_index_names([actual]) - ({index} if index else set())
     if stray:
         return SideResult(WRONG, f"the index {', '.join(sorted(stray))} is free on the right side only, "
@@ -204,6 +207,18 @@ def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | No
     if reading.says:
         reason += f" (reading it {reading.says})"
     return SideResult(WRONG, reason, small, repaired if reading.actual == actual else None, where)
+
+
+def _right_without_epsilon(ctx, expected, reading: Reading, index, sizes) -> bool:
+    """σ = √(mean of squares) and x̂ = (x − μ)/σ, with no ε anywhere: a document that takes ε as 0."""
+    if ctx.batch_only or not ctx.eps_free:
+        return False
+    try:
+        return find_mismatch(ctx, expected, reading.actual, index, sizes, reading=reading.partials,
+                             batches=lambda m: [dataclasses.replace(Batch.random(m, s), epsilon=0.0)
+                                                for s in SEEDS]) is None
+    except (Unevaluable, TypeError, ValueError):
+        return False
 
 
 def _same_form(ctx, expected, reading: Reading, index, sizes, checked: str) -> SideResult:

@@ -56,6 +56,9 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
                 ctx.beta_is_shift = True
         bound_at.append(m_now)
     ctx.size_names = frozenset(size_names)
+    eps = symbol("epsilon")
+    ctx.eps_free = not any(e.has(eps) for pair in sides_of if pair is not None for e in (pair[0], *pair[1])) and any(
+        pair is not None and (target_of(pair[0]) or ("",))[0] in ("sigma", "xhat") for pair in sides_of)
     if m_now is None and concrete and 1 < max(concrete) <= 64:  # a worked example: x_1, x_2, x_3 make m = 3
         bound_at = [max(concrete)] * len(bound_at)
     for pair in sides_of:
@@ -74,7 +77,9 @@ def register_helper(lhs, sides, ctx: Context) -> None:
     if name in ctx.refs and not any(name in names_in(s) for s in sides):
         key = f"{name}[{int(index)}]" if index is not None and index.is_Integer else name
         ctx.definitions.setdefault(key, []).append(Helper(sides[0], index.name if isinstance(index, sp.Symbol) else None))
-    if (name in ctx.refs or name in GIVEN or name in ctx.size_names or name in ctx.helpers
+    # δ = dJ/dZ (the whole batch's), then δ_i = dJ/dz_i: the element's definition is the one formulas use
+    taken = name in ctx.helpers and not (ctx.helpers[name].index is None and isinstance(index, sp.Symbol))
+    if (name in ctx.refs or name in GIVEN or name in ctx.size_names or taken
             or any(name in names_in(s) for s in sides) or name.startswith("dL_d")):
         return
     if name == "sigma":  # σ defined with ε inside, √(σ² + ε): later formulas mean that σ
@@ -91,24 +96,35 @@ def register_helper(lhs, sides, ctx: Context) -> None:
 
 
 def name_the_scale(equations: list[Equation | None]) -> list[Equation | None]:
-    r"""``y_i = \hat{x}_i w + \beta`` in a document that never writes γ: w is the scale γ."""
+    r"""``y_i = \hat{x}_i w + \beta`` in a document that never writes γ: w is the scale γ; and in
+    ``y = \hat{x} * w + b``, a document that writes neither γ nor β, b is the shift β."""
     exprs = [e for eq in equations if eq is not None for e in (eq.lhs, eq.rhs, *eq.chain) if e is not None]
-    gamma, xhat, beta = symbol("gamma"), sp.IndexedBase(symbol("xhat")), symbol("beta")
+    gamma, beta = symbol("gamma"), symbol("beta")
     if any(e.has(gamma) for e in exprs):
         return equations
-    scales = set()
+    no_shift = not any(e.has(beta) for e in exprs)
+    scales, shifts = set(), set()
+    taken = GIVEN | {"m", "mu", "sigma", "sigma2"}
     for eq in equations:
         target = target_of(canonical(eq.lhs)) if eq is not None and eq.lhs is not None else None
-        if target is None or target[0] != "y" or target[1] is None:
+        if target is None or target[0] != "y":
             continue
-        rest = sp.expand(canonical(eq.rhs) - beta)
-        if rest.is_Mul and xhat[target[1]] in rest.args:
-            other = rest / xhat[target[1]]
-            if other.is_Symbol and other.name not in GIVEN | {"m", "mu", "sigma", "sigma2"}:
+        xhat = symbol("xhat") if target[1] is None else sp.IndexedBase(symbol("xhat"))[target[1]]
+        rhs = sp.expand(canonical(eq.rhs))
+        shift = [t for t in sp.Add.make_args(rhs) if t.is_Symbol and t.name not in taken]
+        if no_shift and len(shift) == 1:
+            shifts.add(shift[0])
+        rest = sp.expand(rhs - (shift[0] if no_shift and len(shift) == 1 else beta))
+        if rest.is_Mul and xhat in rest.args:
+            other = rest / xhat
+            if other.is_Symbol and other.name not in taken:
                 scales.add(other)
     if len(scales) != 1:
         return equations
     swap = {scales.pop(): gamma}
+    if len(shifts) == 1 and shifts != set(swap):
+        swap[shifts.pop()] = beta
+    swap.update({symbol(f"dL_d{a.name}"): symbol(f"dL_d{b.name}") for a, b in list(swap.items())})  # ∂L/∂w: ∂L/∂γ
     return [None if eq is None else replace(eq, lhs=None if eq.lhs is None else canonical(eq.lhs).xreplace(swap),
                                             rhs=canonical(eq.rhs).xreplace(swap),
                                             chain=tuple(canonical(c).xreplace(swap) for c in eq.chain))

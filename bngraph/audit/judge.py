@@ -167,6 +167,9 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
             lhs = sp.Sum(sp.Derivative(sp.IndexedBase(symbol(lhs.expr.name))[k], *lhs.variables), (k, 1, symbol("m")))
         return with_warnings(judge_identity(lhs, sides, notation, ctx), warnings)
     name, index = target
+    if name in FAMILIES and index is None and any(_jacobian(s) for s in sides):  # ∂L/∂y ∂y/∂x̂ ∂x̂/∂x
+        return Judgement(None, ctx.label(name), CANNOT_EVALUATE, "a Jacobian between two of the batch's vectors "
+                         "(∂x̂/∂x): matrix form, not checked", warnings)
     if name in FAMILIES and index is None and name in ctx.refs:  # ∂L/∂x̂ = γ ∂L/∂y: elementwise, for each i
         index = symbol("i")
         lhs = sp.IndexedBase(symbol(name))[index]
@@ -174,6 +177,10 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     if is_update(name, sides, ctx):
         return with_warnings(judge_update(lhs, sides, ctx), warnings)
     running = _running_statistics(lhs, sides, ctx)
+    if running and name in ctx.refs and ctx.eval_refs and name in ctx.eval_refs:
+        found = judge_in_eval_mode(lhs, name, index, sides, running, notation, ctx)
+        if found is not None:
+            return with_warnings(found, warnings)
     if running and name in ctx.refs:
         return Judgement(None, ctx.label(name), NOT_ABOUT, f"it uses {', '.join(running)}: running statistics, "
                          "so evaluation mode (audit it with --layer batchnorm-eval)", warnings)
@@ -241,6 +248,35 @@ def _running_statistics(lhs, sides, ctx: Context) -> list[str]:
     names = set().union(*(names_in(e) for e in (lhs, *sides))) - set(ctx.refs)
     return sorted(n for n in names if any(w in n.lower().split("_") or n.lower().startswith(w + "_") or
                                           (w in n.lower() and len(w) > 3) for w in RUNNING_WORDS))
+
+
+def judge_in_eval_mode(lhs, name, index, sides, running, notation, ctx: Context) -> Judgement | None:
+    """x̂_i = (x_i − running_mean)/√(running_var + ε) in a training write-up: judged as the evaluation-mode
+    layer's formula, the document's running names read as the running mean and variance."""
+    swap = {}
+    for n in running:
+        low = n.lower()
+        target = "running_var" if "var" in low or low.startswith("sigma") else (
+            "running_mean" if "mean" in low or low.startswith("mu") else None)
+        if target is None:
+            return None
+        swap[symbol(n)] = symbol(target)
+    if len(set(swap.values())) != len(swap):
+        return None
+    eval_ctx = replace(ctx, refs=ctx.eval_refs, helpers={}, definitions={}, shared={}, eval_refs=None)
+    found = judge_quantity(lhs, name, index, tuple(s.xreplace(swap) for s in sides), notation, eval_ctx)
+    if found.verdict == CANNOT_EVALUATE:
+        return None
+    return replace(found, label=f"{found.label}, evaluation mode",
+                   checked=_join_checked(found.checked, "with the running mean and variance"))
+
+
+def _jacobian(expr: sp.Expr) -> bool:
+    """∂x̂/∂x (or ∂y/∂x) with both written bare: in vector notation a full matrix (μ and σ² join every entry),
+    not the diagonal ∂x̂_i/∂x_i; ∂y/∂x̂ is diagonal and stays elementwise."""
+    x = symbol("x")
+    return any(x in d.variables and (d.expr.has(x) or isinstance(d.expr, sp.Symbol) and d.expr.name in ("xhat", "y"))
+               for d in expr.atoms(sp.Derivative))
 
 
 def _off_topic(lhs, sides, ctx: Context) -> bool:
@@ -366,8 +402,29 @@ def _pinned(lhs, sides, notation, ctx: Context, label: str, index: str) -> Judge
                                 tuple(s.xreplace({k: sp.Integer(v)}) for s in sides), notation, ctx)) for v in (1, 2)]
     v, worst = next(((v, j) for v, j in found if j.verdict == WRONG), None) or next(
         ((v, j) for v, j in found if j.verdict != CORRECT), found[0])
+    if worst.verdict == WRONG:  # ∂(x_i − μ)²/∂x_j = −2(x_i − μ)/m, stated "for i ≠ j": right off the diagonal only
+        case = _one_case(lhs, sides, notation, ctx, index)
+        if case is not None:
+            return Judgement(worst.defines, label, AMBIGUOUS, f"wrong as written for every pair; right {case}")
     held = f"{index} held at 1 and at 2" if worst.verdict == CORRECT else f"{index} = {v}"
     return replace(worst, label=label, checked=_join_checked(worst.checked, held), correction=None)
+
+
+def _one_case(lhs, sides, notation, ctx: Context, index: str) -> str | None:
+    """"for i ≠ j" or "for i = j" when the two-index identity holds in that case alone (the text may say so)."""
+    other = next(iter(free_index_names([lhs]) - {index}), None)
+    if other is None:
+        return None
+    k, o = symbol(index), symbol(other)
+
+    def holds(at_other: int) -> bool:
+        pin = {k: sp.Integer(1), o: sp.Integer(at_other)}
+        return judge_identity(lhs.xreplace(pin), tuple(s.xreplace(pin) for s in sides), notation, ctx).verdict == CORRECT
+
+    diagonal, off = holds(1), holds(2)
+    if diagonal != off:
+        return f"for {other} = {index} only" if diagonal else f"for {other} ≠ {index} only (the case the text may state)"
+    return None
 
 
 def _join_checked(checked: str, held: str) -> str:

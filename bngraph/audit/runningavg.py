@@ -27,8 +27,11 @@ GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "rho": "ρ", "lambda": "λ"
 
 
 def is_update(name: str, sides, ctx: Context) -> bool:
-    """The left side's name is on the right too, and it is not one of the layer's quantities."""
-    return name not in ctx.refs and name != "sigma" and any(name in names_in(s) for s in sides)
+    """The left side's name is on the right too, and it is not one of the layer's quantities nor a gradient
+    (∂L/∂I = ∂L/∂I · … is a slip of the letter, ∂L/∂X̂ = ∂L/∂X̂ = … a restatement)."""
+    if name in ctx.refs or name == "sigma" or name.startswith("dL_d"):
+        return False
+    return any(name in names_in(s) for s in sides)
 
 
 def _kind(name: str) -> str | None:
@@ -76,9 +79,11 @@ def judge_update(lhs: sp.Expr, sides, ctx: Context) -> Judgement:
     notes, warnings = [], []
     total = sp.simplify(w_old + w_new)
     if total != 1:
-        if stats[0] == "sigma2" and sp.simplify(w_old + w_new * (m - 1) / m) == 1:
-            w_new = sp.simplify(w_new * (m - 1) / m)
-            notes.append("with the unbiased variance m/(m − 1)·σ², as PyTorch keeps it")
+        size = next((n for n in [m, *map(symbol, sorted(ctx.size_names))] if stats[0] == "sigma2"
+                     and sp.simplify(w_old + w_new * (n - 1) / n) == 1), None)  # m/(m − 1), or B/(B − 1)
+        if size is not None:
+            w_new = sp.simplify(w_new * (size - 1) / size)
+            notes.append(f"with the unbiased variance {size}/({size} − 1)·σ², as PyTorch keeps it")
         else:
             return wrong(f"the weights add up to {total}, not 1")
     if kind and kind != STATISTICS[stats[0]] and {kind, STATISTICS[stats[0]]} != {"variance", "standard deviation"}:

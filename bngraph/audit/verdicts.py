@@ -53,6 +53,8 @@ class Context:
     notation: Notation = Notation()
     beta_is_shift: bool = False
     eps_in_sigma2: bool = False  # the document said σ² := σ_B² + ε: later formulas without ε mean that
+    eval_refs: dict | None = None  # the evaluation-mode layer's formulas, for a formula with running statistics
+    eps_free: bool = False  # the document writes no ε and defines σ (or x̂) without it: ε is 0 there
     definitions: dict[str, list[Helper]] = field(default_factory=dict)
     batch: Batch | None = None  # the document's own numbers (x = (1, 2, 6)), where they are in force
     batch_only: Batch | None = None  # while a formula is checked on those numbers alone

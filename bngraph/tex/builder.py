@@ -17,7 +17,7 @@ import sympy as sp
 from lark import Token, Transformer, v_args
 
 from bngraph.tex.names import (FAMILIES, KNOWN_COMMANDS, LOSS_NAMES, MAX_MAGNITUDE, DiffOp, Items, Name, ParenIndex, Partial,
-                               Relation, TooLarge, fail, index_symbol, index_symbols, resolve_name, symbol, value)
+                               NotChecked, Relation, TooLarge, fail, index_symbol, index_symbols, resolve_name, symbol, value)
 
 
 @v_args(inline=True)
@@ -118,6 +118,9 @@ class NameRules(Transformer):
             return _power(self._num(base), self._num(arg), tex)
         if isinstance(base, sp.Symbol):  # {\frac{\partial L}{\partial x}}_{i}: index a family
             return resolve_name(Name(base.name, sub=arg, tex=tex), self.notes)
+        if isinstance(base, sp.Derivative) and isinstance(arg, Name):
+            # \frac{\partial \hat{x}_i}{\partial x_j}_{\text{via }\mu}: one path's share of the derivative
+            raise NotChecked(f"a derivative with a subscript of its own ({tex}): one path's share or one row, not checked")
         fail(f"cannot read a subscript on {tex}")
 
     def lower(self, arg):
@@ -193,6 +196,18 @@ class Builder(NameRules):
             return self._derivative(target, sub, "sub")
         return Partial(target)
 
+    def nabla_sub(self, tok, sub, target):
+        """``\\nabla_x L`` is ∂L/∂x; ``\\nabla_{\\hat{x}_j}`` alone is the loss's gradient too, so in
+        ``\\nabla_{\\hat{x}_j} \\hat{x}_j`` what follows is a factor, not what is differentiated."""
+        if target is None or not (isinstance(target, Name) and target.is_plain()
+                                  and (target.base in LOSS_NAMES or target.font == "mathcal" and target.base == "L")):
+            wrt = self._num(sub)
+            if not isinstance(wrt, (sp.Symbol, sp.Indexed)):
+                fail("cannot read \\nabla of an expression")
+            self.notes.setdefault("derivative", "nabla")
+            return _adjoint(wrt) if target is None else _adjoint(wrt) * self._num(target)
+        return self._derivative(target, sub, "sub")
+
     def nabla(self, _tok, target):
         """``\\nabla y``, ``\\nabla \\gamma`` (XLA's notation): the loss's gradient with respect to it."""
         wrt = self._num(target)
@@ -211,7 +226,12 @@ class Builder(NameRules):
                 fail("\\sum with two " + ("subscripts" if which == "_" else "superscripts"))
             limits[which] = arg
         body = _over_the_batch(self._num(body)) if limits["_"] is None else self._num(body)
-        var, start, stop = self._limits(limits["_"], limits["^"], body)
+        lower = limits["_"]
+        if isinstance(lower, Relation) and lower.op in ("\\neq", "\\ne"):  # \sum_{i \neq j}: all but the j-th term
+            var, _, stop = self._limits(lower.lhs, limits["^"], body)
+            self.notes.setdefault("sum_style", "index")
+            return sp.Sum(body, (var, sp.Integer(1), stop)) - body.xreplace({var: self._num(lower.rhs)})
+        var, start, stop = self._limits(lower, limits["^"], body)
         style = "full" if limits["^"] is not None else ("index" if limits["_"] is not None else "bare")
         self.notes.setdefault("sum_style", style)
         self.notes.setdefault("sum_index", var.name)

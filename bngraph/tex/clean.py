@@ -107,16 +107,26 @@ _REWRITES = [
     (re.compile(r"\\mathop\s*(\{\s*\\sum\s*\}|\\sum)(?![a-zA-Z])"), r"\\sum"),  # Word/MathType exports
     (re.compile(r"\\Sigma(?=\s*[_^])"), r"\\sum"),  # \Sigma^m_{i=1} x_i: a sum, in the capital letter
     (re.compile(r"\\part(?![a-zA-Z])"), r"\\partial"),  # a Markdown editor's shorthand
+    (re.compile(r"\\triangledown(?![a-zA-Z])"), r"\\nabla"),  # ∇ drawn as a triangle (HackMD, Typora)
+    # E[x], \mathbb{E}[x], Var(x), \text{Var}[x] of the input itself: the batch's mean and variance (the papers' and
+    # PyTorch's own notation); of anything else (E[\mu_B], Var(q_i)) they stay unread
+    (re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|mathbb|operatorname|text)\s*\{\s*E\s*\}|E)\s*\[\s*x\s*\]"), r"\\mu "),
+    (re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|operatorname|text)\s*\{\s*Var\s*\}|Var)\s*(?:\[\s*x\s*\]|\(\s*x\s*\))"),
+     r"\\sigma^2 "),
     (re.compile(r"\\(?:left\s*)?[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\(?:right\s*)?[|]|[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*[|]"
                 r"|\\lvert\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\rvert|[|]\s*B\s*[|]"), "m"),  # |B|: the batch size
     (re.compile(r"\\color\s*\{[^{}]*\}|\\textcolor\s*\{[^{}]*\}"), ""),  # the argument stays, as a group
     (re.compile(r"\\(?:boxed|bm|mathbf|boldsymbol)(?=\s*\{)"), ""),
     (re.compile(r"\\(?:space|,|;|:|!|quad|qquad)(?![a-zA-Z])"), " "),
+    # running_{mean}, moving_{var}: one name written as a word with a word under it, not r·u·n·n·i·n·g
+    (re.compile(r"(?<![\\A-Za-z])([A-Za-z]{3,})\s*_\{\s*([A-Za-z]{2,})\s*\}"), r"\\mathrm{\1_\2}"),
     (re.compile(r"(?<!\\)_\{\s*([A-Za-z]{3,}|[A-Z][a-z]+)\s*\}"), r"_{\\text{\1}}"),  # \mu_{run}: a word, not r·u·n
     (re.compile(r"\\sum\s*_\{\s*([a-z])\s*,?\s*([a-z])\s*\}"), r"\\sum_{\1}\\sum_{\2}"),  # \sum_{kl}: over k and l
     # x_{B,j}, x_{\mathcal{B},i}: the batch's name beside the example's index, as μ_B carries it: only the index
     (re.compile(r"_\{\s*(?:B|\\mathcal\s*\{?\s*B\s*\}?)\s*,\s*([a-z])\s*\}"), r"_{\1}"),
     (re.compile(r"_\{\s*([a-z])\s*,\s*(?:B|\\mathcal\s*\{?\s*B\s*\}?)\s*\}"), r"_{\1}"),
+    (re.compile(r"_\{\s*mb\s*\}"), r"_{\\text{mb}}"),  # μ_{mb}: "of the mini-batch", as μ_B (not two indices m, b)
+    (re.compile(r"_\{\s*([a-z])\s*,\s*:\s*\}"), r"_{\1}"),  # (∂X̂/∂X)_{i,:}: the row i of a matrix
     (re.compile(r"_\{\s*([a-z])\s*([a-z])\s*\}"), r"_{\1,\2}"),  # x_{ij}: two indices
     (re.compile(r"\\right\s*\|\s*_"), r"\\right._"),  # \left. … \right|_{x = 0}: the bar of evaluation
     (re.compile(r"\\(?:odot|circ)(?![a-zA-Z])"), r"\\cdot"),  # Hadamard: per example and feature, a product
@@ -127,6 +137,23 @@ _NOT_INDEX_PAIRS = {"in", "on", "up", "at", "of", "to", "lr", "bn", "ln", "ok", 
 _BRACED = re.compile(r"\\(underbrace|overbrace|underset|overset|stackrel)\s*\{")
 
 
+_STEP = re.compile(r"_\{\s*([a-z]{2,3})\s*([-+])\s*([0-9])\s*\}")
+
+
+def _step_counter(tex: str) -> str:
+    r"""``\mu_{mb} = \rho\,\mu_{mb-1} + …``: a step counter of several letters beside its predecessor, as
+    ``t`` and ``t-1`` (a letter the formula does not use otherwise)."""
+    for match in _STEP.finditer(tex):
+        word = match[1]
+        if word in _NOT_INDEX_PAIRS:
+            continue
+        letter = next((c for c in "tsrq" if not re.search(rf"(?<![\\a-zA-Z]){c}(?![a-zA-Z])", tex)), None)
+        if letter is None:
+            return tex
+        tex = re.sub(rf"_\{{\s*{word}\s*([-+]\s*[0-9])?\s*\}}", lambda k: f"_{{{letter}{k[1] or ''}}}", tex)
+    return tex
+
+
 def rewrite_constructs(tex: str) -> str:
     r"""What people write, in the grammar's terms: ``\mathop\sum\limits`` and ``\Sigma^m_{i=1}`` are
     sums, ``\part`` is ``\partial``, ``|\mathcal{B}|`` the batch size m, ``\boxed{…}`` and
@@ -135,6 +162,7 @@ def rewrite_constructs(tex: str) -> str:
     >>> rewrite_constructs(r"\boxed{\mu = \frac{1}{|\mathcal{B}|}\mathop\sum\limits_{i} x_{ij}}")
     '{\\mu = \\frac{1}{m}\\sum\\limits_{i} x_{i,j}}'
     """
+    tex = _step_counter(tex)
     for pattern, replacement in _REWRITES:
         if replacement == r"_{\1,\2}":
             tex = pattern.sub(lambda k: k[0] if k[1] + k[2] in _NOT_INDEX_PAIRS else f"_{{{k[1]},{k[2]}}}", tex)
@@ -143,14 +171,16 @@ def rewrite_constructs(tex: str) -> str:
     return written_out_sums(_drop_braces_notes(_d_notation(tex)))
 
 
-# dx_i, dy_{i,j}, d\hat{x}_i, d\gamma, d\sigma^2: the code's names for ∂L/∂·, in a formula that writes no
-# other derivative (\frac{dL}{dx} and \partial are Leibniz's; there d stays d)
+# dx_i, dy_{i,j}, d\hat{x}_i, d\gamma, d\sigma^2: the code's names for ∂L/∂·, beside ∂ too
+# (d\sigma^2 = \sum_j d\hat{x}_j \frac{\partial \hat{x}_j}{\partial \sigma^2}); where the formula writes Leibniz's
+# \frac{dL}{dx} (or an integral's d), d stays d
 _D_NAME = re.compile(r"(?<![A-Za-z\\_^])d\s*(\\hat\s*\{\s*x\s*\}|\\hat\s*x|\\bar\s*\{\s*x\s*\}|x|y|\\gamma|\\beta|\\mu|\\sigma)"
                      r"(?![A-Za-z])(\s*_\{[^{}]*\}|\s*_[A-Za-z0-9])?(\s*\^\s*\{?\s*2\s*\}?)?")
 
 
 def _d_notation(tex: str) -> str:
-    if "\\partial" in tex or re.search(r"\\frac\s*\{\s*d", tex) or re.search(r"\\(?:int|mathrm\s*\{\s*d)", tex):
+    if re.search(r"\\frac\s*\{\s*d", tex) or re.search(r"\\(?:int|mathrm\s*\{\s*d)", tex) or re.search(
+            r"(?<![A-Za-z\\])d\s*(?:[LJE](?![A-Za-z])|\\ell|\\mathcal\s*\{?\s*L)", tex):  # dL = Σ ∂L/∂x_i dx_i
         return tex
     return _D_NAME.sub(lambda k: rf"\frac{{\partial L}}{{\partial {k[1]}{k[2] or ''}{k[3] or ''}}}", tex)
 

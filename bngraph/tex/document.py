@@ -319,9 +319,14 @@ _ROW = re.compile(r"\\\\(?:\s*\[[^\]]*\])?")
 _RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx|mapsto)(?![a-zA-Z])")
 _ENDS_WITH_RELATION = re.compile(r"(?<![\\:<>!])=\s*&?\s*$")
 _OPERATOR_START = re.compile(r"^(?:[+\-]|\\cdot(?![a-zA-Z])|\\times(?![a-zA-Z]))")
-_LEADING_LAYOUT = re.compile(r"^(?:\s|&|\\q?quad(?![a-zA-Z])|\\[,;:! ]|\\(?:nonumber|notag)(?![a-zA-Z]))*")
+_LEADING_LAYOUT = re.compile(r"^(?:\s|&|\\q?quad(?![a-zA-Z])|\\[,;:! ]|\\(?:nonumber|notag)(?![a-zA-Z])"
+                             r"|\\(?:to|Rightarrow|rightarrow|implies)(?![a-zA-Z]))*")  # a row opening with an arrow
 # A full-width comma or semicolon (CJK text) sets two equations apart as ", \quad" does.
-_SEPARATOR = re.compile(r"(?:[,;]\s*)?\\qquad(?![a-zA-Z])|,\s*\\q?quad(?![a-zA-Z])|;\s*\\q?quad(?![a-zA-Z])|\s*[，；]\s*")
+# So does an arrow between two equations (``a = b \quad\Rightarrow\quad c = d``, ``\to``, ``\implies``).
+_ARROW = r"\\(?:to|Rightarrow|rightarrow|implies|Longrightarrow|longrightarrow)(?![a-zA-Z])"
+_SEPARATOR = re.compile(r"(?:[,;]\s*)?\\qquad(?![a-zA-Z])|,\s*\\q?quad(?![a-zA-Z])|;\s*(?:\\q?quad(?![a-zA-Z]))?|\s*[，；]\s*"
+                        r"|(?:\\q?quad\s*)?" + _ARROW + r"(?:\s*\\q?quad(?![a-zA-Z]))?"
+                        r"|\\quad(?=\s*[A-Za-z]\s*=\s*[0-9.]+\s*$)")  # "… \quad m = 0.1": a constant's value, set apart
 
 
 def first_relation(tex: str) -> re.Match | None:
@@ -333,8 +338,39 @@ def first_relation(tex: str) -> re.Match | None:
     return None
 
 
+_CASES = re.compile(r"\\begin\{cases\}(.*?)\\end\{cases\}", re.S)
+
+
+def _cases_of_equations(content: str) -> str:
+    r"""``\begin{cases} \hat{x}_i = … & \text{if } t = 0 \\ \hat{x}_i = … & \text{if } t \neq 0 \end{cases}``:
+    each case a whole equation, its condition after ``&`` set aside (blanked: offsets stay valid). A value by
+    cases (``\mu = \begin{cases} … \end{cases}``) stays as written: the auditor names it, unchecked."""
+    for match in _CASES.finditer(content):
+        if first_relation(content[:match.start()].rsplit("\\\\", 1)[-1]) is not None:  # a value by cases: one piece
+            for k in re.finditer(r"\\\\|(?<!\\)&", match[1]):
+                content = _blank(content, match.start(1) + k.start(), match.start(1) + k.end())
+            continue
+        inner, start = match[1], match.start(1)
+        conditions = []
+        for at, end in [(start + k.start(), start + k.end()) for k in re.finditer(r"(?:(?!\\\\).)+", inner, re.S)]:
+            row = content[at:end]
+            if not row.strip():
+                continue
+            amp = row.find("&")
+            equation = row if amp < 0 else row[:amp]
+            if first_relation(equation) is None:
+                break
+            if amp >= 0:
+                conditions.append((at + amp, end))
+        else:
+            for a, b in [(match.start(), match.start(1)), (match.end(1), match.end()), *conditions]:
+                content = _blank(content, a, b)
+    return content
+
+
 def _rows(offset: int, content: str, env: str) -> list[tuple[int, str]]:
     """(offset, text) per row: split at \\\\, nested aligned/split unwrapped."""
+    content = _cases_of_equations(content)
     for match in _INNER.finditer(content):
         content = _blank(content, match.start(), match.end())
     pieces, start = [], 0

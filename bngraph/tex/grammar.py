@@ -69,7 +69,7 @@ expression: expr
        | SUM script* term                   -> sum
        | SUM script* MINUS term             -> sum
        | PARTIAL ["_" sarg] [postfix]       -> partial
-       | NABLA "_" sarg postfix             -> partial
+       | NABLA "_" sarg [postfix]           -> nabla_sub
        | NABLA postfix                      -> nabla
 
 ?postfix: primary
@@ -207,6 +207,14 @@ def _syntax_error(exc: UnexpectedInput, tex: str) -> TexSyntaxError:
     return TexSyntaxError(f"unexpected {str(token)!r} at column {exc.column}")
 
 
+def _stray_close(exc: UnexpectedInput, tex: str) -> int | None:
+    """Where an unexpected ``)`` stands that no ``(`` opened (more closing than opening ones): else None."""
+    token = getattr(exc, "token", None)
+    if token is None or str(token) != ")" or tex.count(")") <= tex.count("("):
+        return None
+    return token.start_pos
+
+
 def _parse(tex: str, start: str):
     if not isinstance(tex, str):
         raise TexSyntaxError("a formula must be text")
@@ -220,10 +228,17 @@ def _parse(tex: str, start: str):
     if not tex.strip():
         fail("empty formula")
     tex = brace_short_arguments(tex)
-    try:
-        tree = _PARSER.parse(tex, start=start)
-    except UnexpectedInput as exc:
-        raise _syntax_error(exc, tex) from None
+    for _ in range(3):
+        try:
+            tree = _PARSER.parse(tex, start=start)
+            break
+        except UnexpectedInput as exc:
+            stray = _stray_close(exc, tex)
+            if stray is None:
+                raise _syntax_error(exc, tex) from None
+            tex = tex[:stray] + " " + tex[stray + 1:]  # \frac{2}{N}(x_i - \mu) ): a ")" nothing opened, a typo
+    else:
+        raise TexSyntaxError("unbalanced brackets: more ')' than '('")
     builder = Builder(tex)
     try:
         return builder.transform(tree), builder.notes

@@ -31,7 +31,7 @@ KNOWN_COMMANDS.update(varepsilon="epsilon", eps="epsilon", vartheta="theta", var
 # The per-example families: written without an index (x, \nabla y), they stand for the batch's vector.
 FAMILIES = ("x", "xhat", "y", "dL_dx", "dL_dxhat", "dL_dy")
 LOSS_NAMES = {"L", "l", "ell", "J", "f", "E", "O"}  # ∂f/∂y_i: f the loss (O, the objective), as write-ups name it
-BATCH_MARKERS = {"B", "b"}  # μ_B, μ_𝓑, μ_b: "of the mini-batch"; dropped from the name
+BATCH_MARKERS = {"B", "b", "mb"}  # μ_B, μ_𝓑, μ_b, μ_{mb}: "of the mini-batch"; dropped from the name
 # The contract's assumptions: m is a positive integer; every other name (indices too) is plain,
 # as ``parse_expr`` reads the engine's JSON back.
 ASSUMPTIONS: Mapping[str, dict] = {"m": {"integer": True, "positive": True}}
@@ -43,6 +43,10 @@ class TexSyntaxError(BngraphError):
 
 class TooLarge(TexSyntaxError):
     """The formula reads, but holds a number, index or power too large to check in floating point."""
+
+
+class NotChecked(TexSyntaxError):
+    """The formula reads, but states something the auditor does not check (matrix form, one path's share)."""
 
 
 MAX_MAGNITUDE = 10 ** 12  # a constant beyond this cannot be compared in float64 with the layer's values
