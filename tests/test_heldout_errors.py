@@ -94,16 +94,26 @@ CHECKS = {  # (file, line): the write-up's formula typed in NumPy, and the true 
 }
 
 
-def test_every_recorded_error_has_a_check():
-    recorded = {(name, line) for name, entry in EXPECTED.items() for line in entry["errors"]}
-    assert recorded == set(CHECKS)
-    assert all(str(line) in EXPECTED[name]["why"] for name, line in recorded)
+def recorded_error_tests(expected: dict, checks: dict, *args):
+    """The two tests every held-out set's file makes: each error recorded in its expected.json has a
+    numerical check with a reason, and each check finds the write-up's formula off the truth
+    (``checks[(file, line)](*args)`` gives the formula's values and the true ones)."""
+
+    def test_every_recorded_error_has_a_check():
+        recorded = {(name, line) for name, entry in expected.items() for line in entry["errors"]}
+        assert recorded == set(checks)
+        assert all(str(line) in expected[name]["why"] for name, line in recorded)
+
+    @pytest.mark.parametrize("key", sorted(checks), ids=[f"{n}:{line}" for n, line in sorted(checks)])
+    def test_each_recorded_error_is_wrong_in_numbers(key):
+        got, want = checks[key](*args)
+        assert differs(got, want), key
+
+    return test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numbers
 
 
-@pytest.mark.parametrize("key", sorted(CHECKS), ids=[f"{n}:{line}" for n, line in sorted(CHECKS)])
-def test_each_recorded_error_is_wrong_in_numbers(key):
-    got, want = CHECKS[key](T)
-    assert differs(got, want), key
+test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numbers = recorded_error_tests(
+    EXPECTED, CHECKS, T)
 
 
 def test_the_checks_can_tell_right_from_wrong():

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_heldout_errors import T, differs, grad
+from test_heldout_errors import T, differs, grad, recorded_error_tests
 
 FRESH = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout_fresh"
 EXPECTED = json.loads((FRESH / "expected.json").read_text())
@@ -37,16 +37,8 @@ CHECKS = {
 }
 
 
-def test_every_recorded_error_has_a_check():
-    recorded = {(name, line) for name, entry in EXPECTED.items() for line in entry["errors"]}
-    assert recorded == set(CHECKS)
-    assert all(str(line) in EXPECTED[name]["why"] for name, line in recorded)
-
-
-@pytest.mark.parametrize("key", sorted(CHECKS), ids=[f"{n}:{line}" for n, line in sorted(CHECKS)])
-def test_each_recorded_error_is_wrong_in_numbers(key):
-    got, want = CHECKS[key](T)
-    assert differs(got, want), key
+test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numbers = recorded_error_tests(
+    EXPECTED, CHECKS, T)
 
 
 def test_the_right_versions_pass_the_same_checks():

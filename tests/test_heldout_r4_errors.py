@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_heldout_errors import differs, grad
+from test_heldout_errors import differs, grad, recorded_error_tests
 
 R4 = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout_r4"
 EXPECTED = json.loads((R4 / "expected.json").read_text())
@@ -64,16 +64,8 @@ CHECKS = {
 }
 
 
-def test_every_recorded_error_has_a_check():
-    recorded = {(name, line) for name, entry in EXPECTED.items() for line in entry["errors"]}
-    assert recorded == set(CHECKS)
-    assert all(str(line) in EXPECTED[name]["why"] for name, line in recorded)
-
-
-@pytest.mark.parametrize("key", sorted(CHECKS), ids=[f"{n}:{line}" for n, line in sorted(CHECKS)])
-def test_each_recorded_error_is_wrong_in_numbers(key):
-    got, want = CHECKS[key]()
-    assert differs(got, want), key
+test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numbers = recorded_error_tests(
+    EXPECTED, CHECKS)
 
 
 def test_the_right_versions_pass_the_same_checks():
