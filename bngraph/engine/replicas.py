@@ -103,7 +103,7 @@ def _shape(expr, indices: set) -> tuple | sp.Basic | None:
         indices.add(k)
         return (base,)
     if not expr.args:
-        return expr
+        return type(expr), expr  # 2 and 2.0 print differently, whatever == says
     if not isinstance(expr, (AssocOp, sp.Pow, sp.Function)):
         return None
     shape = [type(expr)]
