@@ -20,6 +20,7 @@ finite real number (a division by zero, the root of a negative number) is a
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Callable, Mapping
 
 import numpy as np
@@ -29,6 +30,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from bngraph.errors import BngraphError
 from bngraph.engine.derive import Derivation, adjoint_name
 from bngraph.engine.graph import Graph, symbol
+from bngraph.engine.replicas import Texts
 from bngraph.closedform import plates
 from bngraph.closedform.simplify import ClosedForm, concrete
 
@@ -83,14 +85,33 @@ def adjoint_values(derivation: Derivation, values: Mapping[str, float], upstream
 
 class _SafeNamePrinter(PythonCodePrinter):
     """Python code for ``lambdify`` in which every node is called by a name of ours: a node may
-    be named ``math`` or ``sqrt``, which the generated code uses itself."""
+    be named ``math`` or ``sqrt``, which the generated code uses itself. Example k's code is
+    example 1's with k for 1 (:class:`~bngraph.engine.replicas.Texts`): its names keep the index."""
 
     def __init__(self, names: Mapping[str, str]):
         super().__init__({"fully_qualified_modules": False, "order": "none"})  # math's sqrt; terms unsorted
         self._names = names
+        self._printed: dict = {}
+        self._replicas = Texts()
+
+    def _print(self, expr, **kwargs):
+        if kwargs or not isinstance(expr, sp.Basic):
+            return super()._print(expr, **kwargs)
+        text = self._printed.get(expr)
+        if text is None:
+            text = self._printed[expr] = self._replicas.text(expr, super()._print)
+        return text
 
     def _print_Symbol(self, expr):
-        return self._names.get(expr.name) or super()._print_Symbol(expr)
+        return self._names.get(expr.name) or _SAFE + expr.name
+
+
+_SAFE = "_bngraph_"  # the prefix of our names in generated code
+
+
+def _safe_names(order: list[str]) -> dict[str, str]:
+    """_bngraph_x_1 for x_1: the index stays in the name; a name that is no identifier gets a number."""
+    return {name: _SAFE + (name if name.isidentifier() else f"{k}") for k, name in enumerate(order)}
 
 
 def compiled_values(derivation: Derivation) -> Callable[[Mapping, Mapping], tuple[dict, dict]]:
@@ -107,7 +128,7 @@ def compiled_values(derivation: Derivation) -> Callable[[Mapping, Mapping], tupl
     nodes = [n for n in graph if n.expr is not None]
     adjoints = list(derivation.adjoints.values())
     order = leaves + upstream + [n.name for n in nodes] + [a.name for a in adjoints]
-    names = {name: f"_bngraph_{k}" for k, name in enumerate(order)}
+    names = _safe_names(order)
     # every value in order, each from the ones before: lambdify's cse hook takes the assignments as they are
     assignments = [(n.symbol, n.expr) for n in nodes] + [(a.symbol, a.expr) for a in adjoints]
     results = [symbol(name) for name in order[len(leaves) + len(upstream):]]
@@ -165,7 +186,7 @@ def _in_float64(key: str, formula: sp.Expr, known: dict, size: int) -> list | fl
                 body = _over_batch(s.function, index, known, size)
                 if body is None:
                     return None
-                sums[s] = sp.Dummy()
+                sums[s] = _stand_in(s)
                 totals[sums[s]] = float(np.sum(body))
             value = _over_batch(formula.xreplace(sums), plates.i, {**known, **totals}, size)
     except (ArithmeticError, ValueError, TypeError, KeyError):
@@ -177,6 +198,27 @@ def _in_float64(key: str, formula: sp.Expr, known: dict, size: int) -> list | fl
 
 def _over_batch(expr: sp.Expr, index: sp.Symbol, known: dict, size: int) -> np.ndarray | None:
     """``expr`` (in base[index], batch scalars and m) for index = 1..size, as a float64 array."""
+    compiled = _batch_function(expr, index, size)
+    if compiled is None:
+        return None
+    function, bases, scalars = compiled
+    arrays = [np.array([float(known[symbol(f"{base}_{k}")]) for k in range(1, size + 1)]) for base in bases]
+    value = np.broadcast_to(np.asarray(function(*arrays, *(float(known[s]) for s in scalars))), (size,))
+    if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
+        return None
+    return value
+
+
+@lru_cache(maxsize=256)
+def _stand_in(total: sp.Sum) -> sp.Dummy:
+    """The one symbol that stands for ``total``'s value (the same at every point: one lambdify)."""
+    return sp.Dummy()
+
+
+@lru_cache(maxsize=256)
+def _batch_function(expr: sp.Expr, index: sp.Symbol, size: int):
+    """``expr`` lambdified over the batch (each base[index] an array), with the bases and scalars it
+    takes; None where it is not a function of one index. Once per formula, however many points."""
     expr = expr.xreplace({plates.m: sp.Integer(size)})
     indexed = expr.atoms(sp.Indexed)
     if any(e.indices != (index,) for e in indexed):
@@ -186,12 +228,8 @@ def _over_batch(expr: sp.Expr, index: sp.Symbol, known: dict, size: int) -> np.n
     scalars = sorted(expr.free_symbols - set(stand_in.values()), key=str)
     if expr.has(sp.Sum) or plates.i in scalars or plates.j in scalars:
         return None
-    arrays = [np.array([float(known[symbol(f"{e.base}_{k}")]) for k in range(1, size + 1)]) for e in stand_in]
     function = sp.lambdify([*stand_in.values(), *scalars], expr, "numpy")
-    value = np.broadcast_to(np.asarray(function(*arrays, *(float(known[s]) for s in scalars))), (size,))
-    if value.dtype.kind != "f" or not np.all(np.isfinite(value)):
-        return None
-    return value
+    return function, tuple(str(e.base) for e in stand_in), tuple(scalars)
 
 
 def _exactly(key: str, formula: sp.Expr, known: dict, m: int) -> list | float:
