@@ -179,6 +179,35 @@ CONSTRUCTS = {
     "E[x] and Var(x)": (r"$$\hat{x} = \frac{x - \mathrm{E}[x]}{\sqrt{\mathrm{Var}(x) + \epsilon}}$$" "\n\n"
                         r"$$y = \frac{x - E[x]}{\sqrt{Var[x]+2\epsilon}} \gamma + \beta$$", ["correct", "wrong"]),
     "the expectation of anything else": (r"$$Var[x] = \frac{m}{m-1} E[\sigma^2_B]$$", ["cannot-evaluate"]),
+    # -- fifth round: the false "wrong"s of the final untouched set (benchmarks/heldout_final/)
+    "sum over i neq j, j running": (r"$$\frac{\partial \sigma^2}{\partial x_i} = \frac{2}{m}((x_i-\mu)\frac{m-1}{m} + "
+                                    r"\sum_{i \neq j} (x_j-\mu)(-\frac{1}{m}))$$", ["correct"]),
+    "sum over i neq j, j running, a sign slip": (r"$$\frac{\partial \sigma^2}{\partial x_i} = \frac{2}{m}((x_i-\mu)"
+                                                 r"\frac{m-1}{m} + \sum_{i \neq j} (x_j-\mu)\frac{1}{m})$$", ["wrong"]),
+    "all but one term, as an identity": (r"$$\sum_{i \neq j} (x_j - \mu) = \sum_{j=1}^{m}(x_j-\mu) - (x_i - \mu)$$",
+                                         ["correct"]),
+    "d/dq as an operator": (r"$$\frac{\partial \hat{x}_i}{\partial \sigma^2} = (x_i-\mu)\frac{d}{d\sigma^2}"
+                            r"(\sigma^2+\epsilon)^{-1/2}$$" "\n\n" r"$$\frac{d}{d\sigma^2}(\sigma^2+\epsilon)^{-1/2} = "
+                            r"-\frac{1}{2}(\sigma^2+\epsilon)^{-3/2}$$", ["correct", "correct"]),
+    "d/dq as an operator, a slip": (r"$$\frac{d}{d\sigma^2}(\sigma^2+\epsilon)^{-1/2} = "
+                                    r"-\frac{1}{2}(\sigma^2+\epsilon)^{-1/2}$$", ["wrong"]),
+    "feature letter first in x_{j,i}": (r"$$\hat{x}_{i,j} = \frac{x_{i,j} - \mu_j}{\sqrt{\sigma^2_j+\epsilon}}$$" "\n\n"
+                                        r"$$\mu_j = \frac{1}{N} \sum_{i=1}^N x_{j,i}$$" "\n\n"
+                                        r"$$\sigma_j^2 = \frac{1}{N} \sum_{i=1}^N (x_{i,j} - \mu_j)^2$$",
+                                        ["correct", "correct", "correct"]),
+    "feature letter, a slip": (r"$$\mu_j = \frac{1}{N} \sum_{i=1}^N x_{j,i}$$" "\n\n"
+                               r"$$\sigma_j^2 = \frac{1}{N} \sum_{i=1}^N (x_{i,j} - \mu_j)$$", ["correct", "wrong"]),
+    "a rule of calculus": (r"$$\frac{\partial x^n}{\partial x} = nx^{n-1}$$" "\n\n"
+                           r"$$\frac{\partial \frac{1}{x}}{\partial x} = -\frac{1}{x^2}$$", ["correct", "correct"]),
+    "a rule of calculus, a slip": (r"$$\frac{\partial x^2}{\partial x} = x$$", ["wrong"]),
+    "a bare family's partial, elementwise": (r"$$\frac{\partial y}{\partial \beta} = 1$$" "\n\n"
+                                             r"$$\frac{\partial y}{\partial \gamma} = \hat{x}$$", ["correct", "correct"]),
+    "a bare family's partial, a slip": (r"$$\frac{\partial y}{\partial \beta} = 2$$", ["wrong"]),
+    "sigma defined with epsilon, its square": (r"$$\sigma = \sqrt{\sigma_b^2 + \epsilon}$$" "\n\n"
+                                               r"$$\frac{x_i - \mu}{\sigma^2} = \frac{\hat{x}_i}{\sigma}$$",
+                                               ["helper", "correct"]),
+    "sigma defined with epsilon, a slip": (r"$$\sigma = \sqrt{\sigma_b^2 + \epsilon}$$" "\n\n"
+                                           r"$$\frac{x_i - \mu}{\sigma^2} = \hat{x}_i \sigma$$", ["helper", "wrong"]),
     "a letter's gradient on both sides": (r"$$\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}"
                                           r"\frac{1}{\sqrt{\sigma^2+\epsilon}}$$", ["wrong"]),
 }
