@@ -208,6 +208,18 @@ CONSTRUCTS = {
                                                ["helper", "correct"]),
     "sigma defined with epsilon, a slip": (r"$$\sigma = \sqrt{\sigma_b^2 + \epsilon}$$" "\n\n"
                                            r"$$\frac{x_i - \mu}{\sigma^2} = \hat{x}_i \sigma$$", ["helper", "wrong"]),
+    "a full stop as a product": (r"$$\frac{\partial L}{\partial \gamma} = \sum_i \frac{\partial L}{\partial y_i}.\hat{x}_i$$",
+                                 ["correct"]),
+    "a full stop as a product, a slip": (r"$$\frac{\partial L}{\partial \gamma} = \sum_i \frac{\partial L}{\partial y_i}.x_i$$",
+                                         ["wrong"]),
+    "a full stop that ends it": (r"$$\mu = \frac{1}{m}\sum_i x_i. \quad \text{then}$$" "\n\n"
+                                 r"$$\mu = 0.5 x_1 + 0.5 x_2$$", ["correct", "correct"]),
+    "a full stop, then another equation": (r"$$\mu = \frac{1}{m}\sum_i x_i. \quad \sigma^2 = \frac{1}{m}\sum_i "
+                                           r"(x_i-\mu)^2$$", None),  # never μ·σ² = …
+    "Unicode Greek letters": (r"$$μ = \frac{1}{m}\sum_i x_i$$" "\n\n"
+                              r"$$\frac{\partial L}{\partial \hat{x}_i} = γ \frac{\partial L}{\partial y_i}$$" "\n\n"
+                              r"$$\frac{\partial L}{\partial β} = \sum_i \frac{\partial L}{\partial y_i} γ$$",
+                              ["correct", "correct", "wrong"]),
     "a letter's gradient on both sides": (r"$$\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}"
                                           r"\frac{1}{\sqrt{\sigma^2+\epsilon}}$$", ["wrong"]),
 }

@@ -102,8 +102,18 @@ def check_balance(tex: str) -> None:
         fail("the formula is nested too deeply to be read")
 
 
+_GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ϵ": "epsilon", "μ": "mu", "σ": "sigma",
+          "ρ": "rho", "λ": "lambda", "η": "eta", "θ": "theta", "∂": "partial", "ℓ": "ell", "∇": "nabla"}
+
+
 # -- what write-ups write, rewritten to what the grammar reads ---------------------------------
 _REWRITES = [
+    # γ, σ², x̂ typed as Unicode letters (Markdown editors, Chinese write-ups): the commands they stand for
+    (re.compile("[%s]" % "".join(_GREEK)), lambda k: "\\" + _GREEK[k[0]] + " "),
+    # a.b, \frac{x}{r}.\gamma: a full stop between two factors is a product (Chinese and some Markdown write-ups);
+    # not a decimal point (0.5), not \left. or \right., not a full stop before a note (\quad, \text)
+    (re.compile(r"(?<!\.)(?<!\\left)(?<!\\right)\.(?!\.)(?=\s*(?:[A-Za-z(\[{]|[^\x00-\x7f]|\\(?!(?:q?quad|text|"
+                r"mathrm|tag|label|end|nonumber|notag|hspace|left|right)(?![a-zA-Z]))[a-zA-Z]+))"), r" \\cdot "),
     (re.compile(r"\\mathop\s*(\{\s*\\sum\s*\}|\\sum)(?![a-zA-Z])"), r"\\sum"),  # Word/MathType exports
     (re.compile(r"\\Sigma(?=\s*[_^])"), r"\\sum"),  # \Sigma^m_{i=1} x_i: a sum, in the capital letter
     (re.compile(r"\\part(?![a-zA-Z])"), r"\\partial"),  # a Markdown editor's shorthand
