@@ -62,6 +62,10 @@ def test_the_real_errors_are_caught_with_a_true_counterexample(reports):
 
 # -- one minimal document per construct of issue 14 ------------------------------------------------
 MU = r"\frac{1}{m}\sum_{i=1}^m x_i"
+BECAUSE_ROWS = (r"\begin{align} \frac{\partial L}{\partial \sigma^2} &= \sum_i \frac{\partial L}{\partial \hat{x}_i}"
+                r"\frac{\partial \hat{x}_i}{\partial \sigma^2} \\ &\bigg(\text{Because } \frac{\partial \hat{x}_i}"
+                r"{\partial \sigma^2} = -\frac12 (x_i-\mu)(\sigma^2+\epsilon)^{-3/2}\bigg) \\ "
+                r"&= %s\frac12 (\sigma^2+\epsilon)^{-3/2}\sum_i \frac{\partial L}{\partial \hat{x}_i}(x_i-\mu) \end{align}")
 CONSTRUCTS = {
     "eqnarray": (r"\begin{eqnarray} \mu &=& " + MU + r" \end{eqnarray}", ["correct"]),
     "gather": (r"\begin{gather} \mu = " + MU + r" \\ \sigma^2 = \frac1m\sum_i (x_i-\mu)^2 \end{gather}",
@@ -220,6 +224,15 @@ CONSTRUCTS = {
                               r"$$\frac{\partial L}{\partial \hat{x}_i} = γ \frac{\partial L}{\partial y_i}$$" "\n\n"
                               r"$$\frac{\partial L}{\partial β} = \sum_i \frac{\partial L}{\partial y_i} γ$$",
                               ["correct", "correct", "wrong"]),
+    "a bracketed remark beside a formula": (r"\begin{align} \frac{\partial L}{\partial \beta} &= \sum_i \frac{\partial L}"
+                                            r"{\partial y_i} &&&& (\text{Because gradients add up at forks}) \end{align}",
+                                            ["correct"]),
+    "a because note as a row of its own": (BECAUSE_ROWS % "-", ["correct", "correct", "correct-other-form"]),
+    "a because note as a row, then a slip": (BECAUSE_ROWS % "+", ["correct", "correct", "wrong"]),
+    "a note and where it comes from": (r"$$(\text{Because }\frac{\partial y_i}{\partial \gamma} = \hat{x}_i \text{ from } "
+                                       r"y_i = \gamma\hat{x}_i + \beta)$$" "\n\n" r"$$(\text{Because }\frac{\partial y_i}"
+                                       r"{\partial \gamma} = x_i \text{ from } y_i = \gamma\hat{x}_i + \beta)$$",
+                                       ["correct", "wrong"]),
     "a letter's gradient on both sides": (r"$$\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}"
                                           r"\frac{1}{\sqrt{\sigma^2+\epsilon}}$$", ["wrong"]),
 }

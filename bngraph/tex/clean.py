@@ -14,7 +14,7 @@ from bngraph.tex.names import fail
 MAX_DEPTH = 40  # nested braces; deeper is not notation, and would exhaust recursion
 
 
-_QUALIFIER_WORDS = r"(?:for|where|if|with|and|when|since|over|on|i\.e|e\.g|all|each|every|as|by|so|then|thus|hence)\b"
+_QUALIFIER_WORDS = r"(?:for|from|because|where|if|with|and|when|since|over|on|i\.e|e\.g|all|each|every|as|by|so|then|thus|hence)\b"
 _QUALIFIER = re.compile(
     r"(?:[,;.]\s*)?(?:\\q?quad\s*|\\[,;:! ]\s*|~\s*)*"
     r"(?:\\forall\b|//|\\(?:text|textrm|mbox|textit)\s*\{\s*" + _QUALIFIER_WORDS + ")")
@@ -46,6 +46,26 @@ def _note_after_space(tex: str) -> int | None:
     return None
 
 
+# (\text{Because gradients add up}) beside a formula, \bigg(\text{Because } a = b\bigg) as a row of its own: a remark in
+# brackets, dropped; the equation a "because" note states is read without its brackets and opening words
+_BRACKETED_REMARK = re.compile(r"(?:\\[bB]igg?[lr]?\s*)?\(\s*\\(?:text|textrm|mbox)\s*\{[^{}]*\}\s*(?:\\[bB]igg?[lr]?\s*)?\)")
+_NOTE_OPENING = re.compile(r"^\s*(?:\\[bB]igg?[lr]?\s*)?\(\s*\\(?:text|textrm|mbox)\s*\{\s*(?:because|since|as|using|by|"
+                           r"note|where)\b[^{}]*\}", re.IGNORECASE)
+_NOTE_CLOSING = re.compile(r"(?:\\[bB]igg?[lr]?\s*)?\)\s*$")
+
+
+def _without_note_brackets(tex: str) -> str:
+    tex = _BRACKETED_REMARK.sub(" ", tex)
+    opening = _NOTE_OPENING.match(tex)
+    if opening is None:
+        return tex
+    tex = tex[opening.end():]
+    closing = _NOTE_CLOSING.search(tex)
+    if closing is not None and tex.count("(") < tex.count(")"):
+        tex = tex[:closing.start()]
+    return tex
+
+
 def clean(tex: str) -> str:
     r"""``tex`` without what surrounds the formula: ``\text{for } i = 1 \dots m``, ``//`` comments,
     a trailing comma or full stop.
@@ -53,6 +73,7 @@ def clean(tex: str) -> str:
     >>> clean(r"\hat{x}_i = x_i - \mu, \quad \text{for all } i.")
     '\\hat{x}_i = x_i - \\mu'
     """
+    tex = _without_note_brackets(tex)
     for match in sorted([*_QUALIFIER.finditer(tex), *_RANGE.finditer(tex)], key=lambda k: k.start()):
         if match.start() == 0:
             continue

@@ -383,6 +383,9 @@ def _rows(offset: int, content: str, env: str) -> list[tuple[int, str]]:
     return pieces
 
 
+NOTE_ROW = re.compile(r"\s*&*\s*(?:\\[bB]igg?[lr]?\s*)?\(\s*\\(?:text|textrm|mbox)\s*\{")
+
+
 def _equations_of_block(offset: int, content: str, env: str) -> list[tuple[int, str, bool]]:
     """(offset, equation, continues) per equation in one block, rows joined and continued."""
     found: list[list] = []
@@ -399,7 +402,8 @@ def _equations_of_block(offset: int, content: str, env: str) -> list[tuple[int, 
             found[-1][1] += " " + text
             continue
         if found and (relation := first_relation(text)) is not None and not text[:relation.start()].replace("&", "").strip():
-            previous = found[-1][1]
+            # the row a "&= …" row goes on from: not a note between them, "&\bigg(\text{Because } a = b\bigg)"
+            previous = next((f[1] for f in reversed(found) if not NOTE_ROW.match(f[1])), found[-1][1])
             head = first_relation(previous)
             if head is not None:
                 found.append([at, previous[:head.start()].replace("&", " ").strip() + " " + text.lstrip("&"), True])
