@@ -233,6 +233,12 @@ CONSTRUCTS = {
                                        r"y_i = \gamma\hat{x}_i + \beta)$$" "\n\n" r"$$(\text{Because }\frac{\partial y_i}"
                                        r"{\partial \gamma} = x_i \text{ from } y_i = \gamma\hat{x}_i + \beta)$$",
                                        ["correct", "wrong"]),
+    "a letter with a prime": (r"$$X'_i = \frac{X_i - \mu}{\sqrt{\sigma^2+\epsilon}}$$" "\n\n" r"$$Y_i = \gamma X'_i + \beta$$"
+                              "\n\n" r"$$Y_i = \gamma X^{\prime}_i + \beta$$", ["correct", "correct", "correct"]),
+    "a letter with a prime, a slip": (r"$$X'_i = \frac{X_i - \mu}{\sqrt{\sigma^2+\epsilon}}$$" "\n\n"
+                                      r"$$Y_i = \gamma X'_i - \beta$$", ["correct", "wrong"]),
+    "delta with an index above": (r"$$\frac{\partial (x_i - \mu)}{\partial x_j} = \delta_j^i - \frac{1}{m}$$" "\n\n"
+                                  r"$$\frac{\partial (x_i - \mu)}{\partial x_j} = \delta^i_j + \frac{1}{m}$$", ["correct", "wrong"]),
     "a letter's gradient on both sides": (r"$$\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}"
                                           r"\frac{1}{\sqrt{\sigma^2+\epsilon}}$$", ["wrong"]),
 }

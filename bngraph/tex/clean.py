@@ -129,6 +129,11 @@ _GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsi
 
 # -- what write-ups write, rewritten to what the grammar reads ---------------------------------
 _REWRITES = [
+    # X', f'': a letter with primes is a name of its own (X' = (X − μ)/σ), not X and a stray mark
+    (re.compile(r"(?<![\\A-Za-z])([A-Za-z])('+|\^\{?\\prime\}?)"), lambda k: f"\\mathrm{{{k[1]}{'prime' * max(1, k[2].count(chr(39)))}}}"),
+    # \delta_j^i, \delta^i_j: Kronecker's delta in index notation, as \delta_{ij}
+    (re.compile(r"\\delta\s*_\s*\{?\s*([a-z])\s*\}?\s*\^\s*\{?\s*([a-z])\s*\}?"), r"\\delta_{\2\1}"),
+    (re.compile(r"\\delta\s*\^\s*\{?\s*([a-z])\s*\}?\s*_\s*\{?\s*([a-z])\s*\}?"), r"\\delta_{\1\2}"),
     # γ, σ², x̂ typed as Unicode letters (Markdown editors, Chinese write-ups): the commands they stand for
     (re.compile("[%s]" % "".join(_GREEK)), lambda k: "\\" + _GREEK[k[0]] + " "),
     # a.b, \frac{x}{r}.\gamma: a full stop between two factors is a product (Chinese and some Markdown write-ups);
