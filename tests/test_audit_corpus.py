@@ -239,6 +239,10 @@ CONSTRUCTS = {
                                       r"$$Y_i = \gamma X'_i - \beta$$", ["correct", "wrong"]),
     "delta with an index above": (r"$$\frac{\partial (x_i - \mu)}{\partial x_j} = \delta_j^i - \frac{1}{m}$$" "\n\n"
                                   r"$$\frac{\partial (x_i - \mu)}{\partial x_j} = \delta^i_j + \frac{1}{m}$$", ["correct", "wrong"]),
+    "a row broken after a +": (r"$$\begin{aligned} \mu &= \frac{1}{m} x_1 + \\ &\quad\quad \frac1m\sum_{i=2}^m x_i"
+                               r"\end{aligned}$$", ["correct"]),
+    "a row broken after a +, a slip": (r"$$\begin{aligned} \mu &= \frac{1}{m} x_1 + \\ &\quad\quad \sum_{i=2}^m x_i"
+                                       r"\end{aligned}$$", ["wrong"]),
     "a letter's gradient on both sides": (r"$$\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}"
                                           r"\frac{1}{\sqrt{\sigma^2+\epsilon}}$$", ["wrong"]),
 }

@@ -318,6 +318,7 @@ _INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align
 _ROW = re.compile(r"\\\\(?:\s*\[[^\]]*\])?")
 _RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx|mapsto)(?![a-zA-Z])")
 _ENDS_WITH_RELATION = re.compile(r"(?<![\\:<>!])=\s*&?\s*$")
+_ENDS_WITH_OPERATOR = re.compile(r"(?:(?<![\\^_{])[+\-]|\\cdot|\\times)\s*&?\s*$")
 _OPERATOR_START = re.compile(r"^(?:[+\-]|\\cdot(?![a-zA-Z])|\\times(?![a-zA-Z]))")
 _LEADING_LAYOUT = re.compile(r"^(?:\s|&|\\q?quad(?![a-zA-Z])|\\[,;:! ]|\\(?:nonumber|notag)(?![a-zA-Z])"
                              r"|\\(?:to|Rightarrow|rightarrow|implies)(?![a-zA-Z]))*")  # a row opening with an arrow
@@ -395,7 +396,8 @@ def _equations_of_block(offset: int, content: str, env: str) -> list[tuple[int, 
         if not text:
             continue
         at = row_offset + lead
-        if found and _ENDS_WITH_RELATION.search(found[-1][1]):  # "… ] = \\ \frac{1}{…}": broken after the =
+        if found and (_ENDS_WITH_RELATION.search(found[-1][1]) or _ENDS_WITH_OPERATOR.search(found[-1][1])):
+            # "… ] = \\ \frac{1}{…}" or "… + \\ &\quad \frac{…}": broken after the = or the +
             found[-1][1] += " " + text
             continue
         if found and _OPERATOR_START.match(text):  # "&\quad + …": the row above goes on
