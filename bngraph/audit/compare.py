@@ -143,12 +143,12 @@ def conventions(ctx: Context, form: Reading) -> list[Reading]:
     actual, out = form.actual, []
     if actual.has(sigma):
         out.append(Reading(_join(form.says, "if σ stands for √(σ² + ε) (ε folded into σ)"),
-                           _outside_partials(actual, {sigma: inside}), primary=False))
+                           outside_partials(actual, {sigma: inside}), primary=False))
     if actual.has(sigma2) and not actual.has(eps):
         said = ctx.eps_in_sigma2
         out.append(Reading(_join(form.says, "with σ² = σ_B² + ε, as the document defines it" if said
                                  else "if σ² includes ε (or ε is taken as 0)"),
-                           _outside_partials(actual, {sigma2: sigma2 + eps}), primary=form.primary and said))
+                           outside_partials(actual, {sigma2: sigma2 + eps}), primary=form.primary and said))
     outside = actual.replace(lambda a: a.is_Add and eps in a.args and any(t in (sigma, sp.sqrt(sigma2)) for t in a.args),
                              lambda a: a - eps - (sigma if sigma in a.args else sp.sqrt(sigma2)) + inside)
     if outside != actual:
@@ -157,7 +157,7 @@ def conventions(ctx: Context, form: Reading) -> list[Reading]:
     return out
 
 
-def _outside_partials(expr: sp.Expr, change: dict) -> sp.Expr:
+def outside_partials(expr: sp.Expr, change: dict) -> sp.Expr:
     """``change`` made everywhere but inside a partial (∂ℓ/∂σ² stays a partial by σ²)."""
     partials = {d: sp.Dummy() for d in expr.atoms(sp.Derivative)}
     return expr.xreplace(partials).xreplace(change).xreplace({v: d for d, v in partials.items()})

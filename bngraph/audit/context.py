@@ -158,10 +158,10 @@ def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None
                 return symbol(ix.base.label.name)
             if len(ix.indices) != 2 or ix.base.label.name == "delta":  # δ_ij keeps both
                 return ix
-            keep = batch_position
-            if keep is None:
-                feature = [k for k, index in enumerate(ix.indices) if str(index) in features]
-                keep = 1 - feature[0] if len(feature) == 1 else None
+            # the letter μ_j, σ_j carry is the feature wherever it stands (x_{i,j} or x_{j,i}); only when
+            # neither or both are such letters does the position the batch sums run over decide
+            feature = [k for k, index in enumerate(ix.indices) if str(index) in features]
+            keep = 1 - feature[0] if len(feature) == 1 else batch_position
             return ix if keep is None else ix.base[ix.indices[keep]]
 
         folded = e.replace(lambda a: isinstance(a, sp.Indexed), one)

@@ -27,7 +27,7 @@ from functools import lru_cache
 import sympy as sp
 
 from bngraph.audit.batcheval import SIZES, Batch, Unevaluable, _rename_bound, close
-from bngraph.audit.compare import FAMILIES, SideResult, as_vectors, check_side, find_mismatch
+from bngraph.audit.compare import FAMILIES, SideResult, outside_partials, as_vectors, check_side, find_mismatch
 from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, GIVEN, HELPER, NOT_ABOUT,
                                     OTHER_FORM, VERDICTS, WRONG, Context, Counterexample, Judgement)
 from bngraph.tex.names import MAX_INDEX, Notation, free_index_names, symbol
@@ -157,14 +157,16 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     if largest > MAX_INDEX:
         return Judgement(None, "", CANNOT_EVALUATE, f"it needs a batch of {largest} examples; "
                                                     f"formulas are checked at m <= {MAX_INDEX}", warnings)
+    rule = calculus_rule(lhs, sides, ctx)
+    if rule is not None:
+        return with_warnings(rule, warnings)
     if _off_topic(lhs, sides, ctx):
         name = target[0] if target else None
         return Judgement(None, ctx.label(name) if name else "", NOT_ABOUT,
                          "it uses none of the layer's quantities", warnings)
     if target is None:
         if isinstance(lhs, sp.Derivative) and getattr(lhs.expr, "name", None) in FAMILIES:
-            k = symbol("k")  # ∂x̂/∂σ² with x̂ the batch's vector: summed, as its right side sums
-            lhs = sp.Sum(sp.Derivative(sp.IndexedBase(symbol(lhs.expr.name))[k], *lhs.variables), (k, 1, symbol("m")))
+            return with_warnings(_family_partial(lhs, sides, notation, ctx), warnings)
         return with_warnings(judge_identity(lhs, sides, notation, ctx), warnings)
     name, index = target
     if name in FAMILIES and index is None and any(_jacobian(s) for s in sides):  # ∂L/∂y ∂y/∂x̂ ∂x̂/∂x
@@ -203,6 +205,50 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     if name in GIVEN or name in ctx.size_names:
         return with_warnings(judge_setting(name, sides, ctx), warnings)
     return with_warnings(judge_helper(name, sides, ctx), warnings)
+
+
+def _family_partial(lhs, sides, notation, ctx: Context) -> Judgement:
+    """∂x̂/∂σ² or ∂y/∂β with the family bare: the batch's vector, so either summed over the batch (as a right
+    side that sums means it) or elementwise, ∂y_i/∂β for each i (as ``= 1`` means it). Wrong only when
+    wrong both ways."""
+    k, i, family = symbol("k"), symbol("i"), sp.IndexedBase(symbol(lhs.expr.name))
+    summed = judge_identity(sp.Sum(sp.Derivative(family[k], *lhs.variables), (k, 1, symbol("m"))), sides,
+                            notation, ctx)
+    if summed.verdict != WRONG:
+        return summed
+    capitals = {symbol(c): sp.IndexedBase(symbol(c.lower()))[i] for c in ("X", "Xhat", "Y")}  # X̂: x̂_i here
+    elementwise = tuple(as_vectors(s, "i") if as_vectors(s, "i") is not None else s for s in sides)
+    each = judge_identity(sp.Derivative(family[i], *lhs.variables), tuple(s.xreplace(capitals) for s in elementwise),
+                          notation, ctx)
+    if each.verdict == WRONG:
+        return summed
+    return replace(each, checked=_join_checked(each.checked, "reading it elementwise (for each example i)"))
+
+
+def calculus_rule(lhs, sides, ctx: Context) -> Judgement | None:
+    """``\\frac{\\partial x^n}{\\partial x} = n x^{n-1}``: a rule of calculus in one plain variable (the
+    "general formulas" a derivation lists first), not a statement about the batch's x. Correct when
+    it holds as such; otherwise None, and the formula is judged as usual."""
+    if not (isinstance(lhs, sp.Derivative) and len(lhs.variables) == 1 and isinstance(lhs.variables[0], sp.Symbol)):
+        return None
+    v, exprs = lhs.variables[0], (lhs.expr, *sides)
+    if not lhs.expr.has(v) or any(e.atoms(sp.Indexed, sp.Sum, sp.Derivative) for e in sides):
+        return None
+    others = set().union(*(e.free_symbols for e in exprs)) - {v}
+    if any(o.name in ctx.layer_names or o.name in ctx.helpers or o.name in FAMILIES for o in others):
+        return None  # ∂(x − μ)/∂x: local (1) or total (1 − 1/m), the usual readings decide
+    try:
+        want = lhs.doit()
+        for point in (0.7, 1.9):
+            at = {v: sp.Float(point), **{o: sp.Integer(3 + k) for k, o in enumerate(sorted(others, key=str))}}
+            values = [complex(e.xreplace(at).evalf()) for e in (want, *sides)]
+            if not all(abs(got - values[0]) <= 1e-9 * max(1.0, abs(values[0])) for got in values[1:]):
+                return None
+    except (TypeError, ValueError, ZeroDivisionError, AttributeError):
+        return None
+    return Judgement("identity", "rule of calculus", CORRECT,
+                     checked=f"numerically, as a rule of calculus in one variable ({v.name} a plain number here, "
+                             "not the batch)")
 
 
 def foreign_statistics(sides, ctx: Context) -> list[str]:
@@ -387,12 +433,39 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
     result = combine([check_side(ctx, lhs, side, next(iter(free), None), sizes) for side in sides])
     result = at_documents_own(ctx, result, lambda sizes_: combine(
         [check_side(ctx, lhs, side, next(iter(free), None), sizes_) for side in sides]), sizes)
+    if result.verdict == WRONG:
+        result = _identity_conventions(lhs, sides, free, sizes, ctx) or result
     verdict = CORRECT if result.verdict == OTHER_FORM else result.verdict
     fix = None
     if result.verdict == WRONG and result.repaired is not None:
         fix = correction(lhs, result.repaired, notation, free)
     return Judgement("identity", label, verdict, "" if verdict == CORRECT else result.reason, (),
                      result.counterexample, fix, result.checked)
+
+
+def _identity_conventions(lhs, sides, free, sizes, ctx: Context) -> SideResult | None:
+    """An identity between two of the author's own expressions, read with ε where write-ups put it, on both
+    sides at once: σ² as σ·σ = σ_B² + ε where the document defines σ = √(σ_B² + ε) (then that is what it
+    means: correct), else σ for √(σ² + ε) or σ² including ε ("ambiguous", naming the convention)."""
+    sigma, sigma2, eps = symbol("sigma"), symbol("sigma2"), symbol("epsilon")
+    defined = "sigma" in ctx.helpers
+    changes = [("σ² read as σ·σ = σ_B² + ε, the document's σ being √(σ_B² + ε)" if defined
+                else "if σ² includes ε (or ε is taken as 0)", {sigma2: sigma2 + eps}, defined),
+               ("if σ stands for √(σ² + ε) (ε folded into σ)", {sigma: sp.sqrt(sigma2 + eps)}, False)]
+    index = next(iter(free), None)
+    for says, change, primary in changes:
+        if not any(e.has(*change) for e in (lhs, *sides)):
+            continue
+        left, rights = outside_partials(lhs, change), [outside_partials(s, change) for s in sides]
+        try:
+            if all(find_mismatch(ctx, left, r, index, sizes) is None for r in rights):
+                where = "numerically at m = " + ", ".join(map(str, sizes))
+                if primary:
+                    return SideResult(CORRECT, checked=f"{where}, reading it with {says}")
+                return SideResult(AMBIGUOUS, f"wrong as written; right {says}", checked=where)
+        except (Unevaluable, TypeError, ValueError):
+            continue
+    return None
 
 
 def _pinned(lhs, sides, notation, ctx: Context, label: str, index: str) -> Judgement:

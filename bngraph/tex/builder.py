@@ -169,6 +169,8 @@ class Builder(NameRules):
                 return DiffOp(den.target)
             return self._derivative(num.target, den.target, "frac")
         top, bottom = _differential(self._num(num)), _differential(self._num(den))
+        if bottom is not None and _is_d(self._num(num)):  # \frac{d}{d\sigma^2}(…): the operator, like ∂/∂σ²
+            return DiffOp(bottom)
         if top is not None and bottom is not None:
             return self._derivative(top, bottom, "d")
         return self._num(num) / self._num(den)
@@ -228,6 +230,7 @@ class Builder(NameRules):
         body = _over_the_batch(self._num(body)) if limits["_"] is None else self._num(body)
         lower = limits["_"]
         if isinstance(lower, Relation) and lower.op in ("\\neq", "\\ne"):  # \sum_{i \neq j}: all but the j-th term
+            lower = _running_first(lower, body)
             var, _, stop = self._limits(lower.lhs, limits["^"], body)
             self.notes.setdefault("sum_style", "index")
             return sp.Sum(body, (var, sp.Integer(1), stop)) - body.xreplace({var: self._num(lower.rhs)})
@@ -332,6 +335,20 @@ def _adjoint(wrt):
     if isinstance(wrt, sp.Indexed):
         return sp.IndexedBase(symbol(f"dL_d{wrt.base.label.name}"))[wrt.indices]
     return symbol(f"dL_d{wrt.name}")
+
+
+def _running_first(lower: Relation, body) -> Relation:
+    """``\\sum_{i \\neq j} (x_j - μ)``: the letter the summand uses runs (j), the other (i, bound
+    outside the sum) is the term left out; written either way round."""
+    used = {s.name for s in index_symbols(body)}
+    names = [getattr(side, "base", None) for side in (lower.lhs, lower.rhs)]
+    if names[0] not in used and names[1] in used:
+        return Relation(lower.rhs, lower.op, lower.lhs)
+    return lower
+
+
+def _is_d(expr) -> bool:
+    return isinstance(expr, sp.Symbol) and expr.name == "d"
 
 
 def _differential(expr):

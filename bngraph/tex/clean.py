@@ -14,7 +14,7 @@ from bngraph.tex.names import fail
 MAX_DEPTH = 40  # nested braces; deeper is not notation, and would exhaust recursion
 
 
-_QUALIFIER_WORDS = r"(?:for|where|if|with|and|when|since|over|on|i\.e|e\.g|all|each|every|as|by|so|then|thus|hence)\b"
+_QUALIFIER_WORDS = r"(?:for|from|because|where|if|with|and|when|since|over|on|i\.e|e\.g|all|each|every|as|by|so|then|thus|hence)\b"
 _QUALIFIER = re.compile(
     r"(?:[,;.]\s*)?(?:\\q?quad\s*|\\[,;:! ]\s*|~\s*)*"
     r"(?:\\forall\b|//|\\(?:text|textrm|mbox|textit)\s*\{\s*" + _QUALIFIER_WORDS + ")")
@@ -46,6 +46,26 @@ def _note_after_space(tex: str) -> int | None:
     return None
 
 
+# (\text{Because gradients add up}) beside a formula, \bigg(\text{Because } a = b\bigg) as a row of its own: a remark in
+# brackets, dropped; the equation a "because" note states is read without its brackets and opening words
+_BRACKETED_REMARK = re.compile(r"(?:\\[bB]igg?[lr]?\s*)?\(\s*\\(?:text|textrm|mbox)\s*\{[^{}]*\}\s*(?:\\[bB]igg?[lr]?\s*)?\)")
+_NOTE_OPENING = re.compile(r"^\s*(?:\\[bB]igg?[lr]?\s*)?\(\s*\\(?:text|textrm|mbox)\s*\{\s*(?:because|since|as|using|by|"
+                           r"note|where)\b[^{}]*\}", re.IGNORECASE)
+_NOTE_CLOSING = re.compile(r"(?:\\[bB]igg?[lr]?\s*)?\)\s*$")
+
+
+def _without_note_brackets(tex: str) -> str:
+    tex = _BRACKETED_REMARK.sub(" ", tex)
+    opening = _NOTE_OPENING.match(tex)
+    if opening is None:
+        return tex
+    tex = tex[opening.end():]
+    closing = _NOTE_CLOSING.search(tex)
+    if closing is not None and tex.count("(") < tex.count(")"):
+        tex = tex[:closing.start()]
+    return tex
+
+
 def clean(tex: str) -> str:
     r"""``tex`` without what surrounds the formula: ``\text{for } i = 1 \dots m``, ``//`` comments,
     a trailing comma or full stop.
@@ -53,6 +73,7 @@ def clean(tex: str) -> str:
     >>> clean(r"\hat{x}_i = x_i - \mu, \quad \text{for all } i.")
     '\\hat{x}_i = x_i - \\mu'
     """
+    tex = _without_note_brackets(tex)
     for match in sorted([*_QUALIFIER.finditer(tex), *_RANGE.finditer(tex)], key=lambda k: k.start()):
         if match.start() == 0:
             continue
@@ -102,8 +123,23 @@ def check_balance(tex: str) -> None:
         fail("the formula is nested too deeply to be read")
 
 
+_GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ϵ": "epsilon", "μ": "mu", "σ": "sigma",
+          "ρ": "rho", "λ": "lambda", "η": "eta", "θ": "theta", "∂": "partial", "ℓ": "ell", "∇": "nabla"}
+
+
 # -- what write-ups write, rewritten to what the grammar reads ---------------------------------
 _REWRITES = [
+    # X', f'': a letter with primes is a name of its own (X' = (X − μ)/σ), not X and a stray mark
+    (re.compile(r"(?<![\\A-Za-z])([A-Za-z])('+|\^\{?\\prime\}?)"), lambda k: f"\\mathrm{{{k[1]}{'prime' * max(1, k[2].count(chr(39)))}}}"),
+    # \delta_j^i, \delta^i_j: Kronecker's delta in index notation, as \delta_{ij}
+    (re.compile(r"\\delta\s*_\s*\{?\s*([a-z])\s*\}?\s*\^\s*\{?\s*([a-z])\s*\}?"), r"\\delta_{\2\1}"),
+    (re.compile(r"\\delta\s*\^\s*\{?\s*([a-z])\s*\}?\s*_\s*\{?\s*([a-z])\s*\}?"), r"\\delta_{\1\2}"),
+    # γ, σ², x̂ typed as Unicode letters (Markdown editors, Chinese write-ups): the commands they stand for
+    (re.compile("[%s]" % "".join(_GREEK)), lambda k: "\\" + _GREEK[k[0]] + " "),
+    # a.b, \frac{x}{r}.\gamma: a full stop between two factors is a product (Chinese and some Markdown write-ups);
+    # not a decimal point (0.5), not \left. or \right., not a full stop before a note (\quad, \text)
+    (re.compile(r"(?<!\.)(?<!\\left)(?<!\\right)\.(?!\.)(?=\s*(?:[A-Za-z(\[{]|[^\x00-\x7f]|\\(?!(?:q?quad|text|"
+                r"mathrm|tag|label|end|nonumber|notag|hspace|left|right)(?![a-zA-Z]))[a-zA-Z]+))"), r" \\cdot "),
     (re.compile(r"\\mathop\s*(\{\s*\\sum\s*\}|\\sum)(?![a-zA-Z])"), r"\\sum"),  # Word/MathType exports
     (re.compile(r"\\Sigma(?=\s*[_^])"), r"\\sum"),  # \Sigma^m_{i=1} x_i: a sum, in the capital letter
     (re.compile(r"\\part(?![a-zA-Z])"), r"\\partial"),  # a Markdown editor's shorthand

@@ -318,6 +318,7 @@ _INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align
 _ROW = re.compile(r"\\\\(?:\s*\[[^\]]*\])?")
 _RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx|mapsto)(?![a-zA-Z])")
 _ENDS_WITH_RELATION = re.compile(r"(?<![\\:<>!])=\s*&?\s*$")
+_ENDS_WITH_OPERATOR = re.compile(r"(?:(?<![\\^_{])[+\-]|\\cdot|\\times)\s*&?\s*$")
 _OPERATOR_START = re.compile(r"^(?:[+\-]|\\cdot(?![a-zA-Z])|\\times(?![a-zA-Z]))")
 _LEADING_LAYOUT = re.compile(r"^(?:\s|&|\\q?quad(?![a-zA-Z])|\\[,;:! ]|\\(?:nonumber|notag)(?![a-zA-Z])"
                              r"|\\(?:to|Rightarrow|rightarrow|implies)(?![a-zA-Z]))*")  # a row opening with an arrow
@@ -383,6 +384,9 @@ def _rows(offset: int, content: str, env: str) -> list[tuple[int, str]]:
     return pieces
 
 
+NOTE_ROW = re.compile(r"\s*&*\s*(?:\\[bB]igg?[lr]?\s*)?\(\s*\\(?:text|textrm|mbox)\s*\{")
+
+
 def _equations_of_block(offset: int, content: str, env: str) -> list[tuple[int, str, bool]]:
     """(offset, equation, continues) per equation in one block, rows joined and continued."""
     found: list[list] = []
@@ -392,14 +396,16 @@ def _equations_of_block(offset: int, content: str, env: str) -> list[tuple[int, 
         if not text:
             continue
         at = row_offset + lead
-        if found and _ENDS_WITH_RELATION.search(found[-1][1]):  # "… ] = \\ \frac{1}{…}": broken after the =
+        if found and (_ENDS_WITH_RELATION.search(found[-1][1]) or _ENDS_WITH_OPERATOR.search(found[-1][1])):
+            # "… ] = \\ \frac{1}{…}" or "… + \\ &\quad \frac{…}": broken after the = or the +
             found[-1][1] += " " + text
             continue
         if found and _OPERATOR_START.match(text):  # "&\quad + …": the row above goes on
             found[-1][1] += " " + text
             continue
         if found and (relation := first_relation(text)) is not None and not text[:relation.start()].replace("&", "").strip():
-            previous = found[-1][1]
+            # the row a "&= …" row goes on from: not a note between them, "&\bigg(\text{Because } a = b\bigg)"
+            previous = next((f[1] for f in reversed(found) if not NOTE_ROW.match(f[1])), found[-1][1])
             head = first_relation(previous)
             if head is not None:
                 found.append([at, previous[:head.start()].replace("&", " ").strip() + " " + text.lstrip("&"), True])
