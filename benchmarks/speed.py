@@ -16,6 +16,7 @@ on both alike. Writes ``speed.md`` and ``speed.json`` in ``--out`` (default benc
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -114,6 +115,8 @@ def measure(checkouts: dict[str, Path], quick: bool, skip: dict[str, set], parti
     (written to ``partial`` after each run, so a long run interrupted keeps what it measured)."""
     results = {label: {} for label in checkouts}
     table, warm = commands(quick), names(quick)["cold"]
+    for checkout in checkouts.values():  # compiled once, as ``pip install`` does: no run pays for compiling
+        compileall.compile_dir(checkout / "bngraph", quiet=1)
     with tempfile.TemporaryDirectory() as caches:
         cache = {label: Path(caches) / label for label in checkouts}  # each checkout's own, for the warm row
         for label, checkout in checkouts.items():  # one untimed run fills it

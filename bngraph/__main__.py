@@ -1,3 +1,3 @@
-from bngraph.cli import main
+from bngraph.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

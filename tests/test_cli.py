@@ -199,3 +199,18 @@ def test_latex_notation_options(capsys):
     assert main(["derive", "--format", "latex"]) == 0
     out = capsys.readouterr().out
     assert r"\frac{\partial L}{\partial \mu}" in out and r"\mathcal{B}" not in out
+
+
+def test_the_command_tunes_its_own_processs_garbage_collector_and_main_leaves_a_callers_alone():
+    import gc
+    import subprocess
+    import sys
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    assert main(["layers"]) == 0
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+    script = ("import gc, sys; sys.argv = ['bngraph', 'layers']; from bngraph.cli import entry; "
+              "code = entry(); print(code, gc.get_threshold(), gc.get_freeze_count() > 10000, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip().splitlines()[-1] == "0 (10000, 50, 100) True"
+    assert "batchnorm" in done.stdout

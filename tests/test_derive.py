@@ -156,3 +156,24 @@ def test_one_pass_variance_changes_dL_dmu_but_not_dL_dx(m):
     dx_two = [two_pass[f"dL_dx_{k}"] for k in range(1, m + 1)]
     assert rel_error(dx_one, dx_two) < 1e-9
     assert rel_error(dx_one, REFERENCES["batchnorm"].backward(dy, x, **params)["x"]) < 1e-9
+
+
+class _CountingArgs(tuple):
+    """An op's arguments that count how often they are walked (unpacked, iterated)."""
+
+    walks = 0
+
+    def __iter__(self):
+        type(self).walks += 1
+        return super().__iter__()
+
+
+def test_an_m_term_sums_partials_walk_its_arguments_a_bounded_number_of_times():
+    # issue 17: unpacking the m arguments of an m-term sum once per partial cost m² (seconds at m = 16384)
+    from bngraph.engine.primitives import local_partials
+
+    m = 200
+    args = _CountingArgs(sp.symbols(f"x_1:{m + 1}"))
+    partials = local_partials("add", args)
+    assert partials == (sp.S.One,) * m
+    assert _CountingArgs.walks <= 2

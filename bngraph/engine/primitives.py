@@ -23,7 +23,9 @@ Expr = sp.Expr
 @dataclass(frozen=True)
 class Primitive:
     """One op: ``forward(*args)`` is its value, ``rules[k](*args)`` is d value / d args[k]
-    (``rules`` one function for every argument of an op of any arity, like ``add``)."""
+    (``rules`` one function ``rules(k, args)`` for every argument of an op of any arity, like
+    ``add``: it takes the tuple whole, since unpacking an m-term sum's arguments for each of
+    its m partials would cost m² at batch size m)."""
 
     name: str
     forward: Callable[..., Expr]
@@ -32,8 +34,9 @@ class Primitive:
     def partial(self, k: int, args: tuple) -> Expr | None:
         """d value / d args[k], and nothing else: the others may be costly and unwanted
         (div's -a/b**2 with a an m-term sum and b the constant m)."""
-        rule = self.rules if callable(self.rules) else self.rules[k]
-        return rule(*args)
+        if callable(self.rules):
+            return self.rules(k, args)
+        return self.rules[k](*args)
 
     def partials(self, *args) -> tuple:
         return tuple(self.partial(k, args) for k in range(len(args)))
@@ -52,7 +55,7 @@ def defprimitive(name: str, forward: Callable[..., Expr], *rules: Callable[..., 
 ONE, HALF = sp.Integer(1), sp.Rational(1, 2)
 
 defprimitive("id", lambda a: a, lambda a: ONE)
-defprimitive("add", lambda *a: sp.Add(*a), lambda *a: ONE, any_arity=True)
+defprimitive("add", lambda *a: sp.Add(*a), lambda k, a: ONE, any_arity=True)
 defprimitive("sub", lambda a, b: a - b, lambda a, b: ONE, lambda a, b: -ONE)
 defprimitive("neg", lambda a: -a, lambda a: -ONE)
 defprimitive("mul", lambda a, b: a * b, lambda a, b: b, lambda a, b: a)

@@ -26,6 +26,7 @@ The golden test holds the output of ``derive`` byte-identical to what it was bef
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Callable
 
 import sympy as sp
@@ -33,7 +34,6 @@ from sympy.core.operations import AssocOp
 
 _NOT_REUSABLE = object()
 _PLACEHOLDER = "\x00"  # an index no name holds
-_PLACEHOLDERS: dict[str, sp.Symbol] = {}  # x_<placeholder> for each family x
 _MAX_NODES = 400  # bigger templates are rare and renaming them saves little
 
 
@@ -48,7 +48,6 @@ class Replicas:
 
     def __init__(self):
         self._first: dict[Any, _Template] = {}
-        self._symbols: dict[str, sp.Symbol] = {}  # the renamed symbols, shared by all families
         self.renamed = False  # whether the last result of ``get`` is its family's first, renamed
 
     def get(self, family, k: int, inputs, compute: Callable[[], Any]):
@@ -56,12 +55,12 @@ class Replicas:
         first = self._first.get(family)
         if first is None:
             result = compute()
-            first = self._first[family] = _template(k, inputs, result, self._symbols)
+            first = self._first[family] = _template(k, inputs, result)
             self.renamed = first is not _NOT_REUSABLE  # the first is its own renaming
             return result
-        self.renamed = not (first is _NOT_REUSABLE or first.k == k or not first.keeps_order(k)
-                            or not first.matches(first.inputs, inputs, k))
-        return first.rename(first.result, k) if self.renamed else compute()
+        names = None if first is _NOT_REUSABLE or first.k == k else first.names_at(k)
+        self.renamed = names is not None and first.matches(first.inputs, inputs, names)
+        return first.rename(first.result, names) if self.renamed else compute()
 
 
 class Texts:
@@ -119,7 +118,7 @@ def _with_placeholder(expr):
     """``expr`` with the placeholder for every example index."""
     if type(expr) is sp.Symbol:
         base, k = example_index(expr.name)
-        return expr if base is None else _symbol(f"{base}_{_PLACEHOLDER}", _PLACEHOLDERS)
+        return expr if base is None else symbol(f"{base}_{_PLACEHOLDER}")
     if not expr.args:
         return expr
     args = tuple(_with_placeholder(a) for a in expr.args)
@@ -131,81 +130,79 @@ def _with_placeholder(expr):
 class _Template:
     """One example's inputs and result, and which of their parts mention its index."""
 
-    def __init__(self, k: int, names: set[str], inputs, result, varying: set[int], symbols: dict):
-        self.k, self.inputs, self.result, self._symbols = k, inputs, result, symbols
+    def __init__(self, k: int, names: set[str], inputs, result, varying: set[int]):
+        self.k, self.inputs, self.result = k, inputs, result
         self._bases = {n: base for n in names if (base := _base(n, k)) is not None}  # names to rename
         self._sorted = sorted(names)  # as SymPy compares symbols: by name
         self._varying = varying  # ids of the expressions that hold an indexed name
 
-    def keeps_order(self, new: int) -> bool:
-        """Whether the names, sorted at the first example's index, stay sorted at ``new``."""
-        renamed = [self._name(n, new) for n in self._sorted]
-        return all(a < b for a, b in zip(renamed, renamed[1:]))
+    def names_at(self, new: int) -> dict[str, str] | None:
+        """The first example's indexed names -> their names at example ``new``; None where the
+        names, sorted at the first example's index, would not stay strictly sorted at ``new``."""
+        renamed = {n: f"{base}_{new}" for n, base in self._bases.items()}
+        order = [renamed.get(n, n) for n in self._sorted]
+        return renamed if all(a < b for a, b in zip(order, order[1:])) else None
 
-    def _name(self, name: str, new: int) -> str:
-        base = self._bases.get(name)
-        return name if base is None else f"{base}_{new}"
-
-    def matches(self, stored, actual, new: int) -> bool:
-        """Whether ``actual`` is ``stored`` renamed to example ``new``, without building the rename."""
+    def matches(self, stored, actual, names: dict) -> bool:
+        """Whether ``actual`` is ``stored`` renamed by ``names``, without building the rename."""
         if id(stored) not in self._varying:  # nothing to rename in it
             return stored is actual or stored == actual
         kind = type(stored)
         if kind is not type(actual):
             return False
         if kind is str:
-            return actual == self._name(stored, new)
+            return actual == names.get(stored, stored)
+        if kind is sp.Symbol:
+            renamed = symbol(names.get(stored.name, stored.name))
+            return actual is renamed or actual == renamed  # a Symbol's assumptions count too
         if kind is dict:
             if len(actual) != len(stored):
                 return False
             for key, value in stored.items():
-                if not self.matches(value, actual.get(self._name(key, new)), new):
+                if not self.matches(value, actual.get(names.get(key, key)), names):
                     return False
             return True
-        if kind is sp.Symbol:
-            return actual == self.rename(stored, new)
         parts, actual_parts = (stored, actual) if kind is tuple else (stored.args, actual.args)
         if len(parts) != len(actual_parts):
             return False
         for part, actual_part in zip(parts, actual_parts):
-            if not self.matches(part, actual_part, new):
+            if not self.matches(part, actual_part, names):
                 return False
         return True
 
-    def rename(self, item, new: int):
-        """``item`` with example ``new`` for the first example; rebuilt where it changes, as SymPy built it."""
+    def rename(self, item, names: dict):
+        """``item`` with the names in ``names`` renamed; rebuilt where it changes, as SymPy built it."""
         if id(item) not in self._varying:
             return item
         kind = type(item)
-        if kind is str:
-            return self._name(item, new)
-        if kind is tuple:
-            return tuple(self.rename(a, new) for a in item)
-        if kind is dict:
-            return {self._name(a, new): self.rename(b, new) for a, b in item.items()}
         if kind is sp.Symbol:
-            return _symbol(self._name(item.name, new), self._symbols)
-        args = tuple(self.rename(a, new) for a in item.args)
+            return symbol(names.get(item.name, item.name))
+        if kind is str:
+            return names.get(item, item)
+        if kind is tuple:
+            return tuple(self.rename(a, names) for a in item)
+        if kind is dict:
+            return {names.get(a, a): self.rename(b, names) for a, b in item.items()}
+        args = tuple(self.rename(a, names) for a in item.args)
         if isinstance(item, AssocOp):  # as built: SymPy's flatten already ordered these args
             return kind._from_args(args, item.is_commutative)
         return item.func(*args, evaluate=False)
 
 
-def _template(k: int, inputs, result, symbols: dict):
+def _template(k: int, inputs, result):
     names: set[str] = set()
     varying: set[int] = set()
     nodes = _collect((inputs, result), names, varying)
     if nodes is None or nodes > _MAX_NODES:
         return _NOT_REUSABLE
-    return _Template(k, names, inputs, result, varying, symbols)
+    return _Template(k, names, inputs, result, varying)
 
 
-def _symbol(name: str, made: dict) -> sp.Symbol:
-    """``Symbol(name)``, looked up in ``made`` first (SymPy's own constructor costs more)."""
-    found = made.get(name)
-    if found is None:
-        found = made[name] = sp.Symbol(name)
-    return found
+@lru_cache(maxsize=1 << 20)
+def symbol(name: str) -> sp.Symbol:
+    """``Symbol(name)``, plain (no assumptions), made once per name: SymPy's constructor costs
+    more than the lookup, and a derivation at large m names a few symbols per example."""
+    return sp.Symbol(name)
 
 
 def _collect(item, names: set, varying: set) -> int | None:
