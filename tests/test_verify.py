@@ -170,3 +170,49 @@ def test_compiled_values_name_the_value_that_is_not_a_number():
     with pytest.raises(NotANumber) as compiled:
         compiled_values(d)(leaves, {"dL_dy_1": 1.0, "dL_dy_2": 0.0, "dL_dy_3": 0.0})
     assert (compiled.value.name, compiled.value.reason) == (exact.value.name, exact.value.reason) == ("xhat_1", "not real")
+
+
+@pytest.mark.parametrize("text", ["x - 2*y", "(-2*x)**2", "1/(-2*x*y)", "-(x*y)**3 + x", "sqrt(-3*x + y)*exp(-x/2)",
+                                  "x**(-1.5)*(-y)", "Rational(-1, 3)*x*(x - y)", "(x + y)*(-x)"])
+def test_verifys_code_printer_prints_what_sympys_prints(text):
+    # its doprint skips CodePrinter's rebuild for re(UnevaluatedExpr) and decides a product's sign
+    # from its coefficient: the code must stay SymPy's, character for character
+    import sympy as sp
+    from sympy.printing.pycode import PythonCodePrinter
+
+    from bngraph.closedform.evaluate import _SafeNamePrinter
+
+    x, y = sp.symbols("x y")
+    expr = sp.sympify(text, locals={"x": x, "y": y})  # a test's own literal, not user input
+    safe = {"x": "_bngraph_x", "y": "_bngraph_y"}
+    ours = _SafeNamePrinter(safe).doprint(expr)
+    theirs = PythonCodePrinter({"fully_qualified_modules": False, "order": "none"}).doprint(
+        expr.xreplace({x: sp.Symbol("_bngraph_x"), y: sp.Symbol("_bngraph_y")}))
+    assert ours == theirs
+
+
+def test_verifys_code_printer_unwraps_re_of_an_unevaluated_real_as_sympy_does():
+    import sympy as sp
+
+    from bngraph.closedform.evaluate import _SafeNamePrinter
+
+    from sympy.printing.pycode import PythonCodePrinter
+
+    r = sp.Symbol("r", real=True)
+    ours = _SafeNamePrinter({"r": "_bngraph_r"}).doprint(sp.re(sp.UnevaluatedExpr(r)) + 1)
+    r = sp.Symbol("_bngraph_r", real=True)
+    assert ours == PythonCodePrinter({"fully_qualified_modules": False, "order": "none"}).doprint(
+        sp.re(sp.UnevaluatedExpr(r)) + 1) == "1 + _bngraph_r"
+
+
+def test_verify_imports_none_of_check_backwards_modules():
+    # bngraph.check's names are imported on first use (issue 17: verify's start-up)
+    import subprocess
+    import sys
+
+    script = ("import sys, bngraph.check.verify, bngraph.check as c; print(sorted(m for m in sys.modules "
+              "if m.startswith('bngraph.check.'))); c.check_backward; print('bngraph.check.backward' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    before, after = done.stdout.splitlines()
+    assert "bngraph.check.backward" not in before and "bngraph.check.gradcheck" not in before
+    assert after == "True"

@@ -25,12 +25,13 @@ from typing import Callable, Mapping
 
 import numpy as np
 import sympy as sp
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.pycode import PythonCodePrinter
 
 from bngraph.errors import BngraphError
 from bngraph.engine.derive import Derivation, adjoint_name
 from bngraph.engine.graph import Graph, symbol
-from bngraph.engine.replicas import Texts
+from bngraph.engine.replicas import Texts, mul_precedence_from_coefficient
 from bngraph.closedform import plates
 from bngraph.closedform.simplify import ClosedForm, concrete
 
@@ -105,6 +106,24 @@ class _SafeNamePrinter(PythonCodePrinter):
     def _print_Symbol(self, expr):
         return self._names.get(expr.name) or _SAFE + expr.name
 
+    def doprint(self, expr, assign_to=None):
+        """CodePrinter's, without its rebuilding of every expression to unwrap ``re(…)`` of an
+        ``UnevaluatedExpr``: that changes nothing where no ``re`` is printed, and printing one
+        fails here (this printer is strict), so such an expression goes the whole way. lambdify
+        prints every node's assignment through this; those rebuilds were a fifth of ``verify``'s
+        printing at m = 256."""
+        if assign_to is not None or not isinstance(expr, sp.Basic):
+            return super().doprint(expr, assign_to)
+        self._not_supported, self._number_symbols = set(), set()
+        try:
+            with mul_precedence_from_coefficient():
+                lines = self._print(expr).splitlines()
+        except PrintMethodNotImplementedError:
+            lines = None
+        plain = lines is not None and not (self._not_supported or self._number_symbols)
+        self._not_supported, self._number_symbols = set(), set()
+        return "\n".join(lines) if plain else super().doprint(expr, assign_to)
+
 
 _SAFE = "_bngraph_"  # the prefix of our names in generated code
 
@@ -131,7 +150,7 @@ def compiled_values(derivation: Derivation) -> Callable[[Mapping, Mapping], tupl
     names = _safe_names(order)
     # every value in order, each from the ones before: lambdify's cse hook takes the assignments as they are
     assignments = [(n.symbol, n.expr) for n in nodes] + [(a.symbol, a.expr) for a in adjoints]
-    results = [symbol(name) for name in order[len(leaves) + len(upstream):]]
+    results = sp.Tuple(*(symbol(name) for name in order[len(leaves) + len(upstream):]))  # one walk, not one per value
     function = sp.lambdify([sp.Symbol(names[n]) for n in leaves + upstream], results, modules="math",
                            printer=_SafeNamePrinter(names), cse=lambda exprs: (assignments, exprs))
 

@@ -14,15 +14,13 @@ Printers only read the immutable results; the same input gives byte-identical ou
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from typing import Any, Callable
 
 import sympy as sp
-from sympy.printing import precedence as _precedence
 from sympy.printing.str import StrPrinter
 
 from bngraph.engine.derive import Derivation
-from bngraph.engine.replicas import Texts
+from bngraph.engine.replicas import Texts, mul_precedence_from_coefficient
 from bngraph.engine.layers import LAYERS
 
 
@@ -39,7 +37,7 @@ class _MemoPrinter(StrPrinter):
         self._replicas = Texts()  # dL_dx_7's text is dL_dx_1's with 7 for 1
 
     def doprint(self, expr):
-        with _mul_precedence_from_coefficient():
+        with mul_precedence_from_coefficient():
             return super().doprint(expr)
 
     def _print(self, expr, **kwargs):
@@ -49,36 +47,6 @@ class _MemoPrinter(StrPrinter):
         if text is None:
             text = self._printed[expr] = self._replicas.text(expr, super()._print)
         return text
-
-
-def _precedence_mul(item) -> int:
-    """SymPy's ``precedence_Mul``, deciding "is it a negative product" from the leading
-    coefficient alone. SymPy's ``Mul.could_extract_minus_sign`` first builds ``-self`` to rule
-    out ``zoo*x == -zoo*x``; a negative number coefficient never equals its negation, and zoo is
-    not negative, so the answer is the same without building a second product (that was half
-    the JSON printer's time)."""
-    mul = _precedence.PRECEDENCE["Mul"]
-    if any(isinstance(arg, sp.Function) and getattr(arg, "precedence", mul) < mul for arg in item.args):
-        return mul
-    c = item.args[0]
-    if not c.is_Number:
-        return mul
-    # a rational's sign is its numerator's: asking SymPy's assumptions deduces all of a new
-    # number's facts first (most of this function's time at m = 1024)
-    negative = c.p < 0 if c.is_Rational else c.is_extended_negative
-    return _precedence.PRECEDENCE["Add"] if negative else mul
-
-
-@contextmanager
-def _mul_precedence_from_coefficient():
-    """SymPy's printers look a product's precedence up in one shared table: swap the rule in
-    for the duration of one of our prints only."""
-    table = _precedence.PRECEDENCE_FUNCTIONS
-    saved, table["Mul"] = table["Mul"], _precedence_mul
-    try:
-        yield
-    finally:
-        table["Mul"] = saved
 
 
 def expr_printer() -> Callable[[sp.Expr], str]:
