@@ -190,9 +190,9 @@ def default_references(layer: str) -> Mapping[str, sp.Expr]:
 def _engine_references(layer: str) -> tuple[tuple[str, sp.Expr], ...]:
     """Derived once per layer and process: every document of a run is judged against the same."""
     from bngraph.closedform.simplify import closed_form_of  # the engine runs only when a document is judged
-    from bngraph.engine.layers import get_layer
+    from bngraph.engine.layers import audit_layer
 
-    closed = closed_form_of(get_layer(layer).function, layer)
+    closed = closed_form_of(audit_layer(layer).function, layer)
     return tuple({**closed.definitions, **closed.formulas}.items())
 
 

@@ -228,7 +228,8 @@ def _same_form(ctx, expected, reading: Reading, index, sizes, checked: str) -> S
         same = False
     if same or reading.actual.has(sp.Derivative):
         return SideResult(CORRECT, checked=checked)
-    return SideResult(OTHER_FORM, "equal once μ, σ² and x̂ are written out in x", checked=checked)
+    written = "μ, σ² and x̂" if "mu" in ctx.refs else "the layer's statistics"  # RMSNorm has rms, no μ
+    return SideResult(OTHER_FORM, f"equal once {written} are written out in x", checked=checked)
 
 
 def _small_counterexample(ctx, expected, reading: Reading, index, sizes) -> Counterexample | None:

@@ -266,13 +266,18 @@ def foreign_statistics(sides, ctx: Context) -> list[str]:
             expanded = expanded.xreplace({symbol(n): ctx.helpers[n].expr for n in inner})
             seen |= inner
         names = names_in(expanded)
-        if "x" not in names or names & {"mu", "sigma2", "sigma", "xhat"}:
+        # the layer's own statistics (μ and σ² for Batch Norm, rms for RMSNorm)
+        statistics = sorted(q for q, (_, index) in ctx.refs.items() if index is None and not q.startswith("dL_d"))
+        if "x" not in names or names & {"sigma", "xhat", *statistics}:
             continue
         try:
             ev = ctx.evaluator(Batch.random(5, 0))
             value = float(ev.value(expanded))
-            layer = [float(ev.value(symbol(q))) for q in ("mu", "sigma2") if q in ctx.refs]
-            layer += [v ** 0.5 for v in layer[1:]] + [(layer[1] + ctx_eps(ev)) ** 0.5] if len(layer) > 1 else []
+            layer = [float(ev.value(symbol(q))) for q in statistics]
+            # σ² also as √σ² and √(σ² + ε); each also as its reciprocal (rrms = 1/rms)
+            layer += [v ** 0.5 for q, v in zip(statistics, layer) if q == "sigma2"]
+            layer += [(v + ctx_eps(ev)) ** 0.5 for q, v in zip(statistics, layer) if q == "sigma2"]
+            layer += [1 / v for v in layer if v]
         except Unevaluable:
             continue
         if not any(close(value, v) for v in layer):

@@ -1,0 +1,76 @@
+"""A write-up is judged against the layer it is about (issue 14, fifth round): ``bngraph audit --layer rmsnorm``
+judges an RMSNorm write-up against RMSNorm (the engine's closed form of an RMSNorm forward), not against Batch
+Norm. The values the auditor says a formula should have are checked here against finite differences of an RMSNorm
+forward written in NumPy, not against the engine."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bngraph.audit.auditor import audit_document
+from bngraph.cli import main
+
+RMSNORM_DOC = r"""RMSNorm of one example with D features:
+
+$$r = \sqrt{\frac{1}{D}\sum_{d=1}^D x_d^2 + \epsilon}$$
+
+$$y_d = \frac{\gamma x_d}{r}$$
+
+$$\frac{\partial L}{\partial \gamma} = \sum_{d=1}^D \frac{\partial L}{\partial y_d}\frac{x_d}{r}$$
+
+$$\frac{\partial L}{\partial x_d} = \frac{\gamma}{r}\frac{\partial L}{\partial y_d} - \frac{\gamma x_d}{D r^3}\sum_{j=1}^D x_j \frac{\partial L}{\partial y_j}$$
+
+A slip (one r too many, no 1/D):
+
+$$\frac{\partial L}{\partial x_d} = \frac{\gamma}{r}\frac{\partial L}{\partial y_d} - \frac{x_d}{r^3}\left(\frac{\gamma}{r}\sum_j x_j \frac{\partial L}{\partial y_j}\right)$$
+"""
+
+
+def rmsnorm(x, gamma, eps):
+    return gamma * x / np.sqrt(np.mean(x * x) + eps)
+
+
+def dL_dx_by_finite_differences(x, gamma, eps, dy, h=1e-6):
+    grad = np.zeros_like(x)
+    for k in range(len(x)):
+        step = np.zeros_like(x)
+        step[k] = h
+        grad[k] = (dy @ rmsnorm(x + step, gamma, eps) - dy @ rmsnorm(x - step, gamma, eps)) / (2 * h)
+    return grad
+
+
+def test_an_rmsnorm_write_up_is_judged_against_rmsnorm():
+    report = audit_document(RMSNORM_DOC, "rmsnorm")
+    verdicts = {f.line: f.verdict for f in report.findings}
+    assert verdicts == {3: "helper", 5: "correct-other-form", 7: "correct-other-form", 9: "correct-other-form",
+                        13: "wrong"}, report.to_text()
+    slip = report.findings[-1].counterexample
+    b, (letter, index) = slip.batch, slip.index
+    assert letter == "d"
+    want = dL_dx_by_finite_differences(np.array(b.x), b.gamma, b.epsilon, np.array(b.dL_dy))[index - 1]
+    assert slip.want == pytest.approx(want, rel=1e-6)
+    assert abs(slip.got - want) > 1e-3
+
+
+def test_against_batch_norm_the_same_write_up_is_another_layer_never_wrong():
+    report = audit_document(RMSNORM_DOC, "batchnorm")
+    assert not report.wrong and report.counts().get("not-about-this-layer", 0) >= 4, report.to_text()
+
+
+def test_the_layer_is_chosen_on_the_command_line(tmp_path, capsys):
+    doc = tmp_path / "rms.md"
+    doc.write_text(RMSNORM_DOC, encoding="utf-8")
+    assert main(["audit", str(doc), "--layer", "rmsnorm"]) == 1
+    assert "(rmsnorm): 5 equations" in capsys.readouterr().out
+    assert main(["audit", str(doc), "--layer", "groupnorm"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown layer 'groupnorm'" in err and "rmsnorm" in err
+
+
+def test_a_reciprocal_of_the_root_mean_square_is_the_layers_own_statistic():
+    """s = 1/rms (Triton's rrms): a slip written with s is wrong, not "another layer"."""
+    report = audit_document(r"""$$s = \frac{1}{\sqrt{\frac{1}{D}\sum_{d=1}^D x_d^2 + \epsilon}}$$
+
+$$\frac{\partial L}{\partial x_d} = \gamma s \frac{\partial L}{\partial y_d} - \gamma x_d s^3 \sum_{j=1}^D x_j \frac{\partial L}{\partial y_j}$$
+""", "rmsnorm")
+    assert [f.verdict for f in report.findings] == ["helper", "wrong"], report.to_text()
