@@ -74,3 +74,44 @@ def test_a_reciprocal_of_the_root_mean_square_is_the_layers_own_statistic():
 $$\frac{\partial L}{\partial x_d} = \gamma s \frac{\partial L}{\partial y_d} - \gamma x_d s^3 \sum_{j=1}^D x_j \frac{\partial L}{\partial y_j}$$
 """, "rmsnorm")
     assert [f.verdict for f in report.findings] == ["helper", "wrong"], report.to_text()
+
+
+# -- a write-up that goes from one layer to another, by its headings --------------------------------------------------
+MIXED = r"""# Batch Normalization
+
+$$\mu = \frac{1}{m}\sum_{i=1}^m x_i$$
+
+## RMSNorm (LayerNorm without the mean)
+
+$$r = \sqrt{\frac{1}{D}\sum_{d=1}^D x_d^2 + \epsilon}$$
+
+$$\frac{\partial L}{\partial x_d} = \frac{\gamma}{r}\frac{\partial L}{\partial y_d} - \frac{x_d}{r^3}\left(\frac{\gamma}{r}\sum_j x_j \frac{\partial L}{\partial y_j}\right)$$
+
+# Summary
+
+$$\hat{x}_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}$$
+"""
+
+
+def test_a_section_headed_rmsnorm_is_checked_as_rmsnorm():
+    report = audit_document(MIXED, "batchnorm")
+    assert [(f.line, f.verdict) for f in report.findings] == [
+        (3, "correct"), (7, "helper"), (9, "wrong"), (13, "correct")], report.to_text()
+    assert "checked as rmsnorm, which its section's heading names" in report.findings[2].reason
+
+
+def test_a_heading_alone_never_makes_a_formula_wrong():
+    """Batch Norm's ∂ℓ/∂γ, in x alone, under a heading that says RMSNorm: wrong for RMSNorm, right for Batch Norm."""
+    report = audit_document(r"""## RMSNorm
+
+$$\frac{\partial L}{\partial \gamma} = \sum_{i=1}^m \frac{\partial L}{\partial y_i}\frac{x_i - \frac{1}{m}\sum_{j=1}^m x_j}
+{\sqrt{\frac{1}{m}\sum_{j=1}^m \left(x_j - \frac{1}{m}\sum_{k=1}^m x_k\right)^2 + \epsilon}}$$
+""", "batchnorm")
+    assert [f.verdict for f in report.findings] == ["ambiguous"], report.to_text()
+    assert "wrong for rmsnorm" in report.findings[0].reason and report.findings[0].counterexample is None
+
+
+def test_a_comment_in_a_code_block_is_no_heading():
+    text = MIXED.replace("## RMSNorm (LayerNorm without the mean)", "```python\n# RMSNorm\n```")
+    report = audit_document(text, "batchnorm")
+    assert not report.wrong, report.to_text()

@@ -36,11 +36,12 @@ import sympy as sp
 from bngraph.audit.batcheval import Batch, reference_table
 from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
 from bngraph.audit.letters import element_capitals, own_letters, step_updates
+from bngraph.audit.sections import section_layers
 from bngraph.audit.judge import judge
-from bngraph.audit.verdicts import (CANNOT_EVALUATE, CANNOT_READ, HELPER, NOT_ABOUT, VERDICTS, WRONG, Context,
-                                    Counterexample, Judgement)
+from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, HELPER, NOT_ABOUT, OTHER_FORM,
+                                    VERDICTS, WRONG, Context, Counterexample, Judgement)
 from bngraph.errors import BngraphError, one_line
-from bngraph.tex.document import Snippet, document_equations
+from bngraph.tex.document import Snippet, equations_of, read_document
 from bngraph.tex.clean import clean
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
 from bngraph.tex.names import NotChecked, TooLarge, canonical
@@ -300,29 +301,80 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     engine's for ``layer``. Raises :class:`~bngraph.errors.BngraphError` when the input
     cannot be read at all (missing file, not UTF-8, a broken notebook, too large).
     """
-    refs = reference_table(references) if references is not None else dict(_default_table(layer))
-    name, snippets = document_equations(path_or_text, doc_format)
-    parsed = [_read(s) for s in snippets]
-    equations = element_capitals([eq if isinstance(eq, Equation) else None for eq in parsed])
-    equations = own_letters(name_the_scale(fold_feature_index(step_updates(equations))), refs)
-    parsed = [eq if folded is None else folded for eq, folded in zip(parsed, equations)]
-    ctx, sizes = build_context(equations, refs)
-    if references is None and layer == "batchnorm":  # its evaluation-mode formulas, where a write-up gives them
-        ctx.eval_refs = dict(_default_table("batchnorm-eval"))
-    findings, above = [], None
-    for snippet, eq, m in zip(snippets, parsed, sizes):
-        if isinstance(eq, Equation) and snippet.display:
-            if eq.lhs is None and above is not None:  # "$$= …$$" after "$$a = …$$": the chain goes on
-                eq = dataclasses.replace(eq, lhs=above.lhs)
-            above = eq
+    name, fmt, cells = read_document(path_or_text, doc_format)
+    snippets = equations_of(name, fmt, cells)
+    first = [_read(s) for s in snippets]
+    batches, batch = [], None
+    for eq in first:  # the document's own numbers (x = (1, 2, 6)) hold from where it gives them
         if isinstance(eq, DataBinding):
-            ctx.batch = Batch(len(eq.values), eq.values, (1.0,) * len(eq.values), 1.0, 0.0, 1e-5)
-        ctx.doc_m = len(ctx.batch.x) if ctx.batch is not None else m
-        ctx.tolerance = _tolerance(eq)
-        found = _finding(snippet, eq, ctx)
+            batch = Batch(len(eq.values), eq.values, (1.0,) * len(eq.values), 1.0, 0.0, 1e-5)
+        batches.append(batch)
+    readings: dict[str, _Reading] = {}
+
+    def judged(k: int, as_layer: str) -> Finding | None:
+        if as_layer not in readings:
+            refs = reference_table(references) if references is not None else dict(_default_table(as_layer))
+            readings[as_layer] = _Reading.of(snippets, first, refs, as_layer == "batchnorm" and references is None)
+        return readings[as_layer].finding(k, batches[k])
+
+    sections = (section_layers(fmt, cells, [(s.cell, s.line) for s in snippets], layer) if references is None
+                else [layer] * len(snippets))
+    findings = []
+    for k, snippet in enumerate(snippets):
+        found = judged(k, sections[k])
+        if found is not None and found.verdict == WRONG and sections[k] != layer:
+            found = _under_a_heading(found, sections[k], [judged(k, other) for other in
+                                                          dict.fromkeys((layer, *SECTION_LAYERS)) if other != sections[k]])
         if found is not None:
             findings.append(found)
     return AuditReport(name, layer, tuple(findings))
+
+
+SECTION_LAYERS = ("batchnorm", "layernorm", "rmsnorm")  # the layers a heading can name
+
+
+def _under_a_heading(found: Finding, section: str, others: list[Finding | None]) -> Finding:
+    """A formula wrong for the layer its heading names: "wrong" only if no other layer makes it right
+    (a heading alone never makes a formula wrong)."""
+    right = [f for f in others if f is not None and f.verdict in (CORRECT, OTHER_FORM, AMBIGUOUS)]
+    if right:
+        return dataclasses.replace(found, verdict=AMBIGUOUS, counterexample=None, correction=None,
+                                   reason=f"wrong for {section}, which its section's heading names; right read as "
+                                          "another layer")
+    return dataclasses.replace(found, reason=f"{found.reason} (checked as {section}, which its section's heading names)")
+
+
+@dataclass
+class _Reading:
+    """The document read against one layer's formulas: its equations (letters folded), context and sizes."""
+
+    snippets: list
+    parsed: list
+    ctx: Context
+    sizes: list
+
+    @classmethod
+    def of(cls, snippets, first, refs, eval_mode: bool) -> "_Reading":
+        equations = element_capitals([eq if isinstance(eq, Equation) else None for eq in first])
+        equations = own_letters(name_the_scale(fold_feature_index(step_updates(equations))), refs)
+        parsed = [eq if folded is None else folded for eq, folded in zip(first, equations)]
+        ctx, sizes = build_context(equations, refs)
+        if eval_mode:  # Batch Norm's evaluation-mode formulas, where a write-up gives them
+            ctx.eval_refs = dict(_default_table("batchnorm-eval"))
+        above = None
+        for k, (snippet, eq) in enumerate(zip(snippets, parsed)):
+            if isinstance(eq, Equation) and snippet.display:
+                if eq.lhs is None and above is not None:  # "$$= …$$" after "$$a = …$$": the chain goes on
+                    parsed[k] = eq = dataclasses.replace(eq, lhs=above.lhs)
+                above = eq
+        return cls(snippets, parsed, ctx, sizes)
+
+    def finding(self, k: int, batch: Batch | None) -> Finding | None:
+        eq, ctx = self.parsed[k], self.ctx
+        ctx.batch = batch
+        ctx.doc_m = len(batch.x) if batch is not None else self.sizes[k]
+        ctx.tolerance = _tolerance(eq)
+        return _finding(self.snippets[k], eq, ctx)
 
 
 # -- for the command line and for tests ---------------------------------------------------

@@ -502,6 +502,11 @@ def find_equations(text: str, fmt: str = "md", cell: int | None = None,
 def document_equations(path_or_text, doc_format: str | None = None) -> tuple[str, list[Snippet]]:
     """(name, every equation of the document); notebook macros carry from cell to cell."""
     name, fmt, cells = read_document(path_or_text, doc_format)
+    return name, equations_of(name, fmt, cells)
+
+
+def equations_of(name: str, fmt: str, cells: list[tuple[int | None, str]]) -> list[Snippet]:
+    """Every equation of a document already read (:func:`read_document`)."""
     macros: dict[str, Macro] = {}
     snippets = []
     for cell, text in cells:
@@ -511,4 +516,4 @@ def document_equations(path_or_text, doc_format: str | None = None) -> tuple[str
         if len(snippets) > MAX_EQUATIONS:
             raise BngraphError(f"{name}: more than {MAX_EQUATIONS} equations; the auditor reads at most that many "
                                "in one document (split it)")
-    return name, snippets
+    return snippets
