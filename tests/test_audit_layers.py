@@ -115,3 +115,41 @@ def test_a_comment_in_a_code_block_is_no_heading():
     text = MIXED.replace("## RMSNorm (LayerNorm without the mean)", "```python\n# RMSNorm\n```")
     report = audit_document(text, "batchnorm")
     assert not report.wrong, report.to_text()
+
+
+# -- the layer's own words: RMS(x), rms(x)_i, rrms -------------------------------------------------------------------
+def test_a_statistic_written_as_a_function_of_x_is_one_name_wherever_it_stands():
+    """\\text{RMS}(x) = … defines RMS; RMS bare is that name (not R·M·S), RMS(x) is it too (not RMS·x)."""
+    text = r"""$\text{RMS}(x) = \sqrt{\frac{1}{D}\sum_{d=1}^D x_d^2 + \epsilon}$
+
+$$y_d = \gamma \frac{x_d}{\text{RMS}(x)}$$
+
+$$\frac{\partial L}{\partial x_d} = \frac{\gamma}{RMS} \frac{\partial L}{\partial y_d} - \frac{\gamma x_d}{D\, RMS^3} \sum_j x_j \frac{\partial L}{\partial y_j}$$
+
+$$\frac{\partial L}{\partial x_d} = \frac{\gamma}{RMS} \frac{\partial L}{\partial y_d} - \frac{x_d}{RMS^3}\left(\frac{\gamma}{RMS} \sum_j x_j \frac{\partial L}{\partial y_j}\right)$$
+"""
+    report = audit_document(text, "rmsnorm")
+    assert [f.verdict for f in report.findings] == ["helper", "correct-other-form", "correct-other-form", "wrong"], \
+        report.to_text()
+
+
+def test_a_lower_case_statistic_with_a_row_index_and_a_partial_of_it():
+    text = r"""$rms(x)_i = \sqrt{\frac{1}{N}\sum_{j=1}^{N} x_{ij}^2 + \epsilon}$
+
+$$\frac{\partial rms(x)_i}{\partial x_{ij}} = \frac{x_{ij}}{N\, rms(x)_i}$$
+
+$$\frac{\partial rms(x)_i}{\partial x_{ij}} = \frac{x_{ij}}{rms(x)_i}$$
+"""
+    report = audit_document(text, "rmsnorm")
+    assert [f.verdict for f in report.findings] == ["correct", "correct", "wrong"], report.to_text()
+    assert not any(f.warnings for f in report.findings), report.to_text()  # rms_i: the row's own rms
+
+
+def test_the_statistic_of_another_row_is_not_judged():
+    """∂rms_k/∂x_{ij} = 0 holds for k ≠ i (the case the text is in): the auditor's one row cannot tell k from i."""
+    text = r"""$rms(x)_i = \sqrt{\frac{1}{N}\sum_{j=1}^{N} x_{ij}^2 + \epsilon}$
+
+$$\frac{\partial rms(x)_k}{\partial x_{ij}} = 0$$
+"""
+    found = audit_document(text, "rmsnorm").findings[1]
+    assert found.verdict == "cannot-evaluate" and "another feature (or row)" in found.reason, found.to_text()

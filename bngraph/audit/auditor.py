@@ -44,7 +44,8 @@ from bngraph.errors import BngraphError, one_line
 from bngraph.tex.document import Snippet, equations_of, read_document
 from bngraph.tex.clean import clean
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
-from bngraph.tex.names import NotChecked, TooLarge, canonical
+from bngraph.tex.names import NotChecked, TooLarge, canonical, symbol
+from bngraph.tex.words import own_words, with_own_words
 
 __all__ = ["AuditReport", "Finding", "assert_document_correct", "audit_document", "cli_audit"]
 
@@ -213,6 +214,11 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
         return Finding.of(snippet, Judgement(None, "", CANNOT_READ, str(eq)))
     if eq.lhs is None:
         return Finding.of(snippet, Judgement(None, "", CANNOT_READ, "no left side"))
+    other = _another_feature(eq, ctx)
+    if other:
+        return Finding.of(snippet, Judgement(None, "", CANNOT_EVALUATE, f"{other} beside x_{{{','.join(sorted(eq.fixed))}, …}}: "
+                                             "the statistic of another feature (or row) than x's, not checked"))
+    eq = _of_the_same_feature(eq, ctx)
     if eq.kind == "mapping":
         return Finding.of(snippet, Judgement(None, "", NOT_ABOUT, "a mapping (\\mapsto), not an equation"))
     try:
@@ -227,6 +233,33 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
     if j.verdict == CANNOT_EVALUATE and _WHOLE_BATCH.search(j.reason):
         j = dataclasses.replace(j, reason="matrix form (a capital letter for the whole batch), not checked")
     return Finding.of(snippet, j)
+
+
+def _another_feature(eq: Equation, ctx: Context) -> str | None:
+    """``∂rms_k/∂x_{i,j}``: a statistic (one number per feature or row) indexed by a free letter other than the
+    feature x carries; the auditor's one feature cannot tell whether k = i, so it does not judge it."""
+    if not eq.fixed:
+        return None
+    for e in (eq.lhs, *eq.chain):
+        for ix in e.atoms(sp.Indexed):
+            name, index = ix.base.label.name, ix.indices[0]
+            if (len(ix.indices) == 1 and name in ctx.refs and ctx.refs[name][1] is None and index.is_Symbol
+                    and str(index) not in eq.fixed and index in e.free_symbols):
+                return f"{name}_{index}"
+    return None
+
+
+def _of_the_same_feature(eq: Equation, ctx: Context) -> Equation:
+    """``rms_i`` beside ``x_{i,j}``: the statistic of x's own row (or feature), the one the auditor computes."""
+    def plain(e):
+        return None if e is None else e.replace(
+            lambda a: isinstance(a, sp.Indexed) and len(a.indices) == 1 and str(a.indices[0]) in eq.fixed
+            and a.base.label.name in ctx.refs and ctx.refs[a.base.label.name][1] is None,
+            lambda a: symbol(a.base.label.name))
+
+    if not eq.fixed:
+        return eq
+    return dataclasses.replace(eq, lhs=plain(eq.lhs), rhs=plain(eq.rhs), chain=tuple(map(plain, eq.chain)))
 
 
 # X, \hat{X}, ∂L/∂Y undefined: the batch as one matrix (X̂ = (X − μ)/√(σ² + ε)), not one example's numbers
@@ -258,7 +291,7 @@ class MatrixForm(TexSyntaxError):
     """A formula over whole matrices or vectors (Xᵀ, ∈ ℝ^{N×D}, pmatrix): read, not checked."""
 
 
-def _read(snippet: Snippet) -> Equation | TexSyntaxError:
+def _read(snippet: Snippet, words: frozenset[str] = frozenset()) -> Equation | TexSyntaxError:
     data = _DATA.match(snippet.tex)
     if data:
         return DataBinding(tuple(float(v) for v in re.split(r"\s*,\s*", data[1])))
@@ -268,7 +301,7 @@ def _read(snippet: Snippet) -> Equation | TexSyntaxError:
         return MatrixForm("matrix form, not checked")
     if "\\begin{cases}" in snippet.tex:  # μ = \begin{cases} x_1 & m = 1 \\ … \end{cases}
         return NotChecked("a value by cases (\\begin{cases}): one value per condition, not checked")
-    return _parsed(snippet.tex)
+    return _parsed(with_own_words(snippet.tex, words))
 
 
 @lru_cache(maxsize=4096)
@@ -303,7 +336,8 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     """
     name, fmt, cells = read_document(path_or_text, doc_format)
     snippets = equations_of(name, fmt, cells)
-    first = [_read(s) for s in snippets]
+    words = own_words(s.tex for s in snippets)  # rms(x)_i = …: one name, wherever the document writes it
+    first = [_read(s, words) for s in snippets]
     batches, batch = [], None
     for eq in first:  # the document's own numbers (x = (1, 2, 6)) hold from where it gives them
         if isinstance(eq, DataBinding):
