@@ -153,3 +153,33 @@ $$\frac{\partial rms(x)_k}{\partial x_{ij}} = 0$$
 """
     found = audit_document(text, "rmsnorm").findings[1]
     assert found.verdict == "cannot-evaluate" and "another feature (or row)" in found.reason, found.to_text()
+
+
+# -- chains of inline rows: $\frac{\partial r}{\partial x_j}$, then $= …$ on the lines below ---------------------------
+CHAIN = r"""$rms(x) = \sqrt{\frac{1}{m}\sum_{k=1}^m x_k^2 + \epsilon}$
+
+<p>
+$\frac{\partial rms(x)}{\partial x_j}$
+</p>
+<p>
+$=\frac{1}{2\, rms(x)} \cdot \frac{\partial \frac{1}{m}\sum_{k=1}^m x_k^2}{\partial x_j}$
+</p>
+<p>
+$=\frac{1}{2\, rms(x)}.\frac{2 x_j}{m}$
+</p>
+<p>
+$=x_j.rms(x)^{-1}$
+</p>
+"""
+
+
+def test_a_formula_alone_heads_the_rows_that_go_on_from_it_with_equals():
+    report = audit_document(CHAIN, "rmsnorm")
+    assert [(f.line, f.verdict) for f in report.findings] == [
+        (1, "correct"), (7, "cannot-read"), (10, "correct"), (13, "wrong")], report.to_text()
+
+
+def test_an_inline_row_after_prose_math_that_is_no_row_is_not_chained():
+    text = CHAIN.replace("$\\frac{\\partial rms(x)}{\\partial x_j}$", "the derivative:")
+    report = audit_document(text, "rmsnorm")
+    assert [f.verdict for f in report.findings] == ["correct"] + ["cannot-read"] * 3, report.to_text()

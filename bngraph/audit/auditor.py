@@ -204,6 +204,8 @@ def _default_table(layer: str) -> tuple:
 
 
 def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> Finding | None:
+    if snippet.head:  # what the rows after it are equal to: judged with them
+        return None
     if isinstance(eq, (TooLarge, MatrixForm, NotChecked)):
         return Finding.of(snippet, Judgement(None, "", CANNOT_EVALUATE, str(eq)))
     if isinstance(eq, DataBinding):
@@ -301,7 +303,8 @@ def _read(snippet: Snippet, words: frozenset[str] = frozenset()) -> Equation | T
         return MatrixForm("matrix form, not checked")
     if "\\begin{cases}" in snippet.tex:  # μ = \begin{cases} x_1 & m = 1 \\ … \end{cases}
         return NotChecked("a value by cases (\\begin{cases}): one value per condition, not checked")
-    return _parsed(with_own_words(snippet.tex, words))
+    tex = with_own_words(snippet.tex, words)
+    return _parsed(f"{tex} = {tex}" if snippet.head else tex)  # a chain's head, as an equation of its own to fold
 
 
 @lru_cache(maxsize=4096)
@@ -392,15 +395,24 @@ class _Reading:
         equations = element_capitals([eq if isinstance(eq, Equation) else None for eq in first])
         equations = own_letters(name_the_scale(fold_feature_index(step_updates(equations))), refs)
         parsed = [eq if folded is None else folded for eq, folded in zip(first, equations)]
-        ctx, sizes = build_context(equations, refs)
+        ctx, sizes = build_context([None if s.head else eq for s, eq in zip(snippets, equations)], refs)
         if eval_mode:  # Batch Norm's evaluation-mode formulas, where a write-up gives them
             ctx.eval_refs = dict(_default_table("batchnorm-eval"))
-        above = None
+        above = None  # the last display equation or head: what a display "$$= …$$" goes on from
+        inline = None  # the left side of a chain of "$= …$" rows that a head started (never an equation before prose)
         for k, (snippet, eq) in enumerate(zip(snippets, parsed)):
-            if isinstance(eq, Equation) and snippet.display:
-                if eq.lhs is None and above is not None:  # "$$= …$$" after "$$a = …$$": the chain goes on
-                    parsed[k] = eq = dataclasses.replace(eq, lhs=above.lhs)
+            row = snippet.tex.lstrip().startswith("=")
+            if not isinstance(eq, Equation):
+                above = None if snippet.head else above  # an unreadable head: the rows after it have no left side
+                inline = inline if row and not snippet.head else None  # an unreadable row: the chain goes on
+                continue
+            if eq.lhs is None and snippet.display and above is not None:  # "$$= …$$" after "$$a = …$$"
+                parsed[k] = eq = dataclasses.replace(eq, lhs=above.lhs)
+            elif eq.lhs is None and inline is not None:  # "$= …$" right after "$a = …$"
+                parsed[k] = eq = dataclasses.replace(eq, lhs=inline)
+            if snippet.display or snippet.head:
                 above = eq
+            inline = eq.lhs if snippet.head or (row and inline is not None) else None
         return cls(snippets, parsed, ctx, sizes)
 
     def finding(self, k: int, batch: Batch | None) -> Finding | None:

@@ -18,7 +18,7 @@ import re
 import stat
 import sys
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bngraph.errors import BngraphError
@@ -37,6 +37,7 @@ class Snippet:
     cell: int | None = None
     display: bool = True
     continues: bool = False  # its left side is the row above's (an align "&= …" row)
+    head: bool = False  # math with no relation that the next formula, "= …", goes on from: the chain's left side
 
     @property
     def where(self) -> str:
@@ -485,17 +486,22 @@ def find_equations(text: str, fmt: str = "md", cell: int | None = None,
         text = _blank(text, start, end)
     text = _mask(text, fmt)
     newlines = [k for k, ch in enumerate(text) if ch == "\n"]
-    snippets = []
+    found = []
     for offset, content, env, display in math_blocks(text):
         for at, tex, continues in _equations_of_block(offset, content, env):
             try:
                 tex = expand_macros(tex, macros)
             except BngraphError:
                 pass  # the parser will name the macro it cannot read
-            tex = _tidy(tex)
-            if first_relation(tex) is None and not continues:
+            found.append(Snippet(_tidy(tex), bisect_right(newlines, at - 1) + 1, cell, display, continues))
+    snippets = []
+    for k, snippet in enumerate(found):
+        if first_relation(snippet.tex) is None and not snippet.continues:
+            after = found[k + 1].tex.lstrip() if k + 1 < len(found) else ""
+            if not after.startswith("=") or not snippet.tex.strip():
                 continue  # inline math that states nothing: $x_i$, $m$
-            snippets.append(Snippet(tex, bisect_right(newlines, at - 1) + 1, cell, display, continues))
+            snippet = replace(snippet, head=True)  # $\frac{\partial r}{\partial x}$ then $= …$: what the chain is of
+        snippets.append(snippet)
     return snippets
 
 

@@ -14,7 +14,7 @@ the words of a note (for, where …) are left alone.
 >>> own_words([r"\frac{\partial y}{\partial x}_{\text{via }\mu}"])  # words of prose (with their space): no name
 frozenset()
 >>> with_own_words(r"\frac{\partial rms(x)_{k}}{\partial x_{ij}} = \frac{x_{ij}}{N rms} \text{ (rms as above)}", words)
-'\\frac{\\partial \\mathrm{rms}_{k}}{\\partial x_{ij}} = \\frac{x_{ij}}{N \\mathrm{rms}} \\text{ (rms as above)}'
+'\\frac{\\partial \\operatorname{rms}_{k}}{\\partial x_{ij}} = \\frac{x_{ij}}{N \\operatorname{rms}} \\text{ (rms as above)}'
 """
 from __future__ import annotations
 
@@ -41,13 +41,14 @@ def own_words(texes) -> frozenset[str]:
 
 
 def with_own_words(tex: str, words: frozenset[str]) -> str:
-    """``tex`` with each of the document's own words one name (``\\mathrm{rms}``) and its ``(x)`` dropped."""
+    """``tex`` with each of the document's own words one name (``\\operatorname{rms}``; not ``\\mathrm``, which
+    ``a.\\mathrm{…}`` would take for a note after a full stop) and its ``(x)`` dropped."""
     if not words:
         return tex
     alternatives = "|".join(sorted(map(re.escape, words), key=len, reverse=True))
     font = re.compile(rf"\\(?:text|mathrm|operatorname|textrm)\s*\{{({alternatives})\}}(\s*{_ARGUMENT})?")
     bare = re.compile(rf"(?<![\\A-Za-z])({alternatives})(?![A-Za-z])(\s*{_ARGUMENT})?")
-    tex = font.sub(lambda k: k[0] if _UNDER.search(k.string, 0, k.start()) else rf"\mathrm{{{k[1]}}}", tex)
+    tex = font.sub(lambda k: k[0] if _UNDER.search(k.string, 0, k.start()) else rf"\operatorname{{{k[1]}}}", tex)
     # not inside the words of a note (\text{the rms of x}): split around them
     parts = _NOTE.split(tex)
     return "".join(part if k % 2 else bare.sub(_one_name, part) for k, part in enumerate(parts))
@@ -56,7 +57,7 @@ def with_own_words(tex: str, words: frozenset[str]) -> str:
 def _one_name(match: re.Match) -> str:
     if _IN_A_FONT.search(match.string, 0, match.start()):  # \mathrm{rms} already, \operatorname{RMS}, x_{rms}
         return match[0]
-    return rf"\mathrm{{{match[1]}}}"
+    return rf"\operatorname{{{match[1]}}}"
 
 
 _IN_A_FONT = re.compile(r"(?:\\[A-Za-z]+\s*\{|[_^]\s*\{?)\s*$")
