@@ -50,6 +50,9 @@ def test_an_rmsnorm_write_up_is_judged_against_rmsnorm():
     want = dL_dx_by_finite_differences(np.array(b.x), b.gamma, b.epsilon, np.array(b.dL_dy))[index - 1]
     assert slip.want == pytest.approx(want, rel=1e-6)
     assert abs(slip.got - want) > 1e-3
+    shown = report.findings[-1].to_dict()["counterexample"]
+    assert "gamma" in shown and "epsilon" in shown and "beta" not in shown  # RMSNorm has no shift
+    assert "β" not in report.findings[-1].to_text() and "γ = " in report.findings[-1].to_text()
 
 
 def test_against_batch_norm_the_same_write_up_is_another_layer_never_wrong():

@@ -59,6 +59,7 @@ class Finding(Judgement):
     line: int = 0
     cell: int | None = None
     tex: str = ""
+    parameters: frozenset[str] = frozenset({"gamma", "beta", "epsilon"})  # the layer's, shown in a counterexample
 
     @classmethod
     def of(cls, snippet: Snippet, judgement: Judgement) -> "Finding":
@@ -72,7 +73,7 @@ class Finding(Judgement):
     def to_dict(self) -> dict:
         return {"line": self.line, "cell": self.cell, "tex": self.tex, "defines": self.defines,
                 "verdict": self.verdict, "reason": self.reason, "warnings": list(self.warnings),
-                "counterexample": _counterexample_dict(self.counterexample, self.defines),
+                "counterexample": _counterexample_dict(self.counterexample, self.defines, self.parameters),
                 "correction": self.correction, "checked": self.checked}
 
     def to_text(self) -> str:
@@ -80,7 +81,7 @@ class Finding(Judgement):
         head = f"  {self.label}: {self.verdict}" if self.label else f"  {self.verdict}"
         lines.append(head + (f" — {self.reason}" if self.reason else ""))
         if self.counterexample is not None:
-            lines.append("  counterexample: " + _counterexample_text(self.counterexample, self.defines))
+            lines.append("  counterexample: " + _counterexample_text(self.counterexample, self.defines, self.parameters))
         if self.correction:
             lines.append(f"  correct: {self.correction}")
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -156,10 +157,10 @@ def _shown(defines: str | None) -> set[str]:
     return {"x", "gamma", "beta", "epsilon", "dL_dy"}
 
 
-def _counterexample_dict(c: Counterexample | None, defines: str | None) -> dict | None:
+def _counterexample_dict(c: Counterexample | None, defines: str | None, parameters=frozenset()) -> dict | None:
     if c is None:
         return None
-    shown, b = _shown(defines), c.batch
+    shown, b = _shown(defines) - ({"gamma", "beta", "epsilon"} - parameters), c.batch
     out = {"m": b.m, "x": [_round(v) for v in b.x]}
     for name in ("gamma", "beta", "epsilon"):
         if name in shown:
@@ -171,8 +172,8 @@ def _counterexample_dict(c: Counterexample | None, defines: str | None) -> dict 
     return out
 
 
-def _counterexample_text(c: Counterexample, defines: str | None) -> str:
-    shown, b = _shown(defines), c.batch
+def _counterexample_text(c: Counterexample, defines: str | None, parameters=frozenset()) -> str:
+    shown, b = _shown(defines) - ({"gamma", "beta", "epsilon"} - parameters), c.batch  # RMSNorm: no β
     parts = [f"m = {b.m}", "x = (" + ", ".join(f"{v:g}" for v in b.x) + ")"]
     parts += [f"{sym} = {getattr(b, n):g}" for n, sym in (("gamma", "γ"), ("beta", "β"), ("epsilon", "ε")) if n in shown]
     if "dL_dy" in shown:
@@ -420,7 +421,9 @@ class _Reading:
         ctx.batch = batch
         ctx.doc_m = len(batch.x) if batch is not None else self.sizes[k]
         ctx.tolerance = _tolerance(eq)
-        return _finding(self.snippets[k], eq, ctx)
+        found = _finding(self.snippets[k], eq, ctx)
+        used = {s.name for expr, _ in ctx.refs.values() for s in expr.free_symbols} & {"gamma", "beta", "epsilon"}
+        return found if found is None else dataclasses.replace(found, parameters=frozenset(used))
 
 
 # -- for the command line and for tests ---------------------------------------------------
