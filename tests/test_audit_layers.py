@@ -186,3 +186,49 @@ def test_an_inline_row_after_prose_math_that_is_no_row_is_not_chained():
     text = CHAIN.replace("$\\frac{\\partial rms(x)}{\\partial x_j}$", "the derivative:")
     report = audit_document(text, "rmsnorm")
     assert [f.verdict for f in report.findings] == ["correct"] + ["cannot-read"] * 3, report.to_text()
+
+
+# -- notes beside an align chain, and a sum that reuses the left side's index (issue 14, fifth round) -----------------
+def test_a_let_note_beside_a_row_names_what_the_row_writes_t():
+    text = r"""$$
+\begin{align}
+\frac{\partial L}{\partial \sigma^2} &= -\frac{\gamma}{2}(\sigma^2 + \epsilon)^{-3/2}\sum_{i=1}^{m}\frac{\partial L}{\partial y_i}(x_i - \mu) \\
+&= \frac{-\gamma t^3}{2}\sum_{i=1}^{m}\frac{\partial L}{\partial y_i}(x_i - \mu) &&&& \boldsymbol{(\text{Let } \frac{1}{\sqrt{\sigma^2 + \epsilon}} = t)} \\
+&= \frac{\gamma t^3}{2}\sum_{i=1}^{m}\frac{\partial L}{\partial y_i}(x_i - \mu)
+\end{align}
+$$
+"""
+    report = audit_document(text)
+    assert [(f.line, f.verdict) for f in report.findings] == [
+        (3, "correct-other-form"), (4, "helper"), (4, "correct-other-form"), (5, "wrong")], report.to_text()
+    assert report.findings[1].tex == r"t = \frac{1}{\sqrt{\sigma^2 + \epsilon}}"
+
+
+def test_a_note_row_in_the_note_column_is_not_what_the_next_row_goes_on_from():
+    text = r"""$$
+\begin{align}
+\frac{\partial L}{\partial \mu} &= \sum_{i=1}^{m}\frac{\partial L}{\partial \hat{x}_i}\frac{-1}{\sqrt{\sigma^2 + \epsilon}} + \frac{\partial L}{\partial \sigma^2}\frac{1}{m}\sum_{i=1}^{m}-2(x_i-\mu) &&&& (\text{Because } \frac{\partial \hat{x}_i}{\partial \mu} = \frac{-1}{\sqrt{\sigma^2 + \epsilon}} \\
+& &&&& \text{and }\frac{\partial \sigma^2}{\partial \mu} = \frac{1}{m}\sum_{i=1}^{m}-2(x_i-\mu)) \\
+&= \sum_{i=1}^{m}\frac{\partial L}{\partial \hat{x}_i}\frac{-1}{\sqrt{\sigma^2 + \epsilon}}
+\end{align}
+$$
+"""
+    report = audit_document(text)
+    assert not report.wrong, report.to_text()
+    assert report.findings[-1].defines == "dL_dmu" and report.findings[-1].verdict == "correct", report.to_text()
+
+
+SCOPE = (r"$$\frac{\partial L}{\partial x_i} = SIGN\frac{\partial L}{\partial \hat{x}_i}\frac{1}{\sqrt{\sigma^2+\epsilon}}"
+         r" - \frac{1}{2}(\sigma^2+\epsilon)^{-3/2}\sum_{i=1}^{m}(\frac{\partial L}{\partial \hat{x}_i}(x_i-\mu))"
+         r"\frac{2}{m}(x_i-\mu) + \frac{1}{m}\frac{\partial L}{\partial \mu}$$")
+
+
+def test_a_sum_that_reuses_the_left_sides_index_is_read_both_ways():
+    """Σ_i (∂L/∂x̂_i (x_i − μ)) · 2(x_i − μ)/m: right if the sum ends at its bracket (the last x_i the free one)."""
+    found = audit_document(SCOPE.replace("SIGN", "")).findings[0]
+    assert found.verdict == "ambiguous" and "the sum over the left side's index" in found.reason, found.to_text()
+
+
+def test_a_slip_elsewhere_is_wrong_however_the_sum_is_read():
+    found = audit_document(SCOPE.replace("SIGN", "-")).findings[0]
+    assert found.verdict == "wrong" and found.counterexample is not None, found.to_text()

@@ -37,6 +37,7 @@ from bngraph.audit.batcheval import Batch, reference_table
 from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
 from bngraph.audit.letters import element_capitals, own_letters, step_updates
 from bngraph.audit.sections import section_layers
+from bngraph.audit.compare import sum_scopes
 from bngraph.audit.judge import judge
 from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, HELPER, NOT_ABOUT, OTHER_FORM,
                                     VERDICTS, WRONG, Context, Counterexample, Judgement)
@@ -224,8 +225,11 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
     eq = _of_the_same_feature(eq, ctx)
     if eq.kind == "mapping":
         return Finding.of(snippet, Judgement(None, "", NOT_ABOUT, "a mapping (\\mapsto), not an equation"))
+    lhs, chain = canonical(eq.lhs), tuple(canonical(s) for s in eq.chain)
     try:
-        j = judge(canonical(eq.lhs), tuple(canonical(s) for s in eq.chain), eq.notation, ctx)
+        j = judge(lhs, chain, eq.notation, ctx)
+        if j.verdict == WRONG:
+            j = _wrong_in_every_scope(j, lhs, chain, eq, ctx)
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 — SymPy's own errors; one formula never ends the audit
@@ -236,6 +240,17 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
     if j.verdict == CANNOT_EVALUATE and _WHOLE_BATCH.search(j.reason):
         j = dataclasses.replace(j, reason="matrix form (a capital letter for the whole batch), not checked")
     return Finding.of(snippet, j)
+
+
+def _wrong_in_every_scope(j: Judgement, lhs, chain, eq: Equation, ctx: Context) -> Judgement:
+    """Wrong as read, but right with a sum over the left side's index i ending before a factor in i: ambiguous."""
+    for other in sum_scopes(lhs, chain, eq.tex):
+        again = judge(lhs, other, eq.notation, ctx)
+        if again.verdict in (CORRECT, OTHER_FORM, AMBIGUOUS):
+            return dataclasses.replace(j, verdict=AMBIGUOUS, counterexample=None, correction=None, reason=(
+                "wrong if the sum over the left side's index runs to the end of the term; right if it ends before "
+                "a factor that has the free index (the sum reuses the left side's letter)"))
+    return j
 
 
 def _another_feature(eq: Equation, ctx: Context) -> str | None:
