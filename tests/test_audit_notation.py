@@ -289,3 +289,12 @@ def test_the_elements_definition_of_a_letter_wins_over_the_whole_batchs():
             "$$\\frac{dJ}{d\\beta} = \\sum_{i=1}^m \\delta_i$$\n\n$$\\frac{dJ}{d\\beta} = \\sum_{i=1}^m \\delta_i \\hat{x}_i$$\n")
     assert [f.verdict for f in findings(text)] == ["cannot-evaluate", "helper", "correct", "correct", "wrong"], \
         [f.to_text() for f in findings(text)]
+
+
+@pytest.mark.parametrize("bold", [r"\bold", r"\mathbf", r"\boldsymbol"])
+def test_bold_letters_are_the_letters(bold):
+    """``\\bold{\\gamma}`` (MathJax's old bold) as ``\\mathbf``: the vector γ of one feature's, the same γ."""
+    assert one(rf"\frac{{\partial \ell}}{{\partial {bold}{{\gamma}}}} = \sum_{{i=1}}^m "
+               r"\frac{\partial \ell}{\partial y_i} \hat{x}_i").verdict == "correct"
+    assert one(rf"\frac{{\partial \ell}}{{\partial {bold}{{\gamma}}}} = \sum_{{i=1}}^m "
+               r"\frac{\partial \ell}{\partial y_i} x_i").verdict == "wrong"
