@@ -232,3 +232,12 @@ def test_a_sum_that_reuses_the_left_sides_index_is_read_both_ways():
 def test_a_slip_elsewhere_is_wrong_however_the_sum_is_read():
     found = audit_document(SCOPE.replace("SIGN", "-")).findings[0]
     assert found.verdict == "wrong" and found.counterexample is not None, found.to_text()
+
+
+def test_layer_norms_gamma_per_entry_is_its_own_not_a_misplaced_index():
+    text = r"$$y_i = \gamma_i \hat{x}_i + \beta_i$$"
+    as_layernorm = audit_document(text, "layernorm").findings[0]
+    assert as_layernorm.verdict == "correct" and any("one γ per entry" in w for w in as_layernorm.warnings), \
+        as_layernorm.to_text()
+    as_batchnorm = audit_document(text, "batchnorm").findings[0]
+    assert any("shared by the m examples" in w for w in as_batchnorm.warnings), as_batchnorm.to_text()

@@ -368,6 +368,7 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
         if as_layer not in readings:
             refs = reference_table(references) if references is not None else dict(_default_table(as_layer))
             readings[as_layer] = _Reading.of(snippets, first, refs, as_layer == "batchnorm" and references is None)
+            readings[as_layer].ctx.per_entry = as_layer in PER_ENTRY
         return readings[as_layer].finding(k, batches[k])
 
     sections = (section_layers(fmt, cells, [(s.cell, s.line) for s in snippets], layer) if references is None
@@ -384,6 +385,7 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
 
 
 SECTION_LAYERS = ("batchnorm", "layernorm", "rmsnorm")  # the layers a heading can name
+PER_ENTRY = ("layernorm", "rmsnorm")  # statistics over one example's entries: γ_i, β_i one per entry
 
 
 def _under_a_heading(found: Finding, section: str, others: list[Finding | None]) -> Finding:

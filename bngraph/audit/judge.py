@@ -122,6 +122,13 @@ def warnings_for(exprs, ctx: Context) -> tuple[str, ...]:
                 letter = {"gamma": "γ", "beta": "β", "mu": "μ", "sigma2": "σ²"}.get(name, name)
                 text = (f"{letter}_{ix.indices[0]}: {letter} is one number per feature, shared by the m "
                         f"examples of a batch; it takes no example index")
+                if ctx.per_entry and name in ("gamma", "beta"):  # Layer Norm's own γ_i, one per entry
+                    text = (f"{letter}_{ix.indices[0]}: one {letter} per entry, checked as if all were equal (a slip "
+                            f"that shows only with different {letter}_{ix.indices[0]} is not seen)")
+                elif ctx.per_entry and name in ("dL_dgamma", "dL_dbeta"):
+                    letter = "∂ℓ/∂γ" if name == "dL_dgamma" else "∂ℓ/∂β"
+                    text = (f"{letter}_{ix.indices[0]}: one per entry; checked against the gradient of one "
+                            f"{letter[-1]} shared by the entries (the sum of these)")
                 if text not in found:
                     found.append(text)
     return tuple(found)
