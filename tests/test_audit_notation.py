@@ -298,3 +298,11 @@ def test_bold_letters_are_the_letters(bold):
                r"\frac{\partial \ell}{\partial y_i} \hat{x}_i").verdict == "correct"
     assert one(rf"\frac{{\partial \ell}}{{\partial {bold}{{\gamma}}}} = \sum_{{i=1}}^m "
                r"\frac{\partial \ell}{\partial y_i} x_i").verdict == "wrong"
+
+
+@pytest.mark.parametrize("indicator", [r"1_{i = j}", r"\mathbb{1}_{i=j}", r"\delta_{ij}"])
+def test_the_indicator_of_i_equal_j_is_kroneckers_delta(indicator):
+    jacobian = (rf"\frac{{\partial \hat{{x}}_i}}{{\partial x_j}} = \left({indicator} - \frac{{1}}{{m}}\right)"
+                r"\frac{1}{\sqrt{\sigma^2 + \epsilon}} SIGN \frac{\hat{x}_i \hat{x}_j}{m\sqrt{\sigma^2 + \epsilon}}")
+    assert one(jacobian.replace("SIGN", "-")).verdict == "correct"
+    assert one(jacobian.replace("SIGN", "+")).verdict == "wrong"

@@ -293,8 +293,9 @@ _NUMBER = r"-?\d+(?:\.\d+)?"
 _DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\\right\s*)?[)\]]\s*[.,;]?\s*$"
                    % (_NUMBER, _NUMBER))
 _LIST = re.compile(r"=\s*(?:\\left\s*)?(?:\\\{|\{|\(|\[)[^=]*?,\s*(?:\.\.\.|\\[lc]?dots)")  # μ = {μ_0, …, μ_n}
+# (\mathbb{1} alone is the ones vector; \mathbb{1}_{i=j} is the indicator of i = j, read as δ_ij)
 _MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
-                     r"|\\math(?:bf|bb)\s*\{?\s*1|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
+                     r"|\\math(?:bf|bb)\s*\{?\s*1(?!\s*\}\s*_\s*\{\s*[a-z]\s*=)|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
 
 
 class DataBinding(TexSyntaxError):

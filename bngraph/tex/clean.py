@@ -133,6 +133,9 @@ _REWRITES = [
     (re.compile(r"(?<![\\A-Za-z])([A-Za-z])('+|\^\{?\\prime\}?)"), lambda k: f"\\mathrm{{{k[1]}{'prime' * max(1, k[2].count(chr(39)))}}}"),
     # \delta_j^i, \delta^i_j: Kronecker's delta in index notation, as \delta_{ij}
     (re.compile(r"\\delta\s*_\s*\{?\s*([a-z])\s*\}?\s*\^\s*\{?\s*([a-z])\s*\}?"), r"\\delta_{\2\1}"),
+    # 1_{i = j}, \mathbb{1}_{i=j}: the indicator of i = j, Kronecker's delta
+    (re.compile(r"(?<![\w.])(?:\\math(?:bb|bf|rm)\s*\{\s*[1I]\s*\}|1)\s*_\s*\{\s*([a-z])\s*=\s*([a-z])\s*\}"),
+     r"\\delta_{\1\2}"),
     (re.compile(r"\\delta\s*\^\s*\{?\s*([a-z])\s*\}?\s*_\s*\{?\s*([a-z])\s*\}?"), r"\\delta_{\1\2}"),
     # γ, σ², x̂ typed as Unicode letters (Markdown editors, Chinese write-ups): the commands they stand for
     (re.compile("[%s]" % "".join(_GREEK)), lambda k: "\\" + _GREEK[k[0]] + " "),
