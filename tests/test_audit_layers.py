@@ -241,3 +241,14 @@ def test_layer_norms_gamma_per_entry_is_its_own_not_a_misplaced_index():
         as_layernorm.to_text()
     as_batchnorm = audit_document(text, "batchnorm").findings[0]
     assert any("shared by the m examples" in w for w in as_batchnorm.warnings), as_batchnorm.to_text()
+
+
+def test_a_code_name_differentiated_by_is_one_name():
+    """∂istd/∂σ² (the course's code names): istd one name, not i·s·t·d."""
+    text = r"""$$istd = \frac{1}{\sqrt{\sigma^2 + \epsilon}}$$
+
+$$\frac{\partial istd}{\partial \sigma^2} = -\frac{1}{2}(\sigma^2 + \epsilon)^{-3/2}$$
+
+$$\frac{\partial istd}{\partial \sigma^2} = -\frac{1}{2}(\sigma^2 + \epsilon)^{-1/2}$$
+"""
+    assert [f.verdict for f in audit_document(text).findings] == ["helper", "correct", "wrong"]

@@ -3,16 +3,19 @@ r"""A document's own names of several letters: ``rms(x)_i``, ``\text{RMS}(x)``, 
 Write-ups about RMSNorm name its statistic as a function of the input (``rms(x)_i = …``,
 ``\text{RMS}(x) = …``) and then write the word bare (``\frac{\gamma}{RMS}``, ``\partial rrms(x)_k``).
 Letter by letter, ``rms`` is r·m·s and ``\text{RMS}(x)`` is RMS·x. A word the document writes as a
-function of its input (``WORD(x)``, x or X, bold or not) or as a name in ``\text``, ``\mathrm`` or
-``\operatorname`` is one name wherever the document writes it; the ``(x)`` after it is its
-argument (a statistic of the whole input), not a factor. Known functions (ln, exp, max …) and
-the words of a note (for, where …) are left alone.
+function of its input (``WORD(x)``, x or X, bold or not), as a name in ``\text``, ``\mathrm`` or
+``\operatorname``, or differentiated by (``\partial istd``: a code's name, three letters or more) is one
+name wherever the document writes it; the ``(x)`` after it is its argument (a statistic of the whole
+input), not a factor. Known functions (ln, exp, max …) and the words of a note (for, where …) are left
+alone.
 
 >>> words = own_words([r"rms(x)_i = \sqrt{\frac{1}{N}\sum_j x_{ij}^2}", r"\text{for all } i"])
 >>> sorted(words)
 ['rms']
 >>> own_words([r"\frac{\partial y}{\partial x}_{\text{via }\mu}"])  # words of prose (with their space): no name
 frozenset()
+>>> sorted(own_words([r"\frac{\partial l}{\partial istd} = \frac{\partial l}{\partial x}"]))
+['istd']
 >>> with_own_words(r"\frac{\partial rms(x)_{k}}{\partial x_{ij}} = \frac{x_{ij}}{N rms} \text{ (rms as above)}", words)
 '\\frac{\\partial \\operatorname{rms}_{k}}{\\partial x_{ij}} = \\frac{x_{ij}}{N \\operatorname{rms}} \\text{ (rms as above)}'
 """
@@ -29,6 +32,7 @@ _ARGUMENT = r"\(\s*(?:\\(?:mathbf|boldsymbol|vec|bm)\s*\{\s*[xX]\s*\}|\\(?:mathb
 _FONT = r"\\(?:text|mathrm|operatorname|textrm)\s*\{([A-Za-z]{2,})\}"  # \text{via } with a space: prose
 _CALL = re.compile(rf"(?:{_FONT}|(?<![\\A-Za-z])([A-Za-z]{{2,}}))\s*{_ARGUMENT}")
 _NAMED = re.compile(_FONT)
+_DIFFERENTIATED = re.compile(r"\\partial\s*([A-Za-z]{3,})(?![A-Za-z])")  # ∂l/∂istd: a code's name, one word
 
 
 def own_words(texes) -> frozenset[str]:
@@ -37,6 +41,7 @@ def own_words(texes) -> frozenset[str]:
     for tex in texes:
         words |= {font or bare for font, bare in _CALL.findall(tex)}
         words |= set(_NAMED.findall(tex))
+        words |= set(_DIFFERENTIATED.findall(tex))
     return frozenset(w for w in words if w.lower() not in _NOT_NAMES)
 
 
