@@ -306,3 +306,16 @@ def test_the_indicator_of_i_equal_j_is_kroneckers_delta(indicator):
                 r"\frac{1}{\sqrt{\sigma^2 + \epsilon}} SIGN \frac{\hat{x}_i \hat{x}_j}{m\sqrt{\sigma^2 + \epsilon}}")
     assert one(jacobian.replace("SIGN", "-")).verdict == "correct"
     assert one(jacobian.replace("SIGN", "+")).verdict == "wrong"
+
+
+@pytest.mark.parametrize("times", ["*", r"\cdot", r"\times"])
+def test_a_minus_sign_after_a_product_sign_is_on_the_next_factor(times):
+    assert one(rf"\frac{{\partial \hat{{x}}_i}}{{\partial \mu}} = \frac{{1}}{{\sqrt{{\sigma^2 + \epsilon}}}} {times} -1"
+               ).verdict == "correct"
+    assert one(rf"\frac{{\partial \hat{{x}}_i}}{{\partial \mu}} = \frac{{1}}{{\sqrt{{\sigma^2 + \epsilon}}}} {times} 1"
+               ).verdict == "wrong"
+
+
+def test_an_equals_sign_typed_twice_is_one():
+    assert one(r"\mu = = \frac{1}{m}\sum_{i=1}^m x_i").verdict == "correct"
+    assert one(r"\mu = = \sum_{i=1}^m x_i").verdict == "wrong"

@@ -133,6 +133,9 @@ _REWRITES = [
     (re.compile(r"(?<![\\A-Za-z])([A-Za-z])('+|\^\{?\\prime\}?)"), lambda k: f"\\mathrm{{{k[1]}{'prime' * max(1, k[2].count(chr(39)))}}}"),
     # \delta_j^i, \delta^i_j: Kronecker's delta in index notation, as \delta_{ij}
     (re.compile(r"\\delta\s*_\s*\{?\s*([a-z])\s*\}?\s*\^\s*\{?\s*([a-z])\s*\}?"), r"\\delta_{\2\1}"),
+    # "a = = b": one relation typed twice; "a * -1", "a \cdot -b": a minus sign on the next factor
+    (re.compile(r"(?<![<>!:=\\])=\s*=(?!=)"), "="),
+    (re.compile(r"(\*|\\cdot(?![a-zA-Z])|\\times(?![a-zA-Z]))\s*-(?!\s*[=+-])"), r"\1 (-1) \\cdot "),
     # 1_{i = j}, \mathbb{1}_{i=j}: the indicator of i = j, Kronecker's delta
     (re.compile(r"(?<![\w.])(?:\\math(?:bb|bf|rm)\s*\{\s*[1I]\s*\}|1)\s*_\s*\{\s*([a-z])\s*=\s*([a-z])\s*\}"),
      r"\\delta_{\1\2}"),
