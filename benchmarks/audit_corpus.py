@@ -175,7 +175,9 @@ def main() -> None:
              "fourth round's fixes (results/audit_corpus_r4_untouched.md, kept as measured). The fourth round looked at "
              "the findings on both, so they are worked on. The final set (benchmarks/heldout_final/) was gathered and judged by "
              "hand while round 4 was under way, never run through the auditor, and measured once, after round 4's "
-             "fixes: it is the untouched figure.",
+             "fixes: it is the untouched figure. Since round 5 each document is audited as the layer its expected.json "
+             "names (`layer`, default batchnorm): the round-4 set and the final set's LayerNorm and RMSNorm write-ups "
+             "were audited as Batch Norm before.",
              ""]
     for name in names:
         t = results[name]["totals"]
