@@ -143,7 +143,8 @@ Run `bngraph COMMAND --help` for more examples. Exit status: 0 ok, 1 mismatch fo
 
     p = command("audit", "check the formulas of a write-up (.md, .tex, .ipynb, .txt)")
     p.add_argument("file", metavar="FILE", help="the write-up (- reads standard input, as Markdown); at most 2 MB")
-    p.add_argument("--layer", default="batchnorm")
+    p.add_argument("--layer", default="batchnorm", help="the layer the write-up is about: batchnorm (default), "
+                   "batchnorm-eval, layernorm, rmsnorm")
     p.add_argument("--format", choices=("text", "json"), default="text")
     _cache_option(p)
 

@@ -26,8 +26,9 @@ def test_no_false_wrong_on_any_set(name):
 @pytest.mark.slow
 def test_the_final_untouched_set_has_no_false_wrong_and_keeps_its_catches():
     """benchmarks/heldout_final: 10 false "wrong" when first measured (results/audit_corpus_final_untouched.md);
-    none now, and the 13 real errors caught then (19 now) are still caught."""
+    none now, and the 13 real errors caught then (19 after round 4, 20 after round 5: RMSNorm audited as RMSNorm) are
+    still caught."""
     assert SETS["final"].name == "heldout_final"
     result = measure(SETS["final"], json.loads((SETS["final"] / "expected.json").read_text()))
     assert result["totals"]["false_wrong"] == 0, {r["document"]: r["false_wrong"] for r in result["documents"]}
-    assert result["totals"]["caught"] >= 19, result["totals"]
+    assert result["totals"]["caught"] >= 20, result["totals"]

@@ -289,3 +289,33 @@ def test_the_elements_definition_of_a_letter_wins_over_the_whole_batchs():
             "$$\\frac{dJ}{d\\beta} = \\sum_{i=1}^m \\delta_i$$\n\n$$\\frac{dJ}{d\\beta} = \\sum_{i=1}^m \\delta_i \\hat{x}_i$$\n")
     assert [f.verdict for f in findings(text)] == ["cannot-evaluate", "helper", "correct", "correct", "wrong"], \
         [f.to_text() for f in findings(text)]
+
+
+@pytest.mark.parametrize("bold", [r"\bold", r"\mathbf", r"\boldsymbol"])
+def test_bold_letters_are_the_letters(bold):
+    """``\\bold{\\gamma}`` (MathJax's old bold) as ``\\mathbf``: the vector γ of one feature's, the same γ."""
+    assert one(rf"\frac{{\partial \ell}}{{\partial {bold}{{\gamma}}}} = \sum_{{i=1}}^m "
+               r"\frac{\partial \ell}{\partial y_i} \hat{x}_i").verdict == "correct"
+    assert one(rf"\frac{{\partial \ell}}{{\partial {bold}{{\gamma}}}} = \sum_{{i=1}}^m "
+               r"\frac{\partial \ell}{\partial y_i} x_i").verdict == "wrong"
+
+
+@pytest.mark.parametrize("indicator", [r"1_{i = j}", r"\mathbb{1}_{i=j}", r"\delta_{ij}"])
+def test_the_indicator_of_i_equal_j_is_kroneckers_delta(indicator):
+    jacobian = (rf"\frac{{\partial \hat{{x}}_i}}{{\partial x_j}} = \left({indicator} - \frac{{1}}{{m}}\right)"
+                r"\frac{1}{\sqrt{\sigma^2 + \epsilon}} SIGN \frac{\hat{x}_i \hat{x}_j}{m\sqrt{\sigma^2 + \epsilon}}")
+    assert one(jacobian.replace("SIGN", "-")).verdict == "correct"
+    assert one(jacobian.replace("SIGN", "+")).verdict == "wrong"
+
+
+@pytest.mark.parametrize("times", ["*", r"\cdot", r"\times"])
+def test_a_minus_sign_after_a_product_sign_is_on_the_next_factor(times):
+    assert one(rf"\frac{{\partial \hat{{x}}_i}}{{\partial \mu}} = \frac{{1}}{{\sqrt{{\sigma^2 + \epsilon}}}} {times} -1"
+               ).verdict == "correct"
+    assert one(rf"\frac{{\partial \hat{{x}}_i}}{{\partial \mu}} = \frac{{1}}{{\sqrt{{\sigma^2 + \epsilon}}}} {times} 1"
+               ).verdict == "wrong"
+
+
+def test_an_equals_sign_typed_twice_is_one():
+    assert one(r"\mu = = \frac{1}{m}\sum_{i=1}^m x_i").verdict == "correct"
+    assert one(r"\mu = = \sum_{i=1}^m x_i").verdict == "wrong"

@@ -8,6 +8,7 @@ counterexample and the correction for a wrong one.
 - ``auditor``: the document as a whole, its report and ``bngraph audit``.
 - ``context``: what the document binds and defines, and where (its m, its numbers, its helpers,
   which index of ``x_{i,j}`` runs over the batch).
+- ``sections``: which layer each part of a write-up is about, by its headings.
 - ``verdicts``: the verdicts, a judgement, a counterexample, the document's context.
 - ``judge``: what one equation defines, and its verdict.
 - ``compare``: one right side against its reference, under every plausible reading; the slip

@@ -36,14 +36,17 @@ import sympy as sp
 from bngraph.audit.batcheval import Batch, reference_table
 from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
 from bngraph.audit.letters import element_capitals, own_letters, step_updates
+from bngraph.audit.sections import section_layers
+from bngraph.audit.compare import sum_scopes
 from bngraph.audit.judge import judge
-from bngraph.audit.verdicts import (CANNOT_EVALUATE, CANNOT_READ, HELPER, NOT_ABOUT, VERDICTS, WRONG, Context,
-                                    Counterexample, Judgement)
+from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, HELPER, NOT_ABOUT, OTHER_FORM,
+                                    VERDICTS, WRONG, Context, Counterexample, Judgement)
 from bngraph.errors import BngraphError, one_line
-from bngraph.tex.document import Snippet, document_equations
+from bngraph.tex.document import Snippet, equations_of, read_document
 from bngraph.tex.clean import clean
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
-from bngraph.tex.names import NotChecked, TooLarge, canonical
+from bngraph.tex.names import NotChecked, TooLarge, canonical, symbol
+from bngraph.tex.words import own_words, with_own_words
 
 __all__ = ["AuditReport", "Finding", "assert_document_correct", "audit_document", "cli_audit"]
 
@@ -57,6 +60,7 @@ class Finding(Judgement):
     line: int = 0
     cell: int | None = None
     tex: str = ""
+    parameters: frozenset[str] = frozenset({"gamma", "beta", "epsilon"})  # the layer's, shown in a counterexample
 
     @classmethod
     def of(cls, snippet: Snippet, judgement: Judgement) -> "Finding":
@@ -70,7 +74,7 @@ class Finding(Judgement):
     def to_dict(self) -> dict:
         return {"line": self.line, "cell": self.cell, "tex": self.tex, "defines": self.defines,
                 "verdict": self.verdict, "reason": self.reason, "warnings": list(self.warnings),
-                "counterexample": _counterexample_dict(self.counterexample, self.defines),
+                "counterexample": _counterexample_dict(self.counterexample, self.defines, self.parameters),
                 "correction": self.correction, "checked": self.checked}
 
     def to_text(self) -> str:
@@ -78,7 +82,7 @@ class Finding(Judgement):
         head = f"  {self.label}: {self.verdict}" if self.label else f"  {self.verdict}"
         lines.append(head + (f" — {self.reason}" if self.reason else ""))
         if self.counterexample is not None:
-            lines.append("  counterexample: " + _counterexample_text(self.counterexample, self.defines))
+            lines.append("  counterexample: " + _counterexample_text(self.counterexample, self.defines, self.parameters))
         if self.correction:
             lines.append(f"  correct: {self.correction}")
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -154,10 +158,10 @@ def _shown(defines: str | None) -> set[str]:
     return {"x", "gamma", "beta", "epsilon", "dL_dy"}
 
 
-def _counterexample_dict(c: Counterexample | None, defines: str | None) -> dict | None:
+def _counterexample_dict(c: Counterexample | None, defines: str | None, parameters=frozenset()) -> dict | None:
     if c is None:
         return None
-    shown, b = _shown(defines), c.batch
+    shown, b = _shown(defines) - ({"gamma", "beta", "epsilon"} - parameters), c.batch
     out = {"m": b.m, "x": [_round(v) for v in b.x]}
     for name in ("gamma", "beta", "epsilon"):
         if name in shown:
@@ -169,8 +173,8 @@ def _counterexample_dict(c: Counterexample | None, defines: str | None) -> dict 
     return out
 
 
-def _counterexample_text(c: Counterexample, defines: str | None) -> str:
-    shown, b = _shown(defines), c.batch
+def _counterexample_text(c: Counterexample, defines: str | None, parameters=frozenset()) -> str:
+    shown, b = _shown(defines) - ({"gamma", "beta", "epsilon"} - parameters), c.batch  # RMSNorm: no β
     parts = [f"m = {b.m}", "x = (" + ", ".join(f"{v:g}" for v in b.x) + ")"]
     parts += [f"{sym} = {getattr(b, n):g}" for n, sym in (("gamma", "γ"), ("beta", "β"), ("epsilon", "ε")) if n in shown]
     if "dL_dy" in shown:
@@ -190,9 +194,9 @@ def default_references(layer: str) -> Mapping[str, sp.Expr]:
 def _engine_references(layer: str) -> tuple[tuple[str, sp.Expr], ...]:
     """Derived once per layer and process: every document of a run is judged against the same."""
     from bngraph.closedform.simplify import closed_form_of  # the engine runs only when a document is judged
-    from bngraph.engine.layers import get_layer
+    from bngraph.engine.layers import audit_layer
 
-    closed = closed_form_of(get_layer(layer).function, layer)
+    closed = closed_form_of(audit_layer(layer).function, layer)
     return tuple({**closed.definitions, **closed.formulas}.items())
 
 
@@ -202,6 +206,8 @@ def _default_table(layer: str) -> tuple:
 
 
 def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> Finding | None:
+    if snippet.head:  # what the rows after it are equal to: judged with them
+        return None
     if isinstance(eq, (TooLarge, MatrixForm, NotChecked)):
         return Finding.of(snippet, Judgement(None, "", CANNOT_EVALUATE, str(eq)))
     if isinstance(eq, DataBinding):
@@ -212,10 +218,18 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
         return Finding.of(snippet, Judgement(None, "", CANNOT_READ, str(eq)))
     if eq.lhs is None:
         return Finding.of(snippet, Judgement(None, "", CANNOT_READ, "no left side"))
+    other = _another_feature(eq, ctx)
+    if other:
+        return Finding.of(snippet, Judgement(None, "", CANNOT_EVALUATE, f"{other} beside x_{{{','.join(sorted(eq.fixed))}, …}}: "
+                                             "the statistic of another feature (or row) than x's, not checked"))
+    eq = _of_the_same_feature(eq, ctx)
     if eq.kind == "mapping":
         return Finding.of(snippet, Judgement(None, "", NOT_ABOUT, "a mapping (\\mapsto), not an equation"))
+    lhs, chain = canonical(eq.lhs), tuple(canonical(s) for s in eq.chain)
     try:
-        j = judge(canonical(eq.lhs), tuple(canonical(s) for s in eq.chain), eq.notation, ctx)
+        j = judge(lhs, chain, eq.notation, ctx)
+        if j.verdict == WRONG:
+            j = _wrong_in_every_scope(j, lhs, chain, eq, ctx)
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 — SymPy's own errors; one formula never ends the audit
@@ -226,6 +240,44 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
     if j.verdict == CANNOT_EVALUATE and _WHOLE_BATCH.search(j.reason):
         j = dataclasses.replace(j, reason="matrix form (a capital letter for the whole batch), not checked")
     return Finding.of(snippet, j)
+
+
+def _wrong_in_every_scope(j: Judgement, lhs, chain, eq: Equation, ctx: Context) -> Judgement:
+    """Wrong as read, but right with a sum over the left side's index i ending before a factor in i: ambiguous."""
+    for other in sum_scopes(lhs, chain, eq.tex):
+        again = judge(lhs, other, eq.notation, ctx)
+        if again.verdict in (CORRECT, OTHER_FORM, AMBIGUOUS):
+            return dataclasses.replace(j, verdict=AMBIGUOUS, counterexample=None, correction=None, reason=(
+                "wrong if the sum over the left side's index runs to the end of the term; right if it ends before "
+                "a factor that has the free index (the sum reuses the left side's letter)"))
+    return j
+
+
+def _another_feature(eq: Equation, ctx: Context) -> str | None:
+    """``∂rms_k/∂x_{i,j}``: a statistic (one number per feature or row) indexed by a free letter other than the
+    feature x carries; the auditor's one feature cannot tell whether k = i, so it does not judge it."""
+    if not eq.fixed:
+        return None
+    for e in (eq.lhs, *eq.chain):
+        for ix in e.atoms(sp.Indexed):
+            name, index = ix.base.label.name, ix.indices[0]
+            if (len(ix.indices) == 1 and name in ctx.refs and ctx.refs[name][1] is None and index.is_Symbol
+                    and str(index) not in eq.fixed and index in e.free_symbols):
+                return f"{name}_{index}"
+    return None
+
+
+def _of_the_same_feature(eq: Equation, ctx: Context) -> Equation:
+    """``rms_i`` beside ``x_{i,j}``: the statistic of x's own row (or feature), the one the auditor computes."""
+    def plain(e):
+        return None if e is None else e.replace(
+            lambda a: isinstance(a, sp.Indexed) and len(a.indices) == 1 and str(a.indices[0]) in eq.fixed
+            and a.base.label.name in ctx.refs and ctx.refs[a.base.label.name][1] is None,
+            lambda a: symbol(a.base.label.name))
+
+    if not eq.fixed:
+        return eq
+    return dataclasses.replace(eq, lhs=plain(eq.lhs), rhs=plain(eq.rhs), chain=tuple(map(plain, eq.chain)))
 
 
 # X, \hat{X}, ∂L/∂Y undefined: the batch as one matrix (X̂ = (X − μ)/√(σ² + ε)), not one example's numbers
@@ -241,8 +293,9 @@ _NUMBER = r"-?\d+(?:\.\d+)?"
 _DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\\right\s*)?[)\]]\s*[.,;]?\s*$"
                    % (_NUMBER, _NUMBER))
 _LIST = re.compile(r"=\s*(?:\\left\s*)?(?:\\\{|\{|\(|\[)[^=]*?,\s*(?:\.\.\.|\\[lc]?dots)")  # μ = {μ_0, …, μ_n}
+# (\mathbb{1} alone is the ones vector; \mathbb{1}_{i=j} is the indicator of i = j, read as δ_ij)
 _MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
-                     r"|\\math(?:bf|bb)\s*\{?\s*1|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
+                     r"|\\math(?:bf|bb)\s*\{?\s*1(?!\s*\}\s*_\s*\{\s*[a-z]\s*=)|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
 
 
 class DataBinding(TexSyntaxError):
@@ -257,7 +310,7 @@ class MatrixForm(TexSyntaxError):
     """A formula over whole matrices or vectors (Xᵀ, ∈ ℝ^{N×D}, pmatrix): read, not checked."""
 
 
-def _read(snippet: Snippet) -> Equation | TexSyntaxError:
+def _read(snippet: Snippet, words: frozenset[str] = frozenset()) -> Equation | TexSyntaxError:
     data = _DATA.match(snippet.tex)
     if data:
         return DataBinding(tuple(float(v) for v in re.split(r"\s*,\s*", data[1])))
@@ -267,7 +320,8 @@ def _read(snippet: Snippet) -> Equation | TexSyntaxError:
         return MatrixForm("matrix form, not checked")
     if "\\begin{cases}" in snippet.tex:  # μ = \begin{cases} x_1 & m = 1 \\ … \end{cases}
         return NotChecked("a value by cases (\\begin{cases}): one value per condition, not checked")
-    return _parsed(snippet.tex)
+    tex = with_own_words(snippet.tex, words)
+    return _parsed(f"{tex} = {tex}" if snippet.head else tex)  # a chain's head, as an equation of its own to fold
 
 
 @lru_cache(maxsize=4096)
@@ -300,29 +354,94 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     engine's for ``layer``. Raises :class:`~bngraph.errors.BngraphError` when the input
     cannot be read at all (missing file, not UTF-8, a broken notebook, too large).
     """
-    refs = reference_table(references) if references is not None else dict(_default_table(layer))
-    name, snippets = document_equations(path_or_text, doc_format)
-    parsed = [_read(s) for s in snippets]
-    equations = element_capitals([eq if isinstance(eq, Equation) else None for eq in parsed])
-    equations = own_letters(name_the_scale(fold_feature_index(step_updates(equations))), refs)
-    parsed = [eq if folded is None else folded for eq, folded in zip(parsed, equations)]
-    ctx, sizes = build_context(equations, refs)
-    if references is None and layer == "batchnorm":  # its evaluation-mode formulas, where a write-up gives them
-        ctx.eval_refs = dict(_default_table("batchnorm-eval"))
-    findings, above = [], None
-    for snippet, eq, m in zip(snippets, parsed, sizes):
-        if isinstance(eq, Equation) and snippet.display:
-            if eq.lhs is None and above is not None:  # "$$= …$$" after "$$a = …$$": the chain goes on
-                eq = dataclasses.replace(eq, lhs=above.lhs)
-            above = eq
+    name, fmt, cells = read_document(path_or_text, doc_format)
+    snippets = equations_of(name, fmt, cells)
+    words = own_words(s.tex for s in snippets)  # rms(x)_i = …: one name, wherever the document writes it
+    first = [_read(s, words) for s in snippets]
+    batches, batch = [], None
+    for eq in first:  # the document's own numbers (x = (1, 2, 6)) hold from where it gives them
         if isinstance(eq, DataBinding):
-            ctx.batch = Batch(len(eq.values), eq.values, (1.0,) * len(eq.values), 1.0, 0.0, 1e-5)
-        ctx.doc_m = len(ctx.batch.x) if ctx.batch is not None else m
-        ctx.tolerance = _tolerance(eq)
-        found = _finding(snippet, eq, ctx)
+            batch = Batch(len(eq.values), eq.values, (1.0,) * len(eq.values), 1.0, 0.0, 1e-5)
+        batches.append(batch)
+    readings: dict[str, _Reading] = {}
+
+    def judged(k: int, as_layer: str) -> Finding | None:
+        if as_layer not in readings:
+            refs = reference_table(references) if references is not None else dict(_default_table(as_layer))
+            readings[as_layer] = _Reading.of(snippets, first, refs, as_layer == "batchnorm" and references is None)
+            readings[as_layer].ctx.per_entry = as_layer in PER_ENTRY
+        return readings[as_layer].finding(k, batches[k])
+
+    sections = (section_layers(fmt, cells, [(s.cell, s.line) for s in snippets], layer) if references is None
+                else [layer] * len(snippets))
+    findings = []
+    for k, snippet in enumerate(snippets):
+        found = judged(k, sections[k])
+        if found is not None and found.verdict == WRONG and sections[k] != layer:
+            found = _under_a_heading(found, sections[k], [judged(k, other) for other in
+                                                          dict.fromkeys((layer, *SECTION_LAYERS)) if other != sections[k]])
         if found is not None:
             findings.append(found)
     return AuditReport(name, layer, tuple(findings))
+
+
+SECTION_LAYERS = ("batchnorm", "layernorm", "rmsnorm")  # the layers a heading can name
+PER_ENTRY = ("layernorm", "rmsnorm")  # statistics over one example's entries: γ_i, β_i one per entry
+
+
+def _under_a_heading(found: Finding, section: str, others: list[Finding | None]) -> Finding:
+    """A formula wrong for the layer its heading names: "wrong" only if no other layer makes it right
+    (a heading alone never makes a formula wrong)."""
+    right = [f for f in others if f is not None and f.verdict in (CORRECT, OTHER_FORM, AMBIGUOUS)]
+    if right:
+        return dataclasses.replace(found, verdict=AMBIGUOUS, counterexample=None, correction=None,
+                                   reason=f"wrong for {section}, which its section's heading names; right read as "
+                                          "another layer")
+    return dataclasses.replace(found, reason=f"{found.reason} (checked as {section}, which its section's heading names)")
+
+
+@dataclass
+class _Reading:
+    """The document read against one layer's formulas: its equations (letters folded), context and sizes."""
+
+    snippets: list
+    parsed: list
+    ctx: Context
+    sizes: list
+
+    @classmethod
+    def of(cls, snippets, first, refs, eval_mode: bool) -> "_Reading":
+        equations = element_capitals([eq if isinstance(eq, Equation) else None for eq in first])
+        equations = own_letters(name_the_scale(fold_feature_index(step_updates(equations))), refs)
+        parsed = [eq if folded is None else folded for eq, folded in zip(first, equations)]
+        ctx, sizes = build_context([None if s.head else eq for s, eq in zip(snippets, equations)], refs)
+        if eval_mode:  # Batch Norm's evaluation-mode formulas, where a write-up gives them
+            ctx.eval_refs = dict(_default_table("batchnorm-eval"))
+        above = None  # the last display equation or head: what a display "$$= …$$" goes on from
+        inline = None  # the left side of a chain of "$= …$" rows that a head started (never an equation before prose)
+        for k, (snippet, eq) in enumerate(zip(snippets, parsed)):
+            row = snippet.tex.lstrip().startswith("=")
+            if not isinstance(eq, Equation):
+                above = None if snippet.head else above  # an unreadable head: the rows after it have no left side
+                inline = inline if row and not snippet.head else None  # an unreadable row: the chain goes on
+                continue
+            if eq.lhs is None and snippet.display and above is not None:  # "$$= …$$" after "$$a = …$$"
+                parsed[k] = eq = dataclasses.replace(eq, lhs=above.lhs)
+            elif eq.lhs is None and inline is not None:  # "$= …$" right after "$a = …$"
+                parsed[k] = eq = dataclasses.replace(eq, lhs=inline)
+            if snippet.display or snippet.head:
+                above = eq
+            inline = eq.lhs if snippet.head or (row and inline is not None) else None
+        return cls(snippets, parsed, ctx, sizes)
+
+    def finding(self, k: int, batch: Batch | None) -> Finding | None:
+        eq, ctx = self.parsed[k], self.ctx
+        ctx.batch = batch
+        ctx.doc_m = len(batch.x) if batch is not None else self.sizes[k]
+        ctx.tolerance = _tolerance(eq)
+        found = _finding(self.snippets[k], eq, ctx)
+        used = {s.name for expr, _ in ctx.refs.values() for s in expr.free_symbols} & {"gamma", "beta", "epsilon"}
+        return found if found is None else dataclasses.replace(found, parameters=frozenset(used))
 
 
 # -- for the command line and for tests ---------------------------------------------------

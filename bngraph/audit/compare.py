@@ -10,6 +10,7 @@ reading wrong; right under another reading only is "ambiguous".
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -228,7 +229,8 @@ def _same_form(ctx, expected, reading: Reading, index, sizes, checked: str) -> S
         same = False
     if same or reading.actual.has(sp.Derivative):
         return SideResult(CORRECT, checked=checked)
-    return SideResult(OTHER_FORM, "equal once μ, σ² and x̂ are written out in x", checked=checked)
+    written = "μ, σ² and x̂" if "mu" in ctx.refs else "the layer's statistics"  # RMSNorm has rms, no μ
+    return SideResult(OTHER_FORM, f"equal once {written} are written out in x", checked=checked)
 
 
 def _small_counterexample(ctx, expected, reading: Reading, index, sizes) -> Counterexample | None:
@@ -301,3 +303,50 @@ def diagnose(ctx: Context, expected, actual, index, sizes, partials="local") -> 
     return "it differs from the reference", None
 
 
+
+
+# -- the scope of a sum whose index the left side also has ------------------------------------------
+MAX_SCOPES = 12
+
+
+def sum_scopes(lhs: sp.Expr, sides: tuple, tex: str) -> list[tuple]:
+    r"""``\frac{\partial L}{\partial x_i} = \sum_{i=1}^m (a_i)\, b\, (x_i - \mu)``: the sum reuses the left side's
+    index i (read, its letter becomes another), so the (x_i − μ) after it may be the free i, the sum covering only
+    what comes before it. The other readings of the chain: a sum with some of its factors in its index taken out
+    of it, the index of those factors the left side's again."""
+    free = sorted({str(k) for ix in (lhs.atoms(sp.Indexed) if lhs is not None else ()) for k in ix.indices
+                   if k.is_Symbol})
+    reused = [i for i in free if re.search(rf"\\sum\s*(?:\\limits\s*)?_\s*\{{?\s*{i}(?![A-Za-z])", tex)]
+    if len(reused) != 1:
+        return []
+    letter, readings = symbol(reused[0]), []
+    for k, side in enumerate(sides):
+        for s in side.atoms(sp.Sum):
+            var = s.variables[0]
+            if len(s.limits) != 1 or not s.function.is_Mul:
+                continue
+            factors = [b for f in s.function.args for b in _repeated(f)]  # (x_i − μ)(x_i − μ) is one square
+            movable = sorted({n for n, f in enumerate(factors) if f.has(var)})
+            for size in range(1, len(movable)):
+                for out in _subsets(movable, size):
+                    inside = sp.Mul(*[f for n, f in enumerate(factors) if n not in out])
+                    taken = sp.Mul(*[factors[n] for n in out]).xreplace({var: letter})
+                    readings.append(sides[:k] + (side.xreplace({s: sp.Sum(inside, *s.limits) * taken}),) + sides[k + 1:])
+                    if len(readings) >= MAX_SCOPES:
+                        return readings
+    return readings
+
+
+def _repeated(factor: sp.Expr) -> list:
+    if factor.is_Pow and factor.exp.is_Integer and 2 <= factor.exp <= 4:
+        return [factor.base] * int(factor.exp)
+    return [factor]
+
+
+def _subsets(items: list, size: int):
+    if size == 0:
+        yield []
+        return
+    for k in range(len(items) - size + 1):
+        for rest in _subsets(items[k + 1:], size - 1):
+            yield [items[k], *rest]

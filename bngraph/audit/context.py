@@ -149,7 +149,7 @@ def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None
                                      if len(ix.indices) == 2 and var in ix.indices)
     batch_position = positions.most_common(1)[0][0] if positions else None
 
-    def fold(e):
+    def fold(e, dropped: set):
         if e is None:
             return None
 
@@ -162,14 +162,20 @@ def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None
             # neither or both are such letters does the position the batch sums run over decide
             feature = [k for k, index in enumerate(ix.indices) if str(index) in features]
             keep = 1 - feature[0] if len(feature) == 1 else batch_position
+            if keep is not None and ix.indices[1 - keep].is_Symbol:
+                dropped.add(str(ix.indices[1 - keep]))
             return ix if keep is None else ix.base[ix.indices[keep]]
 
         folded = e.replace(lambda a: isinstance(a, sp.Indexed), one)
         # \sum_{kl} ∂O/∂y_{kl} …: the sum over the feature l, once y_{kl} is y_k, picks the one feature
         return _drop_feature_sums(folded, features)
 
-    return [None if eq is None else replace(eq, lhs=fold(eq.lhs), rhs=fold(eq.rhs), chain=tuple(map(fold, eq.chain)))
-            for eq in equations]
+    def folded(eq: Equation) -> Equation:
+        dropped: set[str] = set()
+        sides = dict(lhs=fold(eq.lhs, dropped), rhs=fold(eq.rhs, dropped), chain=tuple(fold(c, dropped) for c in eq.chain))
+        return replace(eq, **sides, fixed=frozenset(dropped))
+
+    return [None if eq is None else folded(eq) for eq in equations]
 
 
 

@@ -122,6 +122,13 @@ def warnings_for(exprs, ctx: Context) -> tuple[str, ...]:
                 letter = {"gamma": "γ", "beta": "β", "mu": "μ", "sigma2": "σ²"}.get(name, name)
                 text = (f"{letter}_{ix.indices[0]}: {letter} is one number per feature, shared by the m "
                         f"examples of a batch; it takes no example index")
+                if ctx.per_entry and name in ("gamma", "beta"):  # Layer Norm's own γ_i, one per entry
+                    text = (f"{letter}_{ix.indices[0]}: one {letter} per entry, checked as if all were equal (a slip "
+                            f"that shows only with different {letter}_{ix.indices[0]} is not seen)")
+                elif ctx.per_entry and name in ("dL_dgamma", "dL_dbeta"):
+                    letter = "∂ℓ/∂γ" if name == "dL_dgamma" else "∂ℓ/∂β"
+                    text = (f"{letter}_{ix.indices[0]}: one per entry; checked against the gradient of one "
+                            f"{letter[-1]} shared by the entries (the sum of these)")
                 if text not in found:
                     found.append(text)
     return tuple(found)
@@ -266,13 +273,18 @@ def foreign_statistics(sides, ctx: Context) -> list[str]:
             expanded = expanded.xreplace({symbol(n): ctx.helpers[n].expr for n in inner})
             seen |= inner
         names = names_in(expanded)
-        if "x" not in names or names & {"mu", "sigma2", "sigma", "xhat"}:
+        # the layer's own statistics (μ and σ² for Batch Norm, rms for RMSNorm)
+        statistics = sorted(q for q, (_, index) in ctx.refs.items() if index is None and not q.startswith("dL_d"))
+        if "x" not in names or names & {"sigma", "xhat", *statistics}:
             continue
         try:
             ev = ctx.evaluator(Batch.random(5, 0))
             value = float(ev.value(expanded))
-            layer = [float(ev.value(symbol(q))) for q in ("mu", "sigma2") if q in ctx.refs]
-            layer += [v ** 0.5 for v in layer[1:]] + [(layer[1] + ctx_eps(ev)) ** 0.5] if len(layer) > 1 else []
+            layer = [float(ev.value(symbol(q))) for q in statistics]
+            # σ² also as √σ² and √(σ² + ε); each also as its reciprocal (rrms = 1/rms)
+            layer += [v ** 0.5 for q, v in zip(statistics, layer) if q == "sigma2"]
+            layer += [(v + ctx_eps(ev)) ** 0.5 for q, v in zip(statistics, layer) if q == "sigma2"]
+            layer += [1 / v for v in layer if v]
         except Unevaluable:
             continue
         if not any(close(value, v) for v in layer):

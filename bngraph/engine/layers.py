@@ -54,9 +54,17 @@ def layernorm(x, gamma, beta, epsilon):
     return [gamma * h + beta for h in xhat]
 
 
+def rmsnorm(x, gamma, epsilon):
+    """RMSNorm of one example (Zhang & Sennrich 2019): divide by the root mean square; no centring, no β."""
+    m = len(x)
+    rms = name(sqrt(sum(xk * xk for xk in x) / m + epsilon), "rms")
+    return [gamma * (xk / rms) for xk in x]
+
+
 # The m entries are the D features of one example: generated code on (N, D) arrays normalises
 # along each row (axis 1), with gamma and beta one per feature, shared by the rows.
 layernorm.__bngraph_axis__ = 1
+rmsnorm.__bngraph_axis__ = 1
 
 # The steps of each layer's staged view, in forward order: the name of the node (or family
 # name_k) each step makes, and what it does. The staged text groups the backward by them.
@@ -105,6 +113,11 @@ LAYERS = {
               LAYERNORM_STEPS),
     )
 }
+# Layers a write-up can be audited against (``bngraph audit --layer``) that derive, codegen and
+# check-backward do not offer as built-ins yet (for those, ``--function FILE.py:FUNC``).
+AUDIT_ONLY = {
+    "rmsnorm": Layer("rmsnorm", rmsnorm, "RMSNorm: divides by the root mean square of the m entries of one example"),
+}
 
 
 def get_layer(layer: str) -> Layer:
@@ -113,6 +126,19 @@ def get_layer(layer: str) -> Layer:
         return LAYERS[layer]
     except KeyError:
         raise BngraphError(f"unknown layer {layer!r}; known layers: {', '.join(LAYERS)}") from None
+
+
+def audit_layer(layer: str) -> Layer:
+    """The layer ``bngraph audit --layer`` judges a write-up against: a built-in or an audit-only one.
+
+    >>> audit_layer("rmsnorm").trace(2).records[-1].name
+    'y_2'
+    """
+    if layer in AUDIT_ONLY:
+        return AUDIT_ONLY[layer]
+    if layer not in LAYERS:
+        raise BngraphError(f"unknown layer {layer!r}; known layers: {', '.join([*LAYERS, *AUDIT_ONLY])}")
+    return LAYERS[layer]
 
 
 def trace_target(layer: str | None = None, function: str | None = None, m: int = 3) -> Trace:

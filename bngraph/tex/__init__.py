@@ -9,6 +9,7 @@ outputs and the report).
 - ``clean``: strips what surrounds a formula, checks its braces.
 - ``grammar``: the lark grammar of one equation, and the builder of SymPy from its tree;
   where a LaTeX command is read.
+- ``words``: a document's own names of several letters (``rms(x)_i``, ``\\text{RMS}(x)``).
 - ``names``: how ``\\mu_\\mathcal{B}`` or ``\\hat{x}_i`` become the contract's names.
 - ``printer``: an expression printed back in its author's notation.
 - ``export``: a derivation as a LaTeX document or Markdown.

@@ -133,6 +133,12 @@ _REWRITES = [
     (re.compile(r"(?<![\\A-Za-z])([A-Za-z])('+|\^\{?\\prime\}?)"), lambda k: f"\\mathrm{{{k[1]}{'prime' * max(1, k[2].count(chr(39)))}}}"),
     # \delta_j^i, \delta^i_j: Kronecker's delta in index notation, as \delta_{ij}
     (re.compile(r"\\delta\s*_\s*\{?\s*([a-z])\s*\}?\s*\^\s*\{?\s*([a-z])\s*\}?"), r"\\delta_{\2\1}"),
+    # "a = = b": one relation typed twice; "a * -1", "a \cdot -b": a minus sign on the next factor
+    (re.compile(r"(?<![<>!:=\\])=\s*=(?!=)"), "="),
+    (re.compile(r"(\*|\\cdot(?![a-zA-Z])|\\times(?![a-zA-Z]))\s*-(?!\s*[=+-])"), r"\1 (-1) \\cdot "),
+    # 1_{i = j}, \mathbb{1}_{i=j}: the indicator of i = j, Kronecker's delta
+    (re.compile(r"(?<![\w.])(?:\\math(?:bb|bf|rm)\s*\{\s*[1I]\s*\}|1)\s*_\s*\{\s*([a-z])\s*=\s*([a-z])\s*\}"),
+     r"\\delta_{\1\2}"),
     (re.compile(r"\\delta\s*\^\s*\{?\s*([a-z])\s*\}?\s*_\s*\{?\s*([a-z])\s*\}?"), r"\\delta_{\1\2}"),
     # γ, σ², x̂ typed as Unicode letters (Markdown editors, Chinese write-ups): the commands they stand for
     (re.compile("[%s]" % "".join(_GREEK)), lambda k: "\\" + _GREEK[k[0]] + " "),
@@ -152,7 +158,7 @@ _REWRITES = [
     (re.compile(r"\\(?:left\s*)?[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\(?:right\s*)?[|]|[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*[|]"
                 r"|\\lvert\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\rvert|[|]\s*B\s*[|]"), "m"),  # |B|: the batch size
     (re.compile(r"\\color\s*\{[^{}]*\}|\\textcolor\s*\{[^{}]*\}"), ""),  # the argument stays, as a group
-    (re.compile(r"\\(?:boxed|bm|mathbf|boldsymbol)(?=\s*\{)"), ""),
+    (re.compile(r"\\(?:boxed|bm|mathbf|boldsymbol|bold)(?=\s*\{)"), ""),  # \bold: MathJax's old \mathbf
     (re.compile(r"\\(?:space|,|;|:|!|quad|qquad)(?![a-zA-Z])"), " "),
     # running_{mean}, moving_{var}: one name written as a word with a word under it, not r·u·n·n·i·n·g
     (re.compile(r"(?<![\\A-Za-z])([A-Za-z]{3,})\s*_\{\s*([A-Za-z]{2,})\s*\}"), r"\\mathrm{\1_\2}"),

@@ -18,7 +18,7 @@ import re
 import stat
 import sys
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bngraph.errors import BngraphError
@@ -37,6 +37,7 @@ class Snippet:
     cell: int | None = None
     display: bool = True
     continues: bool = False  # its left side is the row above's (an align "&= …" row)
+    head: bool = False  # math with no relation that the next formula, "= …", goes on from: the chain's left side
 
     @property
     def where(self) -> str:
@@ -384,7 +385,8 @@ def _rows(offset: int, content: str, env: str) -> list[tuple[int, str]]:
     return pieces
 
 
-NOTE_ROW = re.compile(r"\s*&*\s*(?:\\[bB]igg?[lr]?\s*)?\(\s*\\(?:text|textrm|mbox)\s*\{")
+NOTE_ROW = re.compile(r"\s*&*\s*(?:\\[bB]igg?[lr]?\s*)?(?:\(\s*\\(?:text|textrm|mbox)\s*\{|\\(?:text|textrm|mbox)\s*\{\s*"
+                      r"(?:and|because|since|where|as|note|using|so|then|thus|hence|with|let)\b)", re.IGNORECASE)
 
 
 def _equations_of_block(offset: int, content: str, env: str) -> list[tuple[int, str, bool]]:
@@ -476,6 +478,29 @@ def _tidy(tex: str) -> str:
     return wrapped[1].strip() if wrapped and first_relation(wrapped[1]) is not None else tex
 
 
+# "… (\text{Let } \frac{1}{\sqrt{\sigma^2 + \epsilon}} = t)" beside a formula: the note names what the formula writes t
+_LET = re.compile(r"(?:\\boldsymbol\s*\{|\\mathbf\s*\{|\{)?\s*\(\s*\\text\s*\{\s*[Ll]et\s*\}\s*~?")
+_LET_CLOSE = re.compile(r"\)\s*\}?\s*$")
+_LET_NAME = re.compile(r"^\s*[A-Za-z](?:_\{?[A-Za-z0-9]\}?)?\s*$")
+
+
+def _let_note(snippet: Snippet) -> list[Snippet]:
+    """The snippet without a closing "(Let A = t)" note, and before it that note as a definition of its own,
+    t = A (inline, so that it continues no chain)."""
+    opening, closing = _LET.search(snippet.tex), _LET_CLOSE.search(snippet.tex)
+    if opening is None or closing is None or closing.start() <= opening.end() or opening.start() == 0:
+        return [snippet]
+    note = snippet.tex[opening.end():closing.start()]
+    relation = first_relation(note)
+    if relation is None or note.count("(") != note.count(")"):
+        return [snippet]
+    left, right = note[:relation.start()], note[relation.end():]
+    if _LET_NAME.match(right) and not _LET_NAME.match(left):  # "Let A = t": t names A
+        note = f"{right.strip()} = {left.strip()}"
+    formula = snippet.tex[:opening.start()].rstrip()
+    return [replace(snippet, tex=note.strip(), display=False, continues=False), replace(snippet, tex=formula)]
+
+
 def find_equations(text: str, fmt: str = "md", cell: int | None = None,
                    macros: dict[str, Macro] | None = None) -> list[Snippet]:
     """Every equation (math with a relation) of one text, in order, macros expanded."""
@@ -485,23 +510,34 @@ def find_equations(text: str, fmt: str = "md", cell: int | None = None,
         text = _blank(text, start, end)
     text = _mask(text, fmt)
     newlines = [k for k, ch in enumerate(text) if ch == "\n"]
-    snippets = []
+    found = []
     for offset, content, env, display in math_blocks(text):
         for at, tex, continues in _equations_of_block(offset, content, env):
             try:
                 tex = expand_macros(tex, macros)
             except BngraphError:
                 pass  # the parser will name the macro it cannot read
-            tex = _tidy(tex)
-            if first_relation(tex) is None and not continues:
+            found.append(Snippet(_tidy(tex), bisect_right(newlines, at - 1) + 1, cell, display, continues))
+    found = [piece for snippet in found for piece in _let_note(snippet)]
+    snippets = []
+    for k, snippet in enumerate(found):
+        if first_relation(snippet.tex) is None and not snippet.continues:
+            after = found[k + 1].tex.lstrip() if k + 1 < len(found) else ""
+            if not after.startswith("=") or not snippet.tex.strip():
                 continue  # inline math that states nothing: $x_i$, $m$
-            snippets.append(Snippet(tex, bisect_right(newlines, at - 1) + 1, cell, display, continues))
+            snippet = replace(snippet, head=True)  # $\frac{\partial r}{\partial x}$ then $= …$: what the chain is of
+        snippets.append(snippet)
     return snippets
 
 
 def document_equations(path_or_text, doc_format: str | None = None) -> tuple[str, list[Snippet]]:
     """(name, every equation of the document); notebook macros carry from cell to cell."""
     name, fmt, cells = read_document(path_or_text, doc_format)
+    return name, equations_of(name, fmt, cells)
+
+
+def equations_of(name: str, fmt: str, cells: list[tuple[int | None, str]]) -> list[Snippet]:
+    """Every equation of a document already read (:func:`read_document`)."""
     macros: dict[str, Macro] = {}
     snippets = []
     for cell, text in cells:
@@ -511,4 +547,4 @@ def document_equations(path_or_text, doc_format: str | None = None) -> tuple[str
         if len(snippets) > MAX_EQUATIONS:
             raise BngraphError(f"{name}: more than {MAX_EQUATIONS} equations; the auditor reads at most that many "
                                "in one document (split it)")
-    return name, snippets
+    return snippets

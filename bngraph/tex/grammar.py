@@ -182,6 +182,7 @@ class Equation:
     chain: tuple[sp.Expr, ...] = ()
     notation: Notation = field(default_factory=Notation)
     tex: str = ""
+    fixed: frozenset[str] = frozenset()  # the feature (or row) index x_{i,j} carried, once folded away by the auditor
 
     def __iter__(self) -> Iterator[sp.Expr | None]:
         return iter((self.lhs, self.rhs))
