@@ -1,0 +1,181 @@
+"""The real errors recorded by hand in the second untouched set (benchmarks/heldout_u2/expected.json), each confirmed
+numerically without bngraph: the write-up's formula typed in NumPy against the true value, from central finite
+differences of forwards written here (Batch Norm over the batch with the 1/m or Bessel's 1/(m-1) variance, LayerNorm
+over one vector) or from a property any running average must have. Where a written index is free, every value of it
+is tried. The right versions pass the same checks, and a few "disputed" lines are shown right in numbers.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_heldout_errors import T, differs, grad, recorded_error_tests
+
+U2 = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout_u2"
+EXPECTED = json.loads((U2 / "expected.json").read_text())
+RNG = np.random.default_rng(17)
+LAYERS = {"batchnorm", "layernorm", "rmsnorm"}
+
+
+def jacobian(f, v):
+    """J[k, i] = d f(v)_k / d v_i by central differences."""
+    return np.array([grad(lambda u: f(u)[k], v) for k in range(len(f(v)))])
+
+
+# -- Batch Norm on T (m = 5, from test_heldout_errors): u = xhat, sigma_B = sqrt(var), s = sqrt(var + eps) -------------
+def _s(t):
+    return np.sqrt(t["var"] + t["eps"])
+
+
+BN_J = jacobian(lambda v: (v - v.mean()) / np.sqrt(v.var() + T["eps"]), T["x"])  # du_j/dz_i at J[j, i]
+OFF = ~np.eye(T["m"], dtype=bool)
+
+
+def _zh_idl_jacobian(power_base):
+    """zh_idl rows 39/47: du_j/dz_i = delta_ij/s - 1/(B s) - (z_i - mu)(z_j - mu)/(B base^{3/2})."""
+    t, c = T, T["x"] - T["mu"]
+    return np.eye(t["m"]) / _s(t) - 1 / (t["m"] * _s(t)) - np.outer(c, c) / (t["m"] * power_base ** 1.5)
+
+
+def _steady(update, c=1.3, alpha=0.9):
+    """One step of a running-average update from the steady state (running value = batch value = c)."""
+    return update(c, c, alpha), c
+
+
+def _written_ema(old, new, alpha):  # zh_idl rows 63/66: alpha * old + (alpha - 1) * new
+    return alpha * old + (alpha - 1) * new
+
+
+# -- the Chinese course's worked example: Z = [1, 2, 3], gamma = 2, beta = 1, G = [0.1, 0.2, 0.3] ------------------------
+Z, G_EX, GAMMA_EX, BETA_EX, EPS_EX = np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.2, 0.3]), 2.0, 1.0, 1e-8
+
+
+def _example_dgamma():
+    zhat = (Z - Z.mean()) / np.sqrt(Z.var() + EPS_EX)
+    return grad(lambda g: float(G_EX @ (g[0] * zhat + BETA_EX)), GAMMA_EX)[0]
+
+
+# -- Bessel's variance (Karpathy's makemore exercise) -----------------------------------------------------------------------
+def _bn_bessel(x, gamma, beta, eps):
+    return gamma * (x - x.mean()) / np.sqrt(x.var(ddof=1) + eps) + beta
+
+
+def _makemore_final(t, with_dy):
+    """makemore row 164: gamma s^{-1}/m [m dy_i - sum dy_j - m/(m-1) xhat_i sum_j (dy_j) xhat_j], Bessel's s."""
+    m, x, dy = t["m"], t["x"], t["dy"]
+    s = np.sqrt(x.var(ddof=1) + t["eps"])
+    xhat = (x - x.mean()) / s
+    last = (dy * xhat).sum() if with_dy else xhat.sum()
+    return t["gamma"] / (s * m) * (m * dy - dy.sum() - m / (m - 1) * xhat * last)
+
+
+BESSEL_DX = grad(lambda v: float(T["dy"] @ _bn_bessel(v, T["gamma"], T["beta"], T["eps"])), T["x"])
+
+
+def _bessel_dvar_dmu(t):
+    """d/dmu [1/(m-1) sum (x_i - mu)^2] at mu = the batch mean, by finite differences."""
+    return grad(lambda u: float(((t["x"] - u[0]) ** 2).sum() / (t["m"] - 1)), t["mu"])[0]
+
+
+# -- LayerNorm over one vector (per-element gamma), sigma = sqrt(var + eps) ------------------------------------------------
+LN_X, LN_GAMMA, LN_EPS = RNG.normal(0.3, 1.4, 6), RNG.normal(1.0, 0.5, 6), 0.15
+LN_S = np.sqrt(LN_X.var() + LN_EPS)
+LN_XHAT = (LN_X - LN_X.mean()) / LN_S
+LN_D = len(LN_X)
+LN_J = jacobian(lambda v: (v - v.mean()) / np.sqrt(v.var() + LN_EPS), LN_X)  # dxhat_i/dx_j at J[i, j]
+
+
+def _transformer_jacobian(last_over_d):
+    last = np.outer(LN_XHAT, LN_XHAT) / (LN_D if last_over_d else 1)
+    return (np.eye(LN_D) - 1 / LN_D - last) / LN_S
+
+
+CHECKS = {
+    ("zh_idl_bn_dudz.md", 39): lambda: (np.diag(_zh_idl_jacobian(np.sqrt(T["var"]) + T["eps"])), np.diag(BN_J)),
+    ("zh_idl_bn_dudz.md", 47): lambda: (_zh_idl_jacobian(np.sqrt(T["var"]) + T["eps"])[OFF], BN_J[OFF]),
+    ("zh_idl_bn_dudz.md", 63): lambda: _steady(_written_ema),
+    ("zh_idl_bn_dudz.md", 66): lambda: _steady(_written_ema, c=0.8),  # the same update on a running sigma
+    ("zh_course_bn_z.md", 105): lambda: (
+        (T["gamma"] * T["dy"] * (T["xhat"] - T["mu"])).sum() * -0.5 * _s(T) ** -3, T["dL_dvar"]),
+    ("zh_course_bn_z.md", 121): lambda: (0.12247, _example_dgamma()),
+    ("makemore_bessel_readme.md", 92): lambda: (
+        -2 / (T["m"] - 1) * (T["m"] * T["x"] - T["m"] * T["mu"]), np.full(T["m"], _bessel_dvar_dmu(T))),
+    ("makemore_bessel_readme.md", 164): lambda: (_makemore_final(T, with_dy=False), BESSEL_DX),
+    ("transformer_math_ln_jacobian.md", 36): lambda: (_transformer_jacobian(False), LN_J),
+    ("transformer_math_ln_jacobian.md", 39): lambda: (
+        LN_GAMMA[:, None] * _transformer_jacobian(False),
+        jacobian(lambda v: LN_GAMMA * (v - v.mean()) / np.sqrt(v.var() + LN_EPS), LN_X)),
+}
+
+
+test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numbers = recorded_error_tests(
+    EXPECTED, CHECKS)
+
+
+def test_every_repeat_points_at_a_recorded_error():
+    assert all(int(k) in EXPECTED[name]["errors"] and v in EXPECTED[name]["errors"]
+               for name, entry in EXPECTED.items() for k, v in entry.get("repeat_of", {}).items())
+
+
+def test_every_document_has_verdicts_a_layer_and_a_source():
+    docs = sorted(p.name for p in U2.glob("*.md") if p.name != "README.md")
+    assert docs == sorted(EXPECTED) and len(docs) >= 12
+    assert sum(EXPECTED[name]["layer"] == "batchnorm" for name in docs) >= 8
+    for name in docs:
+        text = (U2 / name).read_text()
+        assert text.startswith("<!-- source:") and "licence" in text.split("-->")[0], name
+        assert EXPECTED[name]["layer"] in LAYERS, name
+        lines = len(text.splitlines())
+        marked = [*EXPECTED[name]["errors"], *map(int, EXPECTED[name]["disputed"])]
+        assert all(1 <= n <= lines for n in marked), name  # every verdict points into the file
+        assert not set(EXPECTED[name]["errors"]) & set(map(int, EXPECTED[name]["disputed"])), name
+
+
+def test_the_makemore_final_row_is_wrong_with_the_1_over_m_variance_too():
+    """Row 164 misses dL/dy_j in its last sum: no variance convention makes it right (T's truth uses 1/m)."""
+    assert differs(_makemore_final(T, with_dy=False), T["dL_dx"])
+
+
+def test_no_reading_of_sigma_b_rescues_the_lost_square():
+    """zh_idl rows 39/47 stay wrong if sigma_B is read as the code's sqrt(var + eps) as well."""
+    assert differs(_zh_idl_jacobian(_s(T) + T["eps"]), BN_J)
+
+
+def test_the_right_versions_pass_the_same_checks():
+    """The corrected formulas agree with the same references: the checks can tell right from wrong."""
+    assert not differs(_zh_idl_jacobian(T["var"] + T["eps"]), BN_J)                       # zh_idl 39/47 fixed
+    assert not differs(*_steady(lambda old, new, a: a * old + (1 - a) * new))               # zh_idl 63/66 fixed
+    assert not differs((T["gamma"] * T["dy"] * (T["x"] - T["mu"])).sum() * -0.5 * _s(T) ** -3, T["dL_dvar"])
+    middle = 0.1 * (-1.2247) + 0.2 * 0 + 0.3 * 1.2247                                       # zh_course 121's sum
+    assert abs(middle - _example_dgamma()) < 1e-4 and abs(0.12247 - _example_dgamma()) > 0.1
+    assert not differs(-2 / (T["m"] - 1) * (T["x"].sum() - T["m"] * T["mu"]), _bessel_dvar_dmu(T))  # makemore 92
+    assert not differs(_makemore_final(T, with_dy=True), BESSEL_DX)                       # makemore 164 fixed
+    assert not differs(_transformer_jacobian(True), LN_J)                                  # transformer 36 fixed
+
+
+# -- some disputed lines, right in numbers (so they are no recorded error) ----------------------------------------------------
+def _matrix_derivatives_dmu():
+    """matrix_derivatives row 27: its three members, with the sign slip and the extra sum of the middle one."""
+    t, g = T, T["gamma"] * T["dy"]
+    first = (g * -1 / _s(t)).sum() + t["m"] * t["dL_dvar"] * (-2 / t["m"] * (t["x"] - t["mu"]).sum())
+    middle = (g * -1 / _s(t)).sum() + t["m"] * t["dL_dvar"] * (2 / t["m"] * (t["x"] - t["mu"]).sum())
+    last = (g * -1 / _s(t)).sum()
+    return np.array([first, middle, last])
+
+
+def test_some_disputed_lines_are_right_in_numbers():
+    assert not differs(_matrix_derivatives_dmu(), np.full(3, T["dL_dmu"]))                  # matrix_derivatives 27
+    rms_x, rms_w, rms_dy, eps = RNG.normal(0.2, 1.1, 5), RNG.normal(1.0, 0.4, 5), RNG.normal(0, 1, 5), 0.1
+    r = np.sqrt((rms_x ** 2).mean() + eps)                                                  # the note's RMS, eps in
+    written = (rms_w * rms_dy - rms_x * (rms_x * rms_w * rms_dy).sum() / (len(rms_x) * r ** 2)) / r  # rms_norm_note 54
+    assert not differs(written, grad(lambda v: float(rms_dy @ (rms_w * v / np.sqrt((v ** 2).mean() + eps))), rms_x))
+    mean_y = (rms_dy * rms_w * rms_x / r).mean()                                            # ascend row 22
+    assert not differs((rms_dy * rms_w - rms_x / r * mean_y) / r, written)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_why_is_given_for_each_error_and_only_for_them(name):
+    assert sorted(map(int, EXPECTED[name]["why"])) == sorted(EXPECTED[name]["errors"])
