@@ -179,3 +179,19 @@ def test_some_disputed_lines_are_right_in_numbers():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_why_is_given_for_each_error_and_only_for_them(name):
     assert sorted(map(int, EXPECTED[name]["why"])) == sorted(EXPECTED[name]["errors"])
+
+
+def test_the_scale_invariance_holds_for_positive_a_only():
+    """obsidian_bn_paper_notes 112-120 (disputed): BN(aWu) = BN(Wu) for a > 0 with eps = 0, not for a < 0."""
+    x = RNG.normal(0.4, 1.3, 6)  # x = Wu over a batch
+    bn = lambda v, eps=0.0: (v - v.mean()) / np.sqrt(v.var() + eps)  # noqa: E731
+    assert not differs(bn(2.5 * x), bn(x))
+    assert differs(bn(-2.5 * x), bn(x)) and differs(bn(2.5 * x, 0.3), bn(x, 0.3))
+
+
+def test_the_llama_notes_rmsnorm_gradient_is_right():
+    """zh_llama_rmsnorm_grad (no error recorded): dL/dx_j = (ghat_j - x_j c)/s, c = sum ghat_i x_i / (d s^2)."""
+    x, gamma, g, eps = RNG.normal(0.1, 1.2, 7), RNG.normal(1.0, 0.3, 7), RNG.normal(0, 1, 7), 1e-6
+    s = np.sqrt((x ** 2).mean() + eps)
+    c = (g * gamma * x).sum() / (len(x) * s ** 2)
+    assert not differs((g * gamma - x * c) / s, grad(lambda v: float(g @ (gamma * v / np.sqrt((v ** 2).mean() + eps))), x))
