@@ -93,6 +93,61 @@ def _transformer_jacobian(last_over_d):
     return (np.eye(LN_D) - 1 / LN_D - last) / LN_S
 
 
+# -- a batch of N = 3 examples with D = 4 features (per-feature gamma), Batch Norm over axis 0, LayerNorm over axis 1 ------
+X2, G2, GAMMA2, EPS2 = RNG.normal(0.4, 1.3, (3, 4)), RNG.normal(0, 1, (3, 4)), RNG.normal(1.0, 0.4, 4), 0.2
+
+
+def _grad_2d(forward):
+    """dL/dX for L = sum(G2 * forward(X2)), by central differences."""
+    return grad(lambda v: float((G2 * forward(v.reshape(X2.shape))).sum()), X2.ravel()).reshape(X2.shape)
+
+
+def _norm(x, axis):
+    return GAMMA2 * (x - x.mean(axis, keepdims=True)) / np.sqrt(x.var(axis, keepdims=True) + EPS2)
+
+
+BN2_DX, LN2_DX = _grad_2d(lambda x: _norm(x, 0)), _grad_2d(lambda x: _norm(x, 1))
+
+
+def _streams_127(fixed=0):
+    """cs231n_exercise_streams row 126-128 read literally for every k, j (N = 3 <= D, so sum_{j=0}^{N-1} is defined);
+    fixed=1 also mends the 0 -> j slips, fixed=2 mends the x_kj inside the last sum too."""
+    n, dim = X2.shape
+    g, mu, v = G2 * GAMMA2, X2.mean(0), X2.var(0) + EPS2
+    out = np.empty_like(X2)
+    for k in range(n):
+        for j in range(dim):
+            if fixed == 0:
+                first = g[k, :n].sum()
+                last = (X2[k, j] - mu[0]) * (g[:, 0] * (X2[k, j] - mu[j])).sum()
+            else:
+                first = g[:, j].sum()
+                inner = X2[k, j] - mu[j] if fixed == 1 else X2[:, j] - mu[j]
+                last = (X2[k, j] - mu[j]) * (g[:, j] * inner).sum()
+            out[k, j] = g[k, j] / np.sqrt(v[j]) + (-v[j] * first - last) / (n * v[j] ** 1.5)
+    return out
+
+
+def _streams_layernorm(count):
+    """cs231n_exercise_streams row 156-158, sums over axis 1 (the product summed, the charitable reading)."""
+    g, xc = G2 * GAMMA2, X2 - X2.mean(1, keepdims=True)
+    v = X2.var(1, keepdims=True) + EPS2
+    return g / np.sqrt(v) + (-v * g.sum(1, keepdims=True) - xc * (g * xc).sum(1, keepdims=True)) / (count * v ** 1.5)
+
+
+# -- xopes: r = q / ||q|| on one vector --------------------------------------------------------------------------------------
+Q, DR = RNG.normal(0.2, 1.0, 6), RNG.normal(0, 1, 6)
+R = Q / np.linalg.norm(Q)
+TRUE_DQ = grad(lambda v: float(DR @ (v / np.linalg.norm(v))), Q)
+
+
+def _edunn_dxhat_dvar():
+    """d xhat_i / d sigma^2 with x and mu held (the partial the note means), by central differences, one i at a time."""
+    t = T
+    return np.array([grad(lambda s: (t["x"][i] - t["mu"]) / np.sqrt(s[0] + t["eps"]), t["var"])[0]
+                     for i in range(t["m"])])
+
+
 CHECKS = {
     ("zh_idl_bn_dudz.md", 39): lambda: (np.diag(_zh_idl_jacobian(np.sqrt(T["var"]) + T["eps"])), np.diag(BN_J)),
     ("zh_idl_bn_dudz.md", 47): lambda: (_zh_idl_jacobian(np.sqrt(T["var"]) + T["eps"])[OFF], BN_J[OFF]),
@@ -108,6 +163,13 @@ CHECKS = {
     ("transformer_math_ln_jacobian.md", 39): lambda: (
         LN_GAMMA[:, None] * _transformer_jacobian(False),
         jacobian(lambda v: LN_GAMMA * (v - v.mean()) / np.sqrt(v.var() + LN_EPS), LN_X)),
+    ("cs231n_rmd_alt_backward.md", 30): lambda: ((T["dy"] * T["x"]).sum(), T["dL_dgamma"]),
+    ("cs231n_rmd_alt_backward.md", 31): lambda: ((T["dy"] * T["x"]).sum(), T["dL_dgamma"]),
+    ("cs231n_exercise_streams.md", 127): lambda: (_streams_127(), BN2_DX),
+    ("cs231n_exercise_streams.md", 157): lambda: (_streams_layernorm(X2.shape[0]), LN2_DX),
+    ("zh_xopes_normalize.md", 49): lambda: (DR / np.linalg.norm(Q) * (1 - R ** 2), TRUE_DQ),
+    ("es_edunn_batchnorm.md", 149): lambda: (
+        np.full(T["m"], -0.5 * (T["x"] - T["mu"]).sum() * (T["var"] + T["eps"]) ** -1.5), _edunn_dxhat_dvar()),
 }
 
 
@@ -195,3 +257,37 @@ def test_the_llama_notes_rmsnorm_gradient_is_right():
     s = np.sqrt((x ** 2).mean() + eps)
     c = (g * gamma * x).sum() / (len(x) * s ** 2)
     assert not differs((g * gamma - x * c) / s, grad(lambda v: float(g @ (gamma * v / np.sqrt((v ** 2).mean() + eps))), x))
+
+
+def test_the_second_batch_right_versions_pass_the_same_checks():
+    """The corrected formulas of the files added second agree with the same references."""
+    assert not differs((T["dy"] * T["xhat"]).sum(), T["dL_dgamma"])                                 # rmd 30/31 fixed
+    assert not differs(_streams_127(fixed=2), BN2_DX)                                               # streams 127 fixed
+    assert not differs(_streams_layernorm(X2.shape[1]), LN2_DX)                                     # streams 157, 1/D
+    assert not differs((DR - (R @ DR) * R) / np.linalg.norm(Q), TRUE_DQ)                            # xopes 49 fixed
+    assert not differs(-0.5 * (T["x"] - T["mu"]) * (T["var"] + T["eps"]) ** -1.5, _edunn_dxhat_dvar())  # edunn 149
+
+
+def test_mending_only_the_zero_index_slips_leaves_the_streams_row_wrong():
+    """cs231n_exercise_streams 127: with mu_0 -> mu_j, column 0 -> j and sum_j -> sum_i mended, the last sum still
+    multiplies by (x_kj - mu_j) instead of (x_ij - mu_j), so the row is wrong under that charitable reading too."""
+    assert differs(_streams_127(fixed=1), BN2_DX)
+
+
+def test_some_disputed_lines_of_the_second_batch_are_right_in_numbers():
+    """Disputed, not errors: rows right under their own convention or reading."""
+    # cs231n_exercise_streams 137: the matrix form is right when the sum covers the product (the post's code)
+    assert not differs(_streams_layernorm(X2.shape[1]), LN2_DX)
+    g, xc, v = G2 * GAMMA2, X2 - X2.mean(0), X2.var(0) + EPS2
+    assert not differs(g / np.sqrt(v) + (-v * g.sum(0) - xc * (g * xc).sum(0)) / (X2.shape[0] * v ** 1.5), BN2_DX)
+    # ln_backprop_sinai_2022 (eps added to sigma): its summary Jacobian matches z = (x - mu)/(sigma + eps)
+    x, eps, n = LN_X, LN_EPS, len(LN_X)
+    mu, sigma = x.mean(), x.std()
+    dsigma = (x - mu) / (n * sigma)
+    jac = (np.eye(n) - 1 / n) / (sigma + eps) - np.outer(dsigma, x - mu) / (sigma + eps) ** 2  # [i, k] = dz_k/dx_i
+    assert not differs(jac, jacobian(lambda v: (v - v.mean()) / (v.std() + eps), x).T)
+    # triton_rmsnorm_readme: dL/dx = r g - (r^3 / N) x (g . x)
+    w, dy, e = RNG.normal(1.0, 0.3, n), RNG.normal(0, 1, n), 1e-3
+    r = 1 / np.sqrt((x ** 2).mean() + e)
+    gw = dy * w
+    assert not differs(r * gw - r ** 3 / n * x * (gw @ x), grad(lambda v: float(dy @ (w * v / np.sqrt((v ** 2).mean() + e))), x))
