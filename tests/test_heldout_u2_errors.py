@@ -148,6 +148,10 @@ def _edunn_dxhat_dvar():
                      for i in range(t["m"])])
 
 
+# -- the Stack Exchange question: d/dx_j of the (biased) variance of one vector, mu != 0 -----------------------------------------
+DVAR_DX = grad(lambda v: float(((v - v.mean()) ** 2).sum() / len(v)), LN_X)
+
+
 CHECKS = {
     ("zh_idl_bn_dudz.md", 39): lambda: (np.diag(_zh_idl_jacobian(np.sqrt(T["var"]) + T["eps"])), np.diag(BN_J)),
     ("zh_idl_bn_dudz.md", 47): lambda: (_zh_idl_jacobian(np.sqrt(T["var"]) + T["eps"])[OFF], BN_J[OFF]),
@@ -170,6 +174,8 @@ CHECKS = {
     ("zh_xopes_normalize.md", 49): lambda: (DR / np.linalg.norm(Q) * (1 - R ** 2), TRUE_DQ),
     ("es_edunn_batchnorm.md", 149): lambda: (
         np.full(T["m"], -0.5 * (T["x"] - T["mu"]).sum() * (T["var"] + T["eps"]) ** -1.5), _edunn_dxhat_dvar()),
+    ("se_layernorm_no_gradient_flow.md", 30): lambda: (
+        2 / LN_D * ((LN_X - LN_X.mean()) - LN_X.mean() - LN_X.mean()), DVAR_DX),
 }
 
 
@@ -266,6 +272,7 @@ def test_the_second_batch_right_versions_pass_the_same_checks():
     assert not differs(_streams_layernorm(X2.shape[1]), LN2_DX)                                     # streams 157, 1/D
     assert not differs((DR - (R @ DR) * R) / np.linalg.norm(Q), TRUE_DQ)                            # xopes 49 fixed
     assert not differs(-0.5 * (T["x"] - T["mu"]) * (T["var"] + T["eps"]) ** -1.5, _edunn_dxhat_dvar())  # edunn 149
+    assert abs(LN_X.mean()) > 0.1 and not differs(2 / LN_D * (LN_X - LN_X.mean()), DVAR_DX)        # se 30 fixed
 
 
 def test_mending_only_the_zero_index_slips_leaves_the_streams_row_wrong():
