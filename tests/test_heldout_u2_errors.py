@@ -152,6 +152,14 @@ def _edunn_dxhat_dvar():
 DVAR_DX = grad(lambda v: float(((v - v.mean()) ** 2).sum() / len(v)), LN_X)
 
 
+def _bessel_notes_108(t, with_dy_j):
+    """bessel_notes_bn_ce row 108 with Bessel's variance: its last sum carries dL/dy_i (as written) or dL/dy_j."""
+    m, x, dy, gamma = t["m"], t["x"], t["dy"], t["gamma"]
+    mu, s2 = x.mean(), x.var(ddof=1) + t["eps"]
+    last = ((x - mu) * dy).sum() if with_dy_j else (x - mu).sum() * dy
+    return gamma * s2 ** -0.5 * dy - gamma * s2 ** -0.5 * dy.sum() / m - gamma / 2 * s2 ** -1.5 * 2 / (m - 1) * (x - mu) * last
+
+
 CHECKS = {
     ("zh_idl_bn_dudz.md", 39): lambda: (np.diag(_zh_idl_jacobian(np.sqrt(T["var"]) + T["eps"])), np.diag(BN_J)),
     ("zh_idl_bn_dudz.md", 47): lambda: (_zh_idl_jacobian(np.sqrt(T["var"]) + T["eps"])[OFF], BN_J[OFF]),
@@ -176,6 +184,9 @@ CHECKS = {
         np.full(T["m"], -0.5 * (T["x"] - T["mu"]).sum() * (T["var"] + T["eps"]) ** -1.5), _edunn_dxhat_dvar()),
     ("se_layernorm_no_gradient_flow.md", 30): lambda: (
         2 / LN_D * ((LN_X - LN_X.mean()) - LN_X.mean() - LN_X.mean()), DVAR_DX),
+    ("bessel_notes_bn_ce.md", 76): lambda: (
+        -2 * T["gamma"] / (T["m"] - 1) * ((T["x"] - T["mu"]) * T["dy"]).sum(), T["dL_dvar"] * _bessel_dvar_dmu(T)),
+    ("bessel_notes_bn_ce.md", 108): lambda: (_bessel_notes_108(T, with_dy_j=False), BESSEL_DX),
 }
 
 
@@ -273,6 +284,8 @@ def test_the_second_batch_right_versions_pass_the_same_checks():
     assert not differs((DR - (R @ DR) * R) / np.linalg.norm(Q), TRUE_DQ)                            # xopes 49 fixed
     assert not differs(-0.5 * (T["x"] - T["mu"]) * (T["var"] + T["eps"]) ** -1.5, _edunn_dxhat_dvar())  # edunn 149
     assert abs(LN_X.mean()) > 0.1 and not differs(2 / LN_D * (LN_X - LN_X.mean()), DVAR_DX)        # se 30 fixed
+    assert not differs(_bessel_notes_108(T, with_dy_j=True), BESSEL_DX)                             # bessel 108 fixed
+    assert differs(_bessel_notes_108(T, with_dy_j=False), T["dL_dx"])          # bessel 108 is wrong with 1/m too
 
 
 def test_mending_only_the_zero_index_slips_leaves_the_streams_row_wrong():
