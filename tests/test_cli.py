@@ -209,8 +209,22 @@ def test_the_command_tunes_its_own_processs_garbage_collector_and_main_leaves_a_
     before = gc.get_threshold(), gc.get_freeze_count()
     assert main(["layers"]) == 0
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
-    script = ("import gc, sys; sys.argv = ['bngraph', 'layers']; from bngraph.cli import entry; "
-              "code = entry(); print(code, gc.get_threshold(), gc.get_freeze_count() > 10000, file=sys.stderr)")
+    script = ("import gc; from bngraph.cli import _own_process; _own_process(); "
+              "print(gc.get_threshold(), gc.get_freeze_count() > 10000)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert done.stderr.strip().splitlines()[-1] == "0 (10000, 50, 100) True"
-    assert "batchnorm" in done.stdout
+    assert done.stdout.strip() == "(10000, 50, 100) True"
+
+
+def test_the_command_ends_its_process_with_everything_written_and_its_own_exit_status(tmp_path):
+    # entry() ends the process without tearing down what it built: all output must be out first
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bngraph", "derive", "--m", "64", "--format", "json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["m"] == 64  # the whole document, flushed through the pipe
+    bad = subprocess.run([sys.executable, "-m", "bngraph", "derive", "--m", "0"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
