@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for latest.md, latest.json, derive_vs_m.png (default: benchmarks/results)")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     parser.add_argument("--baseline-limit", type=float, help="seconds per plain-SymPy point (default 60)")
+    parser.add_argument("--no-speed", action="store_true",
+                        help="skip issue 17's whole-command table (speed.py; about 4 minutes in a full run)")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else Config()
     if args.baseline_limit:
@@ -118,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         mark = {True: "ok  ", False: "MISS", None: "    "}[g["met"]]
         print(f"{mark} {g['goal']}: {g['measured']} (target {g['target']}; {g['ratio']})")
     print(f"written: {args.out / 'latest.md'}")
+    if not args.no_speed:  # issue 17's rows, whole commands, each ratio beside the same run's `import sympy`
+        from benchmarks import speed
+
+        speed.main((["--quick"] if args.quick else []) + ["--out", str(args.out)])
     return 0
 
 

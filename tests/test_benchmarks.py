@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_quick_benchmark_writes_table_json_and_plot(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(tmp_path)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))
 
@@ -39,3 +39,12 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path):
     assert "## Goals" in table and "| 2 |" in table and "plain SymPy" in table
     assert "| generated NumPy backward |" in table and "| memory-traffic bound (" in table
     assert (tmp_path / "derive_vs_m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # and issue 17's whole-command table (speed.py): every row, each ratio beside the run's `import sympy`
+    speed = json.loads((tmp_path / "speed_quick.json").read_text(encoding="utf-8"))
+    rows = speed["rows"]["now"]
+    assert len(rows) == 8 and all(r["value"] is not None and r["value"] > 0 for r in rows), rows
+    assert speed["medians"]["now"]["import sympy"]["wall"] > 0
+    speed_table = (tmp_path / "speed_quick.md").read_text(encoding="utf-8")
+    assert "| `import sympy` |" in speed_table and "cold `bngraph derive --no-cache`" in speed_table
+
