@@ -50,7 +50,7 @@ def run(checkout: Path, argv: list[str], folder: Path, timeout: float = 1800, ca
     report = folder / "time.txt"
     command = [sys.executable, *argv]
     if TIME:
-        command = [TIME, "-o", str(report), "-f", "%M", *command]
+        command = [TIME, "-o", str(report), "-f", "%M %U %S", *command]
     start = time.perf_counter()
     try:
         done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout,
@@ -61,8 +61,11 @@ def run(checkout: Path, argv: list[str], folder: Path, timeout: float = 1800, ca
     if done.returncode not in (0, 1):  # verify exits 1 on a mismatch: still a measured run
         return {"failed": f"exit {done.returncode} after {wall:.0f} s (address space capped at "
                           f"{MEMORY_CAP / 1e9:.0f} GB): {done.stderr.strip()[-200:]}"}
-    peak = int(report.read_text().split()[-1]) * 1024 if TIME else None
-    return {"wall": wall, "peak": peak, "stdout": done.stdout}
+    peak = cpu = None
+    if TIME:  # its last line: peak KB, user and system CPU seconds
+        kb, user, system = report.read_text().splitlines()[-1].split()
+        peak, cpu = int(kb) * 1024, float(user) + float(system)
+    return {"wall": wall, "peak": peak, "cpu": cpu, "stdout": done.stdout}
 
 
 def derive(m: int, fmt: str = "json", view: str = "named") -> list[str]:
@@ -142,7 +145,8 @@ def summary(runs: list[dict]) -> dict | None:
     runs = [r for r in runs if "failed" not in r]
     if not runs:
         return None
-    return {"wall": statistics.median(r["wall"] for r in runs),
+    cpus = [r["cpu"] for r in runs if r.get("cpu") is not None]
+    return {"wall": statistics.median(r["wall"] for r in runs), "cpu": statistics.median(cpus) if cpus else None,
             "peak": max((r["peak"] for r in runs if r["peak"] is not None), default=None), "runs": len(runs)}
 
 
@@ -155,6 +159,10 @@ def rows(medians: dict, quick: bool) -> list[dict]:
 
     def ratio(a, b):
         return t(a) / t(b) if t(a) is not None and t(b) else None
+
+    def cpu_ratio(a, b):  # CPU seconds (user + system): what the work grows by, whatever else the machine runs
+        ca, cb = (medians.get(n[k], {}).get("cpu") for k in (a, b))
+        return ca / cb if ca is not None and cb else None
 
     def peak(key):
         p = medians.get(n[key], {}).get("peak")
@@ -175,6 +183,10 @@ def rows(medians: dict, quick: bool) -> list[dict]:
         {"measure": f"m = {s['largest']}, named, JSON: t(m = {s['largest']}) / t(m = {s['bigger']}) (linear is 4)",
          "goal": 4.6, "value": ratio("largest", "bigger")},
         {"measure": f"m = {s['largest']}, named, JSON: peak memory (MB)", "goal": 2000, "value": peak("largest")},
+        {"measure": f"the two growth rows in CPU time (user + system): t(m = {s['bigger']}) / t(m = {s['big']})",
+         "goal": 4.6, "value": cpu_ratio("bigger", "big")},
+        {"measure": f"… and t(m = {s['largest']}) / t(m = {s['bigger']})", "goal": 4.6,
+         "value": cpu_ratio("largest", "bigger")},
     ]
 
 
@@ -216,15 +228,17 @@ def markdown(result: dict) -> str:
         met = result["rows"][labels[-1]][k]["value"]
         mark = "" if met is None else (" ✓" if met <= row["goal"] else " ✗")
         lines.append(f"| {row['measure']} | ≤ {_number(row['goal'], row['goal'])} | " + " | ".join(cells[:-1] + [cells[-1] + mark]) + " |")
-    lines += ["", "## Commands (medians; peak resident memory from `/usr/bin/time`)", "",
-              "| command | " + " | ".join(f"{label} time | {label} peak" for label in labels) + " |",
-              "|---|" + "---:|---:|" * len(labels)]
+    lines += ["", "## Commands (medians; CPU time and peak resident memory from `/usr/bin/time`)", "",
+              "| command | " + " | ".join(f"{label} time | {label} CPU | {label} peak" for label in labels) + " |",
+              "|---|" + "---:|---:|---:|" * len(labels)]
     for name in commands(result["quick"]):
         cells = []
         for label in labels:
             s = result["medians"][label].get(name)
-            cells += [f"{s['wall']:.2f} s ({s['runs']})", f"{s['peak'] / 1e6:,.0f} MB" if s["peak"] else "—"] if s \
-                else [result["skipped"].get(label, {}).get(name, "not run"), "—"]
+            cpu = s.get("cpu") if s else None
+            cells += [f"{s['wall']:.2f} s ({s['runs']})", f"{cpu:.2f} s" if cpu is not None else "—",
+                      f"{s['peak'] / 1e6:,.0f} MB" if s["peak"] else "—"] if s \
+                else [result["skipped"].get(label, {}).get(name, "not run"), "—", "—"]
         lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     lines += ["", f"`{names(result['quick'])['baseline']}` is the child's own diff + simplify time (benchmarks/baseline.py), "
               "not its start-up; every other time is a whole process from exec to exit.", ""]

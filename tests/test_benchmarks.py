@@ -43,8 +43,9 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path):
     # and issue 17's whole-command table (speed.py): every row, each ratio beside the run's `import sympy`
     speed = json.loads((tmp_path / "speed_quick.json").read_text(encoding="utf-8"))
     rows = speed["rows"]["now"]
-    assert len(rows) == 8 and all(r["value"] is not None and r["value"] > 0 for r in rows), rows
+    assert len(rows) == 10 and all(r["value"] is not None and r["value"] > 0 for r in rows), rows
     assert speed["medians"]["now"]["import sympy"]["wall"] > 0
     speed_table = (tmp_path / "speed_quick.md").read_text(encoding="utf-8")
     assert "| `import sympy` |" in speed_table and "cold `bngraph derive --no-cache`" in speed_table
+    assert speed["medians"]["now"]["derive m=512 json"]["cpu"] > 0 and "in CPU time" in speed_table
 
