@@ -1,0 +1,98 @@
+"""Readings fixed after the second untouched set (benchmarks/heldout_u2, issue 14, round 6), each on a minimal
+document: a partial by a family written bare (∂μ/∂x, ∂x̂/∂x, ∂y/∂x̂) is one entry's, for each example; a
+derivative of an expression by the bare x (∂(γx̂ + β)/∂x) is a Jacobian, not checked; ∂/∂x_i written before a
+constant factor (\\frac{1}{n}) still applies to the sum after it; a worked example's chain of numbers is checked as
+arithmetic, not against the general formula. Expected values are worked out by hand or with NumPy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bngraph.audit.auditor import audit_document
+
+
+def one(tex: str, layer: str = "batchnorm"):
+    return audit_document(f"$${tex}$$", layer).findings[0]
+
+
+def batch_of(c):
+    return np.array(c.batch.x), c.index[1] - 1 if c.index else None
+
+
+# -- a partial by a bare family: one entry's, ∂a/∂x_i for each i (bn_unit_gaussian_notes.md, ln_backprop_dx_readme.md)
+@pytest.mark.parametrize("tex", [r"\frac{\partial \mu}{\partial x} = \frac{1}{m}",
+                                 r"\frac{\partial \hat{x}}{\partial x} = \frac{1}{\sqrt{\sigma^{2} + \epsilon}}",
+                                 r"\frac{\partial y}{\partial \hat{x}} = \gamma",
+                                 r"\frac{\partial \sigma^{2}}{\partial x} = \frac{2 (x - \mu)}{m}"])
+def test_a_partial_by_a_bare_family_is_one_entrys(tex):
+    found = one(tex)
+    assert found.verdict == "correct", found.to_text()
+
+
+def test_a_partial_by_a_bare_family_still_catches_a_missing_one_over_m():
+    found = one(r"\frac{\partial \mu}{\partial x} = 1")
+    assert found.verdict == "wrong", found.to_text()
+    x, _ = batch_of(found.counterexample)
+    assert (found.counterexample.got, found.counterexample.want) == pytest.approx((1.0, 1 / len(x)))
+
+
+def test_a_partial_by_a_bare_family_still_catches_a_sign():
+    found = one(r"\frac{\partial \sigma^{2}}{\partial x} = \frac{2 (x + \mu)}{m}")
+    assert found.verdict == "wrong", found.to_text()
+    x, k = batch_of(found.counterexample)
+    assert found.counterexample.got == pytest.approx(2 * (x[k] + x.mean()) / len(x))
+    assert found.counterexample.want == pytest.approx(2 * (x[k] - x.mean()) / len(x))
+
+
+def test_the_layernorm_mean_by_a_bare_x_is_one_over_d():
+    found = audit_document("$$\\mu = \\frac{1}{D}\\sum_{i=1}^{D} x_i$$\n\n$$\\frac{\\partial \\mu}{\\partial x}=\\frac{1}{D}$$",
+                           "layernorm").findings[1]
+    assert found.verdict == "correct", found.to_text()
+
+
+# -- a derivative of an expression by the bare x: a Jacobian (cs231n_exercise_streams.md) -----------------
+@pytest.mark.parametrize("inner", [r"\gamma \hat{x} + \beta", r"\gamma \hat{x}"])
+def test_a_derivative_of_an_expression_by_the_bare_x_is_a_jacobian(inner):
+    found = one(rf"\frac{{\partial L}}{{\partial x}} = \frac{{\partial L}}{{\partial y}}\frac{{\partial({inner})}}{{\partial x}}")
+    assert found.verdict == "cannot-evaluate" and "Jacobian" in found.reason, found.to_text()
+
+
+# -- ∂/∂x_i before a constant factor (ln_backprop_sinai_2022.md) ----------------------------------------------
+def test_the_operator_goes_past_a_constant_factor():
+    found = one(r"\frac{\partial \mu}{\partial x_i} = \frac{\partial}{\partial x_i} \frac{1}{n}\sum_r^n x_r", "layernorm")
+    assert found.verdict == "correct", found.to_text()
+
+
+def test_the_operator_past_a_constant_factor_still_catches_a_square():
+    found = one(r"\frac{\partial \mu}{\partial x_i} = \frac{\partial}{\partial x_i} \frac{1}{n}\sum_{r=1}^n x_r^2",
+                "layernorm")
+    assert found.verdict == "wrong", found.to_text()
+    x, k = batch_of(found.counterexample)
+    assert found.counterexample.got == pytest.approx(2 * x[k] / len(x))
+    assert found.counterexample.want == pytest.approx(1 / len(x))
+
+
+# -- a worked example's numbers (zh_course_bn_z.md), a setting y = 0 (zh_xopes_normalize.md) --------------
+WORKED = ("For $Z = [1, 2, 3]$, $\\gamma = 2$ and $G = [0.1, 0.2, 0.3]$:\n\n"
+          "$$ \\mu = \\frac{1 + 2 + 3}{3} = 2 $$\n\n"
+          "$$ \\sigma^2 = \\frac{(1-2)^2 + (2-2)^2 + (3-2)^2}{3} = \\frac{2}{3} $$\n\n"
+          "$$ \\frac{\\partial L}{\\partial \\beta} = 0.1 + 0.2 + 0.3 = 0.6 $$\n\n"
+          "$$ \\frac{\\partial L}{\\partial \\gamma} = 0.1 \\cdot (-1.2247) + 0.2 \\cdot 0 + 0.3 \\cdot 1.2247 = 0.12247 $$\n")
+
+
+def test_a_worked_examples_numbers_are_not_the_general_formula():
+    found = {f.line: f for f in audit_document(WORKED).findings}
+    for line in (3, 5, 7):
+        assert found[line].verdict == "cannot-evaluate" and "worked example" in found[line].reason, found[line].to_text()
+
+
+def test_a_worked_examples_arithmetic_slip_is_wrong():
+    slip = {f.line: f for f in audit_document(WORKED).findings}[9]
+    assert slip.verdict == "wrong", slip.to_text()
+    assert slip.counterexample.want == pytest.approx(0.3 * 1.2247 - 0.1 * 1.2247)
+    assert slip.counterexample.got == pytest.approx(0.12247)
+
+
+def test_an_output_set_to_a_number_is_a_setting_but_a_variance_of_zero_is_wrong():
+    assert one(r"\mathbf y=\mathbf 0", "rmsnorm").verdict == "helper"
+    assert one(r"\sigma^2 = 0").verdict == "wrong"
