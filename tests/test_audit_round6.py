@@ -96,3 +96,41 @@ def test_a_worked_examples_arithmetic_slip_is_wrong():
 def test_an_output_set_to_a_number_is_a_setting_but_a_variance_of_zero_is_wrong():
     assert one(r"\mathbf y=\mathbf 0", "rmsnorm").verdict == "helper"
     assert one(r"\sigma^2 = 0").verdict == "wrong"
+
+
+# -- ∂y_i/∂x_j read as a total derivative: through x̂, μ, σ² (transformer_math_ln_jacobian.md) ---------------
+def layernorm_jacobian(x, eps, i, j):
+    """∂x̂_i/∂x_j of LayerNorm over one vector, by central differences of a NumPy forward."""
+    def xhat(v):
+        return (v - v.mean()) / np.sqrt(v.var() + eps)
+    h = 1e-6
+    up, down = x.copy(), x.copy()
+    up[j] += h
+    down[j] -= h
+    return (xhat(up)[i] - xhat(down)[i]) / (2 * h)
+
+
+SIGMA = r"$$\sigma = \sqrt{\frac{1}{d}\sum_{i=1}^{d}(x_i - \mu)^2 + \epsilon}$$" + "\n\n"
+
+
+def test_the_outputs_jacobian_is_read_as_a_total_derivative():
+    right = audit_document(SIGMA + r"$$\frac{\partial y_i}{\partial x_j} = \gamma \frac{1}{\sigma}\left(\delta_{ij} "
+                           r"- \frac{1}{d} - \frac{1}{d}\hat{x}_i \hat{x}_j\right)$$", "layernorm").findings[1]
+    assert right.verdict == "correct", right.to_text()
+    slip = audit_document(SIGMA + r"$$\frac{\partial y_i}{\partial x_j} = \frac{\gamma}{\sigma}\left(\delta_{ij} "
+                          r"- \frac{1}{d} - \hat{x}_i \hat{x}_j\right)$$", "layernorm").findings[1]
+    assert slip.verdict == "wrong", slip.to_text()
+    c = slip.counterexample
+    x, i = np.array(c.batch.x), c.index[1] - 1
+    j = int(slip.checked.rsplit("j = ", 1)[1]) - 1
+    assert c.want == pytest.approx(c.batch.gamma * layernorm_jacobian(x, c.batch.epsilon, i, j), rel=1e-5)
+
+
+# -- a running value's step as a superscript, and weights that do not add up to 1 (zh_idl_bn_dudz.md) --------
+def test_a_superscript_step_is_a_running_update():
+    right = one(r"\bar{\mu}_i^{(\tau)}=\alpha\bar{\mu}_i^{(\tau-1)}+(1-\alpha)\mu_i")
+    assert right.verdict == "correct", right.to_text()
+    slip = one(r"\bar{\sigma}_i^{(\tau)}=\alpha\bar{\sigma}_i^{(\tau-1)}+(\alpha-1)\sigma_i")
+    assert slip.verdict == "wrong", slip.to_text()
+    # a running value at 1 with a batch statistic of 1: α·1 + (α − 1)·1 at α = 0.9 is 0.8, not 1
+    assert (slip.counterexample.got, slip.counterexample.want) == pytest.approx((0.8, 1.0))

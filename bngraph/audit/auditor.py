@@ -177,7 +177,7 @@ def _counterexample_dict(c: Counterexample | None, defines: str | None, paramete
 
 def _counterexample_text(c: Counterexample, defines: str | None, parameters=frozenset()) -> str:
     if c.batch is None:
-        return f"numbers only: this member is {c.got + 0.0:.6g}, the one before it {c.want + 0.0:.6g}"
+        return f"numbers only: the formula gives {c.got + 0.0:.6g}, it should be {c.want + 0.0:.6g}"
     shown, b = _shown(defines) - ({"gamma", "beta", "epsilon"} - parameters), c.batch  # RMSNorm: no β
     parts = [f"m = {b.m}", "x = (" + ", ".join(f"{v:g}" for v in b.x) + ")"]
     parts += [f"{sym} = {getattr(b, n):g}" for n, sym in (("gamma", "γ"), ("beta", "β"), ("epsilon", "ε")) if n in shown]

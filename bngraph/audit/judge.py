@@ -137,7 +137,7 @@ def warnings_for(exprs, ctx: Context) -> tuple[str, ...]:
 def scalarize(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """γ_i, μ_i read as γ, μ (after the warning): the value they are meant to have."""
     return expr.replace(lambda e: isinstance(e, sp.Indexed) and (
-        e.base.label.name in ("gamma", "beta") or (e.base.label.name in ctx.refs and ctx.refs[e.base.label.name][1] is None)),
+        e.base.label.name in ("gamma", "beta", "sigma") or (e.base.label.name in ctx.refs and ctx.refs[e.base.label.name][1] is None)),
         lambda e: symbol(e.base.label.name))
 
 
