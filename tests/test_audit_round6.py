@@ -134,3 +134,16 @@ def test_a_superscript_step_is_a_running_update():
     assert slip.verdict == "wrong", slip.to_text()
     # a running value at 1 with a batch statistic of 1: α·1 + (α − 1)·1 at α = 0.9 is 0.8, not 1
     assert (slip.counterexample.got, slip.counterexample.want) == pytest.approx((0.8, 1.0))
+
+
+# -- "\qquad \Rightarrow \qquad" between two equations (es_edunn_batchnorm.md) ------------------------------
+ARROW = ("$$\n\\hat{x}_i = (x_i - \\mu)(\\sigma^2 + \\epsilon)^{-0.5}\n\\qquad \\Rightarrow \\qquad\n"
+         "\\dfrac{\\partial \\hat{x}}{\\partial \\sigma^2} = -0.5 \\sum\\limits_{i=1}^N (x_i - \\mu) \\cdot "
+         "(\\sigma^2 + \\epsilon)^{-1.5}\n$$\n")
+
+
+def test_an_arrow_between_two_equations_sets_them_apart():
+    first, second = audit_document(ARROW).findings
+    assert first.verdict == "correct" and second.line == 4, second.to_text()
+    assert second.tex.startswith("\\dfrac"), second.to_text()
+
