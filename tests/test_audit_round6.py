@@ -147,3 +147,27 @@ def test_an_arrow_between_two_equations_sets_them_apart():
     assert first.verdict == "correct" and second.line == 4, second.to_text()
     assert second.tex.startswith("\\dfrac"), second.to_text()
 
+
+
+# -- \sum_{kl} … δ_{lj}: the delta picks the one feature (cs231n_rmd_alt_backward.md) --------------------------
+DELTA = ("$$\\mu_l = \\frac{1}{N}\\sum_p x_{pl}$$\n\n"
+         "$$\\frac{dL}{d\\gamma_j} = \\sum_{kl}\\frac{dL}{dy_{kl}}\\hat{x}_{kl}\\delta_{lj}$$\n\n"
+         "$$\\frac{dL}{d\\gamma_j} = \\sum_{kl}\\frac{dL}{dy_{kl}}x_{kl}\\delta_{lj}$$\n")
+
+
+def test_a_kronecker_delta_picks_the_feature_of_a_double_sum():
+    _, right, slip = audit_document(DELTA).findings
+    assert right.verdict == "correct", right.to_text()
+    assert slip.verdict == "wrong", slip.to_text()
+    c = slip.counterexample
+    x, dy = np.array(c.batch.x), np.array(c.batch.dL_dy)
+    assert c.got == pytest.approx(dy @ x)
+    assert c.want == pytest.approx(dy @ ((x - x.mean()) / np.sqrt(x.var() + c.batch.epsilon)))
+
+
+def test_a_delta_with_one_index_is_the_documents_own_name():
+    # δ_i = ∂L/∂y_i (a document's own name): Σ_i δ_i is ∂L/∂β, no Kronecker delta to pick anything
+    found = audit_document("$\\mu_j = \\frac{1}{m} \\sum_{i=1}^{m} x_{ij}$\n\n"
+                           "$$\\delta_i = \\frac{\\partial L}{\\partial y_i}$$\n\n"
+                           "$$\\frac{\\partial L}{\\partial \\beta} = \\sum_{i=1}^m \\delta_i$$\n").findings[-1]
+    assert found.verdict == "correct", found.to_text()
