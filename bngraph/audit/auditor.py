@@ -161,6 +161,8 @@ def _shown(defines: str | None) -> set[str]:
 def _counterexample_dict(c: Counterexample | None, defines: str | None, parameters=frozenset()) -> dict | None:
     if c is None:
         return None
+    if c.batch is None:  # an arithmetic slip: the two members are the counterexample
+        return {"index": None, "formula_gives": _round(c.got), "should_be": _round(c.want)}
     shown, b = _shown(defines) - ({"gamma", "beta", "epsilon"} - parameters), c.batch
     out = {"m": b.m, "x": [_round(v) for v in b.x]}
     for name in ("gamma", "beta", "epsilon"):
@@ -174,6 +176,8 @@ def _counterexample_dict(c: Counterexample | None, defines: str | None, paramete
 
 
 def _counterexample_text(c: Counterexample, defines: str | None, parameters=frozenset()) -> str:
+    if c.batch is None:
+        return f"numbers only: the formula gives {c.got + 0.0:.6g}, it should be {c.want + 0.0:.6g}"
     shown, b = _shown(defines) - ({"gamma", "beta", "epsilon"} - parameters), c.batch  # RMSNorm: no β
     parts = [f"m = {b.m}", "x = (" + ", ".join(f"{v:g}" for v in b.x) + ")"]
     parts += [f"{sym} = {getattr(b, n):g}" for n, sym in (("gamma", "γ"), ("beta", "β"), ("epsilon", "ε")) if n in shown]

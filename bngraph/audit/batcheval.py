@@ -207,7 +207,7 @@ class Evaluator:
             seed = (var.name,)
         else:
             raise Unevaluable("a derivative with respect to an expression")
-        key = ("definition", derivative.expr, var)
+        key = ("definition", derivative.expr, var, self.reading == "total")
         if key not in self.shared:
             try:
                 self.shared[key] = definition_of(self, derivative.expr, var)
@@ -246,6 +246,8 @@ def definition_of(ev: Evaluator, top: sp.Expr, var) -> sp.Expr:
         for own in ev.definitions.get(key, ()):  # x̂_1 = ivar · xmu_1: the document's graph, not the layer's
             if wrt in _names(own.expr):
                 return own.expr
+        if ev.reading == "total" and wrt in ("x", "gamma", "beta"):  # ∂y_i/∂x_j, total: through x̂, μ, σ²
+            return ref
         raise Unevaluable(f"∂{name}/∂{wrt}: {wrt} is not one of {name}'s own inputs")
     if name == "sigma":
         return sp.sqrt(sp.Symbol("sigma2"))

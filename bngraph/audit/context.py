@@ -184,8 +184,19 @@ def _drop_feature_sums(e: sp.Expr, features) -> sp.Expr:
     def is_feature(lim, body):  # only where a partial by one feature's entry makes the other features' terms 0
         return str(lim[0]) in features and not body.has(lim[0]) and body.has(sp.Derivative)
 
-    def drop(s: sp.Sum):
-        limits = [lim for lim in s.limits if not is_feature(lim, s.function)]
-        return sp.Sum(s.function, *limits) if limits else s.function
+    def deltas(lim, body):  # \sum_{kl} … x_{kl} δ_{lj}: δ picks the one feature l = j
+        found = {d: sp.Integer(1) for d in body.atoms(sp.Indexed) if d.base.label.name == "delta"
+                 and len(d.indices) == 2 and lim[0] in d.indices}  # δ_i alone is a name of the document's own
+        return found if found and str(lim[0]) in features and not body.xreplace(found).has(lim[0]) else {}
 
-    return e.replace(lambda a: isinstance(a, sp.Sum) and any(is_feature(lim, a.function) for lim in a.limits), drop)
+    def drop(s: sp.Sum):
+        body, limits = s.function, []
+        for lim in s.limits:
+            picked = deltas(lim, body)
+            body = body.xreplace(picked)
+            if not (picked or is_feature(lim, body)):
+                limits.append(lim)
+        return sp.Sum(body, *limits) if limits else body
+
+    return e.replace(lambda a: isinstance(a, sp.Sum) and any(is_feature(lim, a.function) or deltas(lim, a.function)
+                                                             for lim in a.limits), drop)

@@ -137,7 +137,7 @@ def warnings_for(exprs, ctx: Context) -> tuple[str, ...]:
 def scalarize(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """γ_i, μ_i read as γ, μ (after the warning): the value they are meant to have."""
     return expr.replace(lambda e: isinstance(e, sp.Indexed) and (
-        e.base.label.name in ("gamma", "beta") or (e.base.label.name in ctx.refs and ctx.refs[e.base.label.name][1] is None)),
+        e.base.label.name in ("gamma", "beta", "sigma") or (e.base.label.name in ctx.refs and ctx.refs[e.base.label.name][1] is None)),
         lambda e: symbol(e.base.label.name))
 
 
@@ -159,6 +159,7 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     warnings = warnings_for((lhs, *sides), ctx)
     lhs, sides = kronecker(scalarize(lhs, ctx)), tuple(kronecker(scalarize(s, ctx)) for s in sides)
     notation = notation.merged(ctx.notation)
+    lhs, sides = elementwise_partial(lhs, sides)
     target = target_of(lhs)
     largest = max(concrete_sizes((lhs, *sides), ctx), default=0)
     if largest > MAX_INDEX:
@@ -212,6 +213,22 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     if name in GIVEN or name in ctx.size_names:
         return with_warnings(judge_setting(name, sides, ctx), warnings)
     return with_warnings(judge_helper(name, sides, ctx), warnings)
+
+
+def elementwise_partial(lhs, sides: tuple) -> tuple:
+    """∂μ/∂x, ∂x̂/∂x, ∂y/∂x̂ with the family it differentiates by written bare (no index): the way write-ups
+    name one entry's partial, ∂μ/∂x_i, ∂x̂_i/∂x_i, ∂y_i/∂x̂_i, for each example i (the right side's bare
+    families then are the same example's); a partial by the bare vector itself is no number to check."""
+    if not (isinstance(lhs, sp.Derivative) and len(lhs.variables) == 1):
+        return lhs, sides
+    var = lhs.variables[0]
+    if not (isinstance(var, sp.Symbol) and var.name in FAMILIES) or free_index_names([lhs]):
+        return lhs, sides
+    used = {s.name for e in (lhs, *sides) for s in e.atoms(sp.Symbol)}
+    k = next(n for n in ("i", "k", "n", "r", "t") if n not in used)
+    bare = lambda e: e.xreplace({s: sp.IndexedBase(s)[symbol(k)] for s in e.atoms(sp.Symbol)  # noqa: E731
+                                 if s.name in FAMILIES and s not in {ix.base.label for ix in e.atoms(sp.Indexed)}})
+    return bare(lhs), tuple(bare(s) for s in sides)
 
 
 def _family_partial(lhs, sides, notation, ctx: Context) -> Judgement:
@@ -332,8 +349,8 @@ def judge_in_eval_mode(lhs, name, index, sides, running, notation, ctx: Context)
 def _jacobian(expr: sp.Expr) -> bool:
     """∂x̂/∂x (or ∂y/∂x) with both written bare: in vector notation a full matrix (μ and σ² join every entry),
     not the diagonal ∂x̂_i/∂x_i; ∂y/∂x̂ is diagonal and stays elementwise."""
-    x = symbol("x")
-    return any(x in d.variables and (d.expr.has(x) or isinstance(d.expr, sp.Symbol) and d.expr.name in ("xhat", "y"))
+    x, families = symbol("x"), {symbol("xhat"), symbol("y")}
+    return any(x in d.variables and (d.expr.has(x) or bool(d.expr.free_symbols & families))  # ∂(γx̂ + β)/∂x too
                for d in expr.atoms(sp.Derivative))
 
 
@@ -360,6 +377,13 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
     result = at_documents_own(ctx, result, lambda sizes_: combine(
         [check_side(ctx, expected, side, index_name, sizes_) for side in sides]), sizes)
     key = f"{name}[i]" if index is not None else name
+    if result.verdict == WRONG and all(not s.free_symbols for s in sides):
+        if len(sides) > 1:  # μ = (1 + 2 + 3)/3 = 2: a worked example's chain of numbers
+            return worked_example(key, ctx.label(name), sides)
+        if index is not None:  # y = 0: one example's value set (a case, a setting); the output is no constant
+            return Judgement(f"setting:{name}", f"setting {name}", HELPER,
+                             f"sets {name} to the number {float(sides[0]):g} (a case or a setting of the document's "
+                             "own), not a formula of the layer")
     fix = None
     if result.verdict == WRONG:
         right = result.repaired if result.repaired is not None else expected
@@ -368,6 +392,30 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
         fix = correction(lhs, right, notation, free)
     return Judgement(key, ctx.label(name), result.verdict, result.reason, (), result.counterexample, fix,
                      result.checked)
+
+
+def worked_example(key: str, label: str, sides) -> Judgement:
+    """μ = (1 + 2 + 3)/3 = 2: a chain of numbers only, from a worked example whose batch (Z = [1, 2, 3]) is not
+    read: not the general formula, so not checked against it; but every member of the chain must still be
+    equal (0.1·(−1.2247) + 0.3·1.2247 = 0.12247 is an arithmetic slip)."""
+    values = [float(s) for s in sides]
+    slip = next((k for k in range(1, len(values)) if not _same_number(values[k - 1], values[k])), None)
+    if slip is not None:
+        return Judgement(key, label, WRONG, f"an arithmetic slip: {_short(values[slip - 1])} is written as "
+                                            f"{_short(values[slip])}", (),
+                         Counterexample(None, None, values[slip], values[slip - 1]),
+                         checked="numerically, member by member")
+    return Judgement(key, label, CANNOT_EVALUATE, "numbers only (a worked example whose batch is not read): not "
+                                                  "checked against the general formula")
+
+
+def _same_number(a: float, b: float) -> bool:
+    """Equal to the digits a worked example writes (1.2247 for √1.5): a relative 10⁻³."""
+    return abs(a - b) <= 1e-3 * max(abs(a), abs(b), 1e-9)
+
+
+def _short(v: float) -> str:
+    return f"{v:.6g}"
 
 
 def at_documents_own(ctx: Context, result: SideResult, check, sizes) -> SideResult:

@@ -114,6 +114,8 @@ def step_updates(equations: list[Equation | None]) -> list[Equation | None]:
 
 def _as_update(eq: Equation) -> Equation:
     lhs = canonical(eq.lhs) if eq.lhs is not None else None
+    if isinstance(lhs, sp.Pow) and lhs.exp.is_Symbol:  # \bar{\mu}_i^{(\tau)}: the step as a superscript
+        return _superscript_update(eq, lhs)
     if not (isinstance(lhs, sp.Indexed) and len(lhs.indices) == 1 and lhs.indices[0].is_Symbol):
         return eq
     step, base = lhs.indices[0], lhs.base.label.name
@@ -130,6 +132,19 @@ def _as_update(eq: Equation) -> Equation:
 
     return replace(eq, lhs=running, rhs=at_step(canonical(eq.rhs)), chain=tuple(at_step(c) for c in sides),
                    kind="update")
+
+
+def _superscript_update(eq: Equation, lhs: sp.Pow) -> Equation:
+    """``q^{(τ)} = α q^{(τ-1)} + (1 − α) s``: the running q's update, as :func:`_as_update` reads ``q_t``."""
+    step, base = lhs.exp, lhs.base
+    previous = base ** (step - 1)
+    sides = [canonical(c) for c in eq.chain]
+    name = base.base.label.name if isinstance(base, sp.Indexed) else getattr(base, "name", None)
+    if name is None or not sides or not sides[0].has(previous):
+        return eq
+    running = symbol(f"{name}_run")
+    return replace(eq, lhs=running, rhs=canonical(eq.rhs).xreplace({previous: running}),
+                   chain=tuple(c.xreplace({previous: running}) for c in sides), kind="update")
 
 
 def _mean_of(equations: list[Equation | None], mean: sp.Expr) -> str | None:

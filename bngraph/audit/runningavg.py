@@ -18,7 +18,7 @@ from __future__ import annotations
 import sympy as sp
 
 from bngraph.audit.judge import names_in, target_of
-from bngraph.audit.verdicts import CANNOT_EVALUATE, CORRECT, NOT_ABOUT, WRONG, Context, Judgement
+from bngraph.audit.verdicts import CANNOT_EVALUATE, CORRECT, NOT_ABOUT, WRONG, Context, Counterexample, Judgement
 from bngraph.tex.names import symbol
 
 STATISTICS = {"mu": "mean", "sigma2": "variance", "sigma": "standard deviation"}
@@ -85,7 +85,7 @@ def judge_update(lhs: sp.Expr, sides, ctx: Context) -> Judgement:
             w_new = sp.simplify(w_new * (size - 1) / size)
             notes.append(f"with the unbiased variance {size}/({size} − 1)·σ², as PyTorch keeps it")
         else:
-            return wrong(f"the weights add up to {total}, not 1")
+            return _off_balance(key, label, total)
     if kind and kind != STATISTICS[stats[0]] and {kind, STATISTICS[stats[0]]} != {"variance", "standard deviation"}:
         return wrong(f"a running {kind} updated with the batch {STATISTICS[stats[0]]}")
     if stats[0] == "sigma":
@@ -101,6 +101,20 @@ def judge_update(lhs: sp.Expr, sides, ctx: Context) -> Judgement:
             warnings.append(f"{letter} is the momentum here but {letter} is also {role}"
                             + ("" if p.name != "beta" or ctx.beta_is_shift else " in batch norm"))
     return Judgement(key, label, CORRECT, "; ".join(notes), tuple(warnings), checked="symbolically")
+
+
+def _off_balance(key: str, label: str, total: sp.Expr) -> Judgement:
+    """Weights that do not add up to 1: a running value already equal to a constant batch statistic (1, batch
+    after batch) does not stay there, as any running average must; shown with the momentum at 0.9 (or 0.1)."""
+    for p in (0.9, 0.1):
+        got = float(total.xreplace({s: sp.Float(p) for s in total.free_symbols}))
+        if abs(got - 1.0) > 1e-9:
+            where = f" (with {', '.join(sorted(GREEK.get(s.name, s.name) for s in total.free_symbols))} = {p:g})" \
+                if total.free_symbols else ""
+            return Judgement(key, label, WRONG, f"the weights add up to {total}, not 1: a running value already at "
+                             f"a constant batch statistic 1 moves to {got:g}{where}", (),
+                             Counterexample(None, None, got, 1.0), checked="symbolically")
+    return Judgement(key, label, WRONG, f"the weights add up to {total}, not 1")
 
 
 def _convention(w_old: sp.Expr, w_new: sp.Expr) -> str:

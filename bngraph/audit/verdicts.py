@@ -24,7 +24,7 @@ GIVEN = {"x", "dL_dy", "gamma", "beta", "epsilon"}  # the data of a batch, never
 class Counterexample:
     """A batch where the formula and the reference differ."""
 
-    batch: Batch
+    batch: Batch | None  # None: numbers only (an arithmetic slip), no batch to show
     index: tuple[str, int] | None  # ("i", 2): the free index's value
     got: float
     want: float

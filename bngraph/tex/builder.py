@@ -17,7 +17,7 @@ import sympy as sp
 from lark import Token, Transformer, v_args
 
 from bngraph.tex.names import (FAMILIES, KNOWN_COMMANDS, LOSS_NAMES, MAX_MAGNITUDE, DiffOp, Items, Name, ParenIndex, Partial,
-                               NotChecked, Relation, TooLarge, fail, index_symbol, index_symbols, resolve_name, symbol, value)
+                               NotChecked, Relation, TexSyntaxError, TooLarge, fail, index_symbol, index_symbols, resolve_name, symbol, value)
 
 
 @v_args(inline=True)
@@ -150,6 +150,8 @@ class Builder(NameRules):
     def mul(self, *args):
         a, b = args[0], args[-1]
         if isinstance(a, DiffOp):
+            if _constant(b):  # ∂/∂x_i (1/n) Σ_r x_r: a constant factor first, the operator still waits for its operand
+                return DiffOp(a.wrt, a.coefficient * self._num(b))
             return a.coefficient * self._derivative(b, a.wrt, "frac")
         if isinstance(b, DiffOp):  # (x_i - μ) ∂/∂x_i √…: the operator still waits for its operand
             return DiffOp(b.wrt, self._num(a) * b.coefficient)
@@ -299,6 +301,18 @@ class Builder(NameRules):
 
     def expression(self, expr):
         return self._num(expr)
+
+
+def _constant(obj) -> bool:
+    """A number or a size's reciprocal (2, 1/n, \frac{1}{N}): no operator's operand."""
+    if isinstance(obj, (DiffOp, Partial, Items, tuple)) or not isinstance(obj, (sp.Expr, Name)):
+        return False
+    try:
+        v = value(obj)
+    except TexSyntaxError:  # not a plain value: an operand
+        return False
+    return isinstance(v, sp.Expr) and not v.atoms(sp.Indexed, sp.Sum, sp.Derivative) and \
+        {s.name for s in v.free_symbols} <= {"m", "n", "N", "M", "B", "D", "d"}
 
 
 def _power(base, exponent, tex: str):

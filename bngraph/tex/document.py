@@ -326,8 +326,9 @@ _LEADING_LAYOUT = re.compile(r"^(?:\s|&|\\q?quad(?![a-zA-Z])|\\[,;:! ]|\\(?:nonu
 # A full-width comma or semicolon (CJK text) sets two equations apart as ", \quad" does.
 # So does an arrow between two equations (``a = b \quad\Rightarrow\quad c = d``, ``\to``, ``\implies``).
 _ARROW = r"\\(?:to|Rightarrow|rightarrow|implies|Longrightarrow|longrightarrow)(?![a-zA-Z])"
-_SEPARATOR = re.compile(r"(?:[,;]\s*)?\\qquad(?![a-zA-Z])|,\s*\\q?quad(?![a-zA-Z])|;\s*(?:\\q?quad(?![a-zA-Z]))?|\s*[，；]\s*"
-                        r"|(?:\\q?quad\s*)?" + _ARROW + r"(?:\s*\\q?quad(?![a-zA-Z]))?"
+# (the arrow first: "\qquad \Rightarrow \qquad" is one separator, not a \qquad and a row opening with an arrow)
+_SEPARATOR = re.compile(r"(?:\\q?quad\s*)?" + _ARROW + r"(?:\s*\\q?quad(?![a-zA-Z]))?"
+                        r"|(?:[,;]\s*)?\\qquad(?![a-zA-Z])|,\s*\\q?quad(?![a-zA-Z])|;\s*(?:\\q?quad(?![a-zA-Z]))?|\s*[，；]\s*"
                         r"|\\quad(?=\s*[A-Za-z]\s*=\s*[0-9.]+\s*$)")  # "… \quad m = 0.1": a constant's value, set apart
 
 
