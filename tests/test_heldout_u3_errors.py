@@ -179,3 +179,29 @@ def test_the_scale_invariance_holds_for_positive_a_only():
     bn = lambda v, eps=0.0: (v - v.mean()) / np.sqrt(v.var() + eps)  # noqa: E731
     assert not differs(bn(2.5 * x), bn(x))
     assert differs(bn(-2.5 * x), bn(x)) and differs(bn(2.5 * x, 0.3), bn(x, 0.3))
+
+
+def test_the_rmsnorm_files_added_second_are_right_in_numbers():
+    """No error recorded in zh_rmsnorm_orthogonality, aurora_spec_rmsnorm, zh_ln_to_rmsnorm: their gradients, Jacobians
+    and the orthogonality hold (with eps = 0 where the text neglects it), and the disputed eps rows fail with eps > 0."""
+    x, gamma, dy = RNG.normal(0.2, 1.1, 5), RNG.normal(1.0, 0.3, 5), RNG.normal(0, 1, 5)
+    d = len(x)
+
+    def rmsnorm(v, g=None, eps=0.0):
+        return (np.ones(d) if g is None else g) * v / np.sqrt((v ** 2).mean() + eps)
+
+    r, y = np.sqrt((x ** 2).mean()), rmsnorm(x)
+    # zh_rmsnorm_orthogonality 121 (dL/dx = (dL/dy - y (dL/dy . y)/d)/RMS, y without gamma) and 141 (orthogonal to y)
+    true = grad(lambda v: float(dy @ rmsnorm(v)), x)
+    assert not differs((dy - y * (dy @ y) / d) / r, true)
+    assert abs(true @ y) < 1e-7
+    # zh_ln_to_rmsnorm 58: Jacobian (g_i/RMS)(delta_ij - x_i x_j/(d RMS^2)) with eps outside the root set to 0
+    jac = np.array([grad(lambda v: rmsnorm(v, gamma)[i], x) for i in range(d)])
+    assert not differs(gamma[:, None] / r * (np.eye(d) - np.outer(x, x) / (d * r ** 2)), jac)
+    # aurora_spec_rmsnorm 16, with eps inside the root: g/RMS - x/(D RMS^3) sum g_j x_j
+    eps = 0.1
+    re, g = np.sqrt((x ** 2).mean() + eps), dy * gamma
+    assert not differs(g / re - x / (d * re ** 3) * (g @ x), grad(lambda v: float(dy @ rmsnorm(v, gamma, eps)), x))
+    # the disputed scale invariance (zh_rmsnorm_orthogonality 182, zh_ln_to_rmsnorm 68): only for eps = 0
+    assert not differs(rmsnorm(2.5 * x, gamma), rmsnorm(x, gamma))
+    assert differs(rmsnorm(2.5 * x, gamma, 0.3), rmsnorm(x, gamma, 0.3))
