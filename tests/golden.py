@@ -71,8 +71,13 @@ def sha256(text: str) -> str:
 
 
 def _relative(text: str) -> str:
-    """The checkout's absolute path out of the text (a user function's file name is in it)."""
-    return text.replace(str(HERE), "<tests>")
+    """The checkout's absolute path out of the text (a user function's file name is in it), also
+    as the LaTeX spells it (a checkout in /tmp/ci_main is /tmp/ci\\_main there)."""
+    from bngraph.tex.export import _prose
+
+    for spelled in dict.fromkeys([_prose(str(HERE)), str(HERE)]):
+        text = text.replace(spelled, "<tests>")
+    return text
 
 
 def case_outputs(case) -> dict[str, str]:
