@@ -112,6 +112,40 @@ def recorded_error_tests(expected: dict, checks: dict, *args):
     return test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numbers
 
 
+def repeat_of_test(expected: dict):
+    """The test a held-out set's file makes of ``repeat_of``: a repeated slip maps a recorded error's
+    line to the recorded error where it first appears."""
+
+    def test_every_repeat_points_at_a_recorded_error():
+        assert all(int(k) in expected[name]["errors"] and v in expected[name]["errors"]
+                   for name, entry in expected.items() for k, v in entry.get("repeat_of", {}).items())
+
+    return test_every_repeat_points_at_a_recorded_error
+
+
+LAYER_NAMES = {"batchnorm", "layernorm", "rmsnorm"}  # what a set's ``layer`` may name (``audit --layer``)
+
+
+def documents_test(folder, expected: dict, min_documents: int, min_batchnorm: int):
+    """The test a held-out set's file makes of its documents: each has verdicts, a layer, a source
+    and licence note, and every line its verdicts name lies in the file, none both error and disputed."""
+
+    def test_every_document_has_verdicts_a_layer_and_a_source():
+        docs = sorted(p.name for p in folder.glob("*.md") if p.name != "README.md")
+        assert docs == sorted(expected) and len(docs) >= min_documents
+        assert sum(expected[name]["layer"] == "batchnorm" for name in docs) >= min_batchnorm
+        for name in docs:
+            text = (folder / name).read_text()
+            assert text.startswith("<!-- source:") and "licence" in text.split("-->")[0], name
+            assert expected[name]["layer"] in LAYER_NAMES, name
+            lines = len(text.splitlines())
+            marked = [*expected[name]["errors"], *map(int, expected[name]["disputed"])]
+            assert all(1 <= n <= lines for n in marked), name  # every verdict points into the file
+            assert not set(expected[name]["errors"]) & set(map(int, expected[name]["disputed"])), name
+
+    return test_every_document_has_verdicts_a_layer_and_a_source
+
+
 test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numbers = recorded_error_tests(
     EXPECTED, CHECKS, T)
 

@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_heldout_errors import T, differs, grad, recorded_error_tests
+from test_heldout_errors import T, differs, documents_test, grad, recorded_error_tests, repeat_of_test
 
 U2 = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout_u2"
 EXPECTED = json.loads((U2 / "expected.json").read_text())
 RNG = np.random.default_rng(17)
-LAYERS = {"batchnorm", "layernorm", "rmsnorm"}
 
 
 def jacobian(f, v):
@@ -194,23 +193,8 @@ test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numb
     EXPECTED, CHECKS)
 
 
-def test_every_repeat_points_at_a_recorded_error():
-    assert all(int(k) in EXPECTED[name]["errors"] and v in EXPECTED[name]["errors"]
-               for name, entry in EXPECTED.items() for k, v in entry.get("repeat_of", {}).items())
-
-
-def test_every_document_has_verdicts_a_layer_and_a_source():
-    docs = sorted(p.name for p in U2.glob("*.md") if p.name != "README.md")
-    assert docs == sorted(EXPECTED) and len(docs) >= 12
-    assert sum(EXPECTED[name]["layer"] == "batchnorm" for name in docs) >= 8
-    for name in docs:
-        text = (U2 / name).read_text()
-        assert text.startswith("<!-- source:") and "licence" in text.split("-->")[0], name
-        assert EXPECTED[name]["layer"] in LAYERS, name
-        lines = len(text.splitlines())
-        marked = [*EXPECTED[name]["errors"], *map(int, EXPECTED[name]["disputed"])]
-        assert all(1 <= n <= lines for n in marked), name  # every verdict points into the file
-        assert not set(EXPECTED[name]["errors"]) & set(map(int, EXPECTED[name]["disputed"])), name
+test_every_repeat_points_at_a_recorded_error = repeat_of_test(EXPECTED)
+test_every_document_has_verdicts_a_layer_and_a_source = documents_test(U2, EXPECTED, 12, 8)
 
 
 def test_the_makemore_final_row_is_wrong_with_the_1_over_m_variance_too():

@@ -12,12 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_heldout_errors import T, differs, grad, recorded_error_tests
+from test_heldout_errors import T, differs, documents_test, grad, recorded_error_tests, repeat_of_test
 
 U3 = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout_u3"
 EXPECTED = json.loads((U3 / "expected.json").read_text())
 RNG = np.random.default_rng(29)
-LAYERS = {"batchnorm", "layernorm", "rmsnorm"}
 
 S = np.sqrt(T["var"] + T["eps"])          # sqrt(sigma_B^2 + eps)
 G = T["gamma"] * T["dy"]                  # dL/dxhat_i
@@ -149,23 +148,8 @@ def test_the_rmsnorm_notebook_rows_are_right():
     assert not differs(gamma / r * (1 - xhat ** 2 / d), np.diag(jac))                   # linalg_nb_layernorm 107
 
 
-def test_every_repeat_points_at_a_recorded_error():
-    assert all(int(k) in EXPECTED[name]["errors"] and v in EXPECTED[name]["errors"]
-               for name, entry in EXPECTED.items() for k, v in entry.get("repeat_of", {}).items())
-
-
-def test_every_document_has_verdicts_a_layer_and_a_source():
-    docs = sorted(p.name for p in U3.glob("*.md") if p.name != "README.md")
-    assert docs == sorted(EXPECTED) and len(docs) >= 12
-    assert sum(EXPECTED[name]["layer"] == "batchnorm" for name in docs) >= 10
-    for name in docs:
-        text = (U3 / name).read_text()
-        assert text.startswith("<!-- source:") and "licence" in text.split("-->")[0], name
-        assert EXPECTED[name]["layer"] in LAYERS, name
-        lines = len(text.splitlines())
-        marked = [*EXPECTED[name]["errors"], *map(int, EXPECTED[name]["disputed"])]
-        assert all(1 <= n <= lines for n in marked), name
-        assert not set(EXPECTED[name]["errors"]) & set(map(int, EXPECTED[name]["disputed"])), name
+test_every_repeat_points_at_a_recorded_error = repeat_of_test(EXPECTED)
+test_every_document_has_verdicts_a_layer_and_a_source = documents_test(U3, EXPECTED, 12, 10)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
