@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import sympy as sp
 
 from bngraph.errors import BngraphError
-from bngraph.engine.replicas import Replicas, example_index, symbol as plain_symbol
+from bngraph.engine.replicas import Replicas, example_index, symbol  # noqa: F401 (node names' symbols: re-exported)
 from bngraph.engine.primitives import forward
 from bngraph.engine.trace import Trace
 
@@ -35,11 +35,6 @@ if TYPE_CHECKING:
 
 VIEWS = ("named", "staged")
 LEAF_OPS = {"input": "input", "parameter": "parameter", "constant": "constant"}
-
-
-def symbol(name: str) -> sp.Symbol:
-    """The SymPy symbol of a node name (plain, no assumptions, so ``parse_expr`` reads it back)."""
-    return plain_symbol(name)
 
 
 @dataclass(frozen=True)

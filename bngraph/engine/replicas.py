@@ -202,8 +202,8 @@ def _template(k: int, inputs, result):
 
 @lru_cache(maxsize=1 << 20)
 def symbol(name: str) -> sp.Symbol:
-    """``Symbol(name)``, plain (no assumptions), made once per name: SymPy's constructor costs
-    more than the lookup, and a derivation at large m names a few symbols per example."""
+    """The SymPy symbol of a node name: plain (no assumptions, so ``parse_expr`` reads it back), made
+    once per name (SymPy's constructor costs more than the lookup; large m names a few per example)."""
     return sp.Symbol(name)
 
 
