@@ -201,6 +201,7 @@ class Evaluator:
         (var, count), = derivative.variable_count
         if count != 1:
             raise Unevaluable("a higher derivative")
+        var = self._unaliased(var, derivative.expr)
         if isinstance(var, sp.Indexed):
             seed = (var.base.label.name, int(value_of(self._value(var.indices[0], env))))
         elif isinstance(var, sp.Symbol):
@@ -222,12 +223,39 @@ class Evaluator:
                           seed=seed, held=frozenset(set(held) - {seed[0]}), parent=self, definitions=self.definitions)
         return lift(child._value(top, env)).d
 
+    def _unaliased(self, var, top):
+        """``v = σ²`` or ``r = RMS(x)``, a name the document gives a quantity: ∂σ/∂v is ∂σ/∂σ², unless the
+        formula ∂top/∂v differentiates names v itself."""
+        for _ in range(4):  # r = RMS(x), RMS(x) = √(…): a short chain of names
+            helper = self.helpers.get(var.name) if isinstance(var, sp.Symbol) else None
+            if helper is None or helper.index is not None or not isinstance(helper.expr, sp.Symbol):
+                return var
+            try:
+                if var.name in _names(definition_of(self, top, var)):
+                    return var
+            except Unevaluable:
+                pass
+            var = helper.expr
+        return var
+
+
 def definition_of(ev: Evaluator, top: sp.Expr, var) -> sp.Expr:
     """What ∂top/∂var differentiates: a quantity's own formula (one level down), or the expression."""
     name = top.base.label.name if isinstance(top, sp.Indexed) else getattr(top, "name", None)
     if isinstance(top, sp.Indexed) and top.indices[0].is_Integer and f"{name}[{top.indices[0]}]" in ev.helpers:
         return ev.helpers[f"{name}[{top.indices[0]}]"].expr
     if name in ev.helpers:
+        wrt = var.base.label.name if isinstance(var, sp.Indexed) else var.name
+        # x̂_i = x_i/RMS(x) first, x̂_i = x_i/r later: ∂x̂_j/∂r differentiates the definition that names r
+        for helper in (ev.helpers[name], *ev.definitions.get(name, ())):
+            if helper.index is None:
+                own = helper.expr
+            elif isinstance(top, sp.Indexed):
+                own = _rename_bound(helper.expr).xreplace({sp.Symbol(helper.index): top.indices[0]})
+            else:
+                continue
+            if wrt in _names(own):
+                return own
         helper = ev.helpers[name]
         if helper.index is None:
             return helper.expr

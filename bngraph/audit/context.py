@@ -79,6 +79,8 @@ def register_helper(lhs, sides, ctx: Context) -> None:
         ctx.definitions.setdefault(key, []).append(Helper(sides[0], index.name if isinstance(index, sp.Symbol) else None))
     # δ = dJ/dZ (the whole batch's), then δ_i = dJ/dz_i: the element's definition is the one formulas use
     taken = name in ctx.helpers and not (ctx.helpers[name].index is None and isinstance(index, sp.Symbol))
+    if taken and not any(name in names_in(s) for s in sides):  # x̂_i = x_i/r after x̂_i = x_i/RMS(x)
+        ctx.definitions.setdefault(name, []).append(Helper(sides[0], index.name if isinstance(index, sp.Symbol) else None))
     if (name in ctx.refs or name in GIVEN or name in ctx.size_names or taken
             or any(name in names_in(s) for s in sides) or name.startswith("dL_d")):
         return

@@ -81,6 +81,26 @@ def own_letters(equations: list[Equation | None], refs) -> list[Equation | None]
     return equations
 
 
+def accented_squares(equations: list[Equation | None]) -> list[Equation | None]:
+    r"""``\bar{\sigma}^2`` where the document defines ``\bar{\sigma} = \sqrt{\sigma^2 + \epsilon}``: the square of its σ̄,
+    not a variance of its own (the reader spells σ̂², σ̄² as one name, as it does σ²)."""
+    defined = {target for eq in equations if eq is not None and eq.lhs is not None
+               for target in [canonical(eq.lhs)] if isinstance(target, sp.Symbol)}
+    names = {e.name for eq in equations if eq is not None for side in _sides(eq)
+             for e in canonical(side).free_symbols}
+    squares = {symbol(n): symbol("sigma" + n[len("sigma2"):]) ** 2 for n in names
+               if n.startswith("sigma2") and len(n) > len("sigma2") and symbol("sigma" + n[len("sigma2"):]) in defined
+               and symbol(n) not in defined}
+    if not squares:
+        return equations
+
+    def square(e):
+        return None if e is None else canonical(e).xreplace(squares)
+
+    return [None if eq is None else replace(eq, lhs=square(eq.lhs), rhs=square(eq.rhs),
+                                            chain=tuple(square(c) for c in eq.chain)) for eq in equations]
+
+
 def _defines(eq: Equation, formula: sp.Expr, index: str | None) -> str | None:
     """The letter ``eq`` defines, if its right side is ``formula`` at the left side's index."""
     if eq.kind != "definition" or not isinstance(eq.lhs, sp.Indexed) or len(eq.lhs.indices) != 1 or index is None:

@@ -1,0 +1,101 @@
+"""Readings fixed after the third untouched set (benchmarks/heldout_u3, issue 14, round 7), each on a minimal
+document: a partial by a name the document gives a quantity (``v = σ²``, ``r = RMS(x)``) is the partial by that
+quantity; a helper defined twice (``x̂_i = x_i/RMS(x)``, later ``x̂_i = x_i/r``) is differentiated by the definition
+that names the variable; ``\\bar{\\sigma}^2`` is the square of the document's σ̄. Expected values are worked out by
+hand or with NumPy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bngraph.audit.auditor import audit_document
+
+
+def last(doc: str, layer: str = "batchnorm"):
+    return audit_document(doc, layer).findings[-1]
+
+
+def batch_of(c):
+    return np.array(c.batch.x), c.batch.epsilon, c.index[1] - 1 if c.index else None
+
+
+# -- a partial by the document's own name for a quantity (linalg_nb_layernorm.md 82) ---------------------------
+ALIAS = r"""$$v = \sigma^2 = \frac{1}{d}\sum_j (x_j - \mu)^2$$
+
+where $\sigma = \sqrt{\sigma^2 + \epsilon}$.
+
+$$\frac{\partial \sigma}{\partial v} = %s$$
+"""
+
+
+def test_a_partial_by_an_alias_of_the_variance():
+    found = last(ALIAS % r"\frac{1}{2\sigma}", "layernorm")
+    assert found.verdict == "correct", found.to_text()
+
+
+def test_a_partial_by_an_alias_still_catches_a_lost_half():
+    found = last(ALIAS % r"\frac{1}{\sigma}", "layernorm")
+    assert found.verdict == "wrong", found.to_text()
+    x, eps, _ = batch_of(found.counterexample)
+    assert found.counterexample.want == pytest.approx(0.5 / np.sqrt(x.var() + eps))
+    assert found.counterexample.got == pytest.approx(1 / np.sqrt(x.var() + eps))
+
+
+# -- a helper defined twice, the later one by the name the partial is by (linalg_nb_rmsnorm.md 70) ---------------
+TWICE = r"""$$\text{RMS}(x) = \sqrt{\frac{1}{d}\sum_{i=1}^{d} x_i^2 + \epsilon}$$
+
+$$\hat{x}_i = \frac{x_i}{\text{RMS}(x)}$$
+
+Let $r = \text{RMS}(x) = \sqrt{\frac{1}{d}\sum_j x_j^2 + \epsilon}$, then $\hat{x}_i = \frac{x_i}{r}$.
+
+$$\frac{\partial \hat{x}_j}{\partial r} = %s$$
+"""
+
+
+def test_a_helper_defined_twice_is_differentiated_by_the_definition_that_names_the_variable():
+    found = last(TWICE % r"-\frac{x_j}{r^2}", "rmsnorm")
+    assert found.verdict == "correct", found.to_text()
+
+
+def test_a_helper_defined_twice_still_catches_a_lost_sign():
+    found = last(TWICE % r"\frac{x_j}{r^2}", "rmsnorm")
+    assert found.verdict == "wrong", found.to_text()
+    x, eps, k = batch_of(found.counterexample)
+    assert found.counterexample.want == pytest.approx(-x[k] / (np.mean(x ** 2) + eps))
+
+
+# -- \bar{\sigma}^2, the square of the document's σ̄ (zh_norm_survey_ln.md 75) ----------------------------------
+SQUARE = r"""$$\hat{x}_j = \frac{x_j - \mu}{\sqrt{\sigma^2 + \epsilon}}$$
+
+Let $\bar{\sigma} = \sqrt{\sigma^2 + \epsilon}$.
+
+$$\frac{\partial \mathcal{L}}{\partial x_j} = \frac{1}{\bar{\sigma}} \left( \frac{\partial \mathcal{L}}{\partial \hat{x}_j}
+ - \frac{1}{d} \sum_{k=1}^{d} \frac{\partial \mathcal{L}}{\partial \hat{x}_k} - \frac{(x_j - \mu)}{%s\bar{\sigma}^2}
+ \sum_{k=1}^{d} \frac{\partial \mathcal{L}}{\partial \hat{x}_k} (x_k - \mu) \right)$$
+"""
+
+
+def test_sigma_bar_squared_is_the_square_of_the_documents_sigma_bar():
+    found = last(SQUARE % "d", "layernorm")
+    assert found.verdict in ("correct", "correct-other-form"), found.to_text()
+
+
+def test_sigma_bar_squared_catches_the_lost_one_over_d():
+    found = last(SQUARE % "", "layernorm")
+    assert found.verdict == "wrong" and found.counterexample is not None, found.to_text()
+
+
+TWICE_INVERSE = r"""$$\text{RMS}(x) = \sqrt{\frac{1}{d}\sum_{i=1}^{d} x_i^2 + \epsilon}$$
+
+$$\hat{x}_i = \frac{x_i}{\text{RMS}(x)}$$
+
+With $s = \frac{1}{\text{RMS}(x)}$, $\hat{x}_i = x_i s$ and
+
+$$\frac{\partial \hat{x}_j}{\partial s} = %s$$
+"""
+
+
+@pytest.mark.parametrize("rhs, verdict", [("x_j", "correct"), ("s", "wrong")])
+def test_a_helper_defined_twice_by_a_name_that_is_no_alias(rhs, verdict):
+    found = last(TWICE_INVERSE % rhs, "rmsnorm")
+    assert found.verdict == verdict, found.to_text()
