@@ -278,7 +278,9 @@ def test_momentum_named_like_a_layer_parameter_is_a_warning():
     (r"\mu = \frac{1}{m} x_i", "ambiguous", "right if i is summed over the batch"),
     (r"\mu = x_i", "wrong", "the index i is free on the right side only"),
     (r"\sum_{i=1}^m \hat{x}_i = 0", "correct", ""),
-    (r"\frac{1}{m}\sum_{i=1}^m \hat{x}_i^2 = 1", "wrong", ""),
+    # 1 − ε/(σ² + ε) in truth: right with ε = 0, as the paper writes it ("neglecting ε")
+    (r"\frac{1}{m}\sum_{i=1}^m \hat{x}_i^2 = 1", "ambiguous", "right with ε = 0"),
+    (r"\frac{1}{m}\sum_{i=1}^m \hat{x}_i^2 = 2", "wrong", ""),
     (r"\frac{\partial y_i}{\partial \hat{x}_i} = \gamma", "correct", ""),
     (r"\sigma_B = \sqrt{\sigma_B^2 + \epsilon}", "helper", "σ here is √(σ² + ε)"),
     (r"\epsilon = 10^{-5}", "helper", "sets epsilon = 1e-05"),

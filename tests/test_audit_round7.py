@@ -99,3 +99,68 @@ $$\frac{\partial \hat{x}_j}{\partial s} = %s$$
 def test_a_helper_defined_twice_by_a_name_that_is_no_alias(rhs, verdict):
     found = last(TWICE_INVERSE % rhs, "rmsnorm")
     assert found.verdict == verdict, found.to_text()
+
+
+# -- y defined without γ and β: the normalised value, γ = 1 and β = 0 in what follows (zh_rmsnorm_orthogonality.md) --
+PLAIN = r"""Without scale and shift, the output is
+
+$$y_{i} = \frac{x_{i}}{\text{RMS}(x)}, \qquad \text{RMS}(x) = \sqrt{\frac{1}{d} \sum_{k=1}^{d} x_{k}^{2} + \epsilon}$$
+
+$$\frac{\partial L}{\partial x_{i}} = \frac{1}{\text{RMS}(x)} \left[ \frac{\partial L}{\partial y_{i}} - \frac{y_{i}}{d} %s \right]$$
+"""
+
+
+def test_a_document_that_defines_y_without_gamma_and_beta_is_read_with_gamma_one():
+    found = last(PLAIN % r"\sum_{j=1}^{d} \frac{\partial L}{\partial y_{j}} y_{j}", "rmsnorm")
+    assert found.verdict == "correct" and "γ = 1" in found.checked, found.to_text()
+
+
+def test_a_document_that_defines_y_without_gamma_still_catches_a_dropped_sum():
+    found = last(PLAIN % r"\frac{\partial L}{\partial y_{i}} y_{i}", "rmsnorm")
+    assert found.verdict == "wrong", found.to_text()
+    c = found.counterexample
+    x, dy, k = np.array(c.batch.x), np.array(c.batch.dL_dy), c.index[1] - 1
+    rms = np.sqrt(np.mean(x ** 2) + c.batch.epsilon)
+    y = c.batch.gamma * x / rms  # the counterexample is the formula as written, at the batch's own γ
+    assert c.got == pytest.approx((dy[k] - y[k] / len(x) * dy[k] * y[k]) / rms)
+
+
+def test_a_dropped_gamma_is_still_wrong_where_the_document_defines_y_with_gamma():
+    doc = (r"$$y_i = \gamma \hat{x}_i + \beta$$" "\n\n"
+           r"$$\frac{\partial L}{\partial \hat{x}_i} = \frac{\partial L}{\partial y_i}$$")
+    found = last(doc)
+    assert found.verdict == "wrong", found.to_text()
+    assert found.counterexample.want == pytest.approx(found.counterexample.batch.gamma * found.counterexample.got)
+
+
+# -- ε left out of one formula ("ignoring ε here") in a document that writes it elsewhere ---------------------------
+EPS = r"""$$\text{RMS}(x) = \sqrt{\frac{1}{d} \sum_{k=1}^{d} x_{k}^{2} + \epsilon}$$
+
+$$\frac{\partial \text{RMS}(x)}{\partial x_{i}} = \frac{1}{2} \left( \frac{1}{d} \sum_{k=1}^{d} x_{k}^{2} \right)^{-1/2} \cdot \frac{2 x_{i}}{%s}$$
+"""
+
+
+def test_a_formula_that_writes_no_epsilon_is_right_with_epsilon_zero_ambiguous():
+    found = last(EPS % "d", "rmsnorm")
+    assert found.verdict == "ambiguous" and "ε = 0" in found.reason, found.to_text()
+
+
+def test_a_formula_that_writes_no_epsilon_still_catches_a_lost_one_over_d():
+    found = last(EPS % "1", "rmsnorm")
+    assert found.verdict == "wrong", found.to_text()
+    x, eps, k = batch_of(found.counterexample)
+    assert found.counterexample.got == pytest.approx(x[k] / np.sqrt(np.mean(x ** 2)))
+
+
+# -- ∂y_j/∂x_i stated for j ≠ i (the text's case 2): right off the diagonal only --------------------------------
+def test_an_off_diagonal_entry_is_ambiguous_not_wrong():
+    doc = (r"$$y_i = \frac{x_i}{\text{RMS}(x)}, \quad \text{RMS}(x) = \sqrt{\frac{1}{d}\sum_{k=1}^{d} x_k^2 + \epsilon}$$"
+           "\n\n" r"$$\frac{\partial y_{j}}{\partial x_{i}} = - \frac{y_{i} y_{j}}{d \cdot \text{RMS}(x)}$$")
+    found = last(doc, "rmsnorm")
+    assert found.verdict == "ambiguous" and "i ≠ j" in found.reason, found.to_text()
+
+
+def test_an_entry_wrong_on_and_off_the_diagonal_is_wrong():
+    doc = (r"$$y_i = \frac{x_i}{\text{RMS}(x)}, \quad \text{RMS}(x) = \sqrt{\frac{1}{d}\sum_{k=1}^{d} x_k^2 + \epsilon}$$"
+           "\n\n" r"$$\frac{\partial y_{j}}{\partial x_{i}} = \frac{y_{i} y_{j}}{d \cdot \text{RMS}(x)}$$")
+    assert last(doc, "rmsnorm").verdict == "wrong"

@@ -197,8 +197,11 @@ def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | No
     if not found:
         return SideResult(CANNOT_EVALUATE, f"cannot evaluate it: {unevaluable[0]}")
     reading, mismatch = next(((r, m) for r, m in found if r.primary), found[0])
-    if any(_right_without_epsilon(ctx, expected, r, index, sizes) for r, _ in found):
-        return SideResult(AMBIGUOUS, "wrong as written; right with ε = 0, as the document writes no ε", checked=where)
+    for says, changes in _document_settings(ctx, actual):
+        if any(_right_with(ctx, expected, r, index, sizes, changes) for r, _ in found):
+            if "epsilon" in changes:
+                return SideResult(AMBIGUOUS, f"wrong as written; right {says}", checked=where)
+            return SideResult(CORRECT, checked=f"{where}, reading it {says}")
     stray = free_index_names([actual]) - ({index} if index else set())
     if stray:
         return SideResult(WRONG, f"the index {', '.join(sorted(stray))} is free on the right side only, "
@@ -210,13 +213,43 @@ def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | No
     return SideResult(WRONG, reason, small, repaired if reading.actual == actual else None, where)
 
 
-def _right_without_epsilon(ctx, expected, reading: Reading, index, sizes) -> bool:
-    """σ = √(mean of squares) and x̂ = (x − μ)/σ, with no ε anywhere: a document that takes ε as 0."""
-    if ctx.batch_only or not ctx.eps_free:
-        return False
+PLAIN_OUTPUT = "y being the normalised value as the document defines it"
+
+
+def _document_settings(ctx: Context, actual: sp.Expr) -> list[tuple[str, dict]]:
+    """Values of γ, β, ε a document may mean a formula at: γ = 1 and β = 0 where it defines y without them
+    (the normalised value alone), ε = 0 where it writes no ε (anywhere, or in this formula and the names of
+    its own the formula uses: "ignoring ε")."""
+    if ctx.batch_only:
+        return []
+    plain = {"gamma": 1.0, "beta": 0.0} if ctx.plain_output else None
+    no_eps = None
+    if ctx.eps_free:
+        no_eps = "with ε = 0, as the document writes no ε"
+    elif not _writes_epsilon(ctx, actual):
+        no_eps = "with ε = 0, as the formula writes no ε"
+    out = [(f"with γ = 1 and β = 0, {PLAIN_OUTPUT}", plain)] if plain else []
+    if no_eps:
+        out.append((no_eps, {"epsilon": 0.0}))
+    if plain and no_eps:
+        out.append((f"{no_eps} and γ = 1, β = 0, {PLAIN_OUTPUT}",
+                    {**plain, "epsilon": 0.0}))
+    return out
+
+
+def _writes_epsilon(ctx: Context, expr: sp.Expr, depth: int = 4) -> bool:
+    """ε in the formula or in a definition of a name of the document's own that it uses."""
+    if expr.has(symbol("epsilon")):
+        return True
+    names = {s.name for s in expr.free_symbols} | {ix.base.label.name for ix in expr.atoms(sp.Indexed)}
+    return depth > 0 and any(_writes_epsilon(ctx, ctx.helpers[n].expr, depth - 1) for n in names & set(ctx.helpers))
+
+
+def _right_with(ctx, expected, reading: Reading, index, sizes, changes: dict) -> bool:
+    """Does the reading hold with the batch's γ, β, ε set as ``changes`` says (every batch, every size)?"""
     try:
         return find_mismatch(ctx, expected, reading.actual, index, sizes, reading=reading.partials,
-                             batches=lambda m: [dataclasses.replace(Batch.random(m, s), epsilon=0.0)
+                             batches=lambda m: [dataclasses.replace(Batch.random(m, s), **changes)
                                                 for s in SEEDS]) is None
     except (Unevaluable, TypeError, ValueError):
         return False

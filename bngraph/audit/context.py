@@ -41,7 +41,7 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
     indexed = {ix.base.label.name for pair in sides_of if pair is not None for e in (pair[0], *pair[1])
                for ix in e.atoms(sp.Indexed)}
     size_names = (set(SIZE_LETTERS) - indexed) | {notation.get("m")} - {None}
-    concrete, bound_at, m_now = [], [], None
+    concrete, bound_at, m_now, plain = [], [], None, []
     for pair in sides_of:
         if pair is not None:
             lhs, sides = pair
@@ -54,8 +54,12 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
                 size_names |= {s.limits[0][2].name for s in e.atoms(sp.Sum) if s.limits[0][2].is_Symbol}
             if target and target[0] == "y" and "beta" in names_in(sides[0]):
                 ctx.beta_is_shift = True
+            # (y = 0, y_i = γ z_i + β use no x: a setting, or another letter's; no definition of the output)
+            if target and target[0] == "y" and any(n in names_in(s) for s in sides for n in ("x", "xhat")):
+                plain.append(not names_in(sides[0]) & {"gamma", "beta"})
         bound_at.append(m_now)
     ctx.size_names = frozenset(size_names)
+    ctx.plain_output = bool(plain) and all(plain)  # y_i = x_i/RMS(x) "without scale and shift": γ = 1, β = 0 there
     eps = symbol("epsilon")
     ctx.eps_free = not any(e.has(eps) for pair in sides_of if pair is not None for e in (pair[0], *pair[1])) and any(
         pair is not None and (target_of(pair[0]) or ("",))[0] in ("sigma", "xhat") for pair in sides_of)

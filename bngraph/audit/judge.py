@@ -27,7 +27,7 @@ from functools import lru_cache
 import sympy as sp
 
 from bngraph.audit.batcheval import SIZES, Batch, Unevaluable, _rename_bound, close
-from bngraph.audit.compare import FAMILIES, SideResult, outside_partials, as_vectors, check_side, find_mismatch
+from bngraph.audit.compare import FAMILIES, PLAIN_OUTPUT, SideResult, outside_partials, as_vectors, check_side, find_mismatch
 from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, GIVEN, HELPER, NOT_ABOUT,
                                     OTHER_FORM, VERDICTS, WRONG, Context, Counterexample, Judgement)
 from bngraph.tex.names import MAX_INDEX, Notation, free_index_names, symbol
@@ -200,7 +200,9 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
                          "σ² here is σ_B² + ε: later formulas without ε are read with it", warnings)
     if name in ctx.refs and (ctx.refs[name][1] is None) == (index is None):
         found = judge_quantity(lhs, name, index, sides, notation, ctx)
-        if found.verdict == WRONG and name == "y" and "is the normalised input" in found.reason:
+        # y's own definition without γ, β is what makes its y the normalised value: a naming, not a fact
+        if (found.verdict == WRONG and name == "y" and "is the normalised input" in found.reason) or (
+                name == "y" and PLAIN_OUTPUT in found.checked):
             return Judgement("y[i]", ctx.label(name), AMBIGUOUS, "wrong if y_i is the output γ x̂_i + β; right if "
                              "y_i names the normalised value x̂_i (no γ, β), as some write-ups do", warnings)
         own = foreign_statistics(sides, ctx)
@@ -484,7 +486,7 @@ def judge_helper(name, sides, ctx: Context) -> Judgement:
 def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
     """A left side that is not one quantity: check that both sides agree."""
     label = "local partial" if isinstance(lhs, sp.Derivative) else "identity"
-    free = free_index_names([lhs, *(v for d in lhs.atoms(sp.Derivative) for v in d.variables)])
+    free = _free_of_left(lhs)
     if len(free) == 2:  # ∂x̂_i/∂x_j = (δ_ij − …): the second index held at 1, then at 2
         return _pinned(lhs, sides, notation, ctx, label, sorted(free)[1])
     if len(free) > 1:
@@ -501,6 +503,11 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
         fix = correction(lhs, result.repaired, notation, free)
     return Judgement("identity", label, verdict, "" if verdict == CORRECT else result.reason, (),
                      result.counterexample, fix, result.checked)
+
+
+def _free_of_left(lhs) -> set[str]:
+    """The free indices of a left side, those of what a partial is by included (∂y_j/∂x_i: i and j)."""
+    return free_index_names([lhs, *(v for d in lhs.atoms(sp.Derivative) for v in d.variables)])
 
 
 def _identity_conventions(lhs, sides, free, sizes, ctx: Context) -> SideResult | None:
@@ -545,7 +552,7 @@ def _pinned(lhs, sides, notation, ctx: Context, label: str, index: str) -> Judge
 
 def _one_case(lhs, sides, notation, ctx: Context, index: str) -> str | None:
     """"for i ≠ j" or "for i = j" when the two-index identity holds in that case alone (the text may say so)."""
-    other = next(iter(free_index_names([lhs]) - {index}), None)
+    other = next(iter(_free_of_left(lhs) - {index}), None)
     if other is None:
         return None
     k, o = symbol(index), symbol(other)

@@ -55,6 +55,7 @@ class Context:
     eps_in_sigma2: bool = False  # the document said σ² := σ_B² + ε: later formulas without ε mean that
     eval_refs: dict | None = None  # the evaluation-mode layer's formulas, for a formula with running statistics
     per_entry: bool = False  # a layer over one example's entries (Layer Norm, RMSNorm): γ_i, β_i are per entry
+    plain_output: bool = False  # every definition of y the document gives has no γ, β: its y is x̂ (RMSNorm's x/rms)
     eps_free: bool = False  # the document writes no ε and defines σ (or x̂) without it: ε is 0 there
     definitions: dict[str, list[Helper]] = field(default_factory=dict)
     batch: Batch | None = None  # the document's own numbers (x = (1, 2, 6)), where they are in force
