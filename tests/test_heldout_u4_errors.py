@@ -73,7 +73,7 @@ CHECKS = {
 test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numbers = recorded_error_tests(
     EXPECTED, CHECKS)
 test_every_repeat_points_at_a_recorded_error = repeat_of_test(EXPECTED)
-test_every_document_has_verdicts_a_layer_and_a_source = documents_test(U4, EXPECTED, 15, 9)
+test_every_document_has_verdicts_a_layer_and_a_source = documents_test(U4, EXPECTED, 18, 11)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
