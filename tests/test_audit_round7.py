@@ -164,3 +164,46 @@ def test_an_entry_wrong_on_and_off_the_diagonal_is_wrong():
     doc = (r"$$y_i = \frac{x_i}{\text{RMS}(x)}, \quad \text{RMS}(x) = \sqrt{\frac{1}{d}\sum_{k=1}^{d} x_k^2 + \epsilon}$$"
            "\n\n" r"$$\frac{\partial y_{j}}{\partial x_{i}} = \frac{y_{i} y_{j}}{d \cdot \text{RMS}(x)}$$")
     assert last(doc, "rmsnorm").verdict == "wrong"
+
+
+# -- ∂ℓ/∂γ summed over the entries of a Layer Norm whose γ is one per entry (zh_norm_survey_ln.md 30, 31) ---------
+ENTRIES = r"""$$\mu = \frac{1}{d} \sum_{j=1}^{d} x_j$$
+
+$$y_j = \gamma_j \hat{x}_j + \beta_j$$
+
+$$\frac{\partial \mathcal{L}}{\partial %s} = %s$$
+"""
+
+
+@pytest.mark.parametrize("parameter, rhs", [(r"\gamma", r"\sum_{j=1}^{d} \frac{\partial \mathcal{L}}{\partial y_j} \hat{x}_j"),
+                                            (r"\beta", r"\sum_{j=1}^{d} \frac{\partial \mathcal{L}}{\partial y_j}")])
+def test_a_per_entry_parameters_gradient_summed_over_the_entries_is_wrong(parameter, rhs):
+    found = last(ENTRIES % (parameter, rhs), "layernorm")
+    assert found.verdict == "wrong" and "one per entry" in found.reason, found.to_text()
+    c = found.counterexample
+    x, dy, k = np.array(c.batch.x), np.array(c.batch.dL_dy), c.index[1] - 1
+    xhat = (x - x.mean()) / np.sqrt(x.var() + c.batch.epsilon)
+    entry = dy * xhat if parameter == r"\gamma" else dy
+    assert (c.got, c.want) == pytest.approx((entry.sum(), entry[k]))
+
+
+def test_a_per_entry_parameters_gradient_entry_by_entry_is_right():
+    found = last(ENTRIES % (r"\gamma_j", r"\frac{\partial \mathcal{L}}{\partial y_j} \hat{x}_j"), "layernorm")
+    assert found.verdict != "wrong", found.to_text()
+
+
+def test_a_shared_gamma_summed_over_the_entries_is_right():
+    doc = ENTRIES.replace(r"\gamma_j", r"\gamma").replace(r"\beta_j", r"\beta")
+    found = last(doc % (r"\gamma", r"\sum_{j=1}^{d} \frac{\partial \mathcal{L}}{\partial y_j} \hat{x}_j"), "layernorm")
+    assert found.verdict == "correct", found.to_text()
+
+
+def test_a_batch_norms_gamma_summed_over_the_batch_is_right():
+    doc = ENTRIES.replace("{d}", "{m}")
+    found = last(doc % (r"\gamma", r"\sum_{j=1}^{m} \frac{\partial \mathcal{L}}{\partial y_j} \hat{x}_j"))
+    assert found.verdict == "correct", found.to_text()
+
+
+def test_a_per_entry_parameters_gradient_written_with_its_index_is_one_entrys():
+    found = last(ENTRIES % (r"\gamma_j", r"\frac{\partial \mathcal{L}}{\partial y_j} \hat{x}_j"), "layernorm")
+    assert found.verdict == "correct", found.to_text()

@@ -41,6 +41,7 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
     indexed = {ix.base.label.name for pair in sides_of if pair is not None for e in (pair[0], *pair[1])
                for ix in e.atoms(sp.Indexed)}
     size_names = (set(SIZE_LETTERS) - indexed) | {notation.get("m")} - {None}
+    ctx.indexed_parameters = frozenset(indexed & {"gamma", "beta"})  # γ_j: one γ per entry where the layer allows it
     concrete, bound_at, m_now, plain = [], [], None, []
     for pair in sides_of:
         if pair is not None:

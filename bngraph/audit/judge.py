@@ -157,6 +157,7 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
     from bngraph.audit.runningavg import is_update, judge_update  # it builds on this module's Judgement
 
     warnings = warnings_for((lhs, *sides), ctx)
+    written = lhs  # before γ_i is read as γ
     lhs, sides = kronecker(scalarize(lhs, ctx)), tuple(kronecker(scalarize(s, ctx)) for s in sides)
     notation = notation.merged(ctx.notation)
     lhs, sides = elementwise_partial(lhs, sides)
@@ -198,6 +199,10 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
         ctx.eps_in_sigma2 = True  # a binding, in force from here on
         return Judgement("helper:sigma2", "σ², with ε added", HELPER,
                          "σ² here is σ_B² + ε: later formulas without ε are read with it", warnings)
+    if name in ("dL_dgamma", "dL_dbeta") and index is None and ctx.per_entry:
+        found = judge_per_entry(name, written, sides, ctx)
+        if found is not None:
+            return with_warnings(found, warnings)
     if name in ctx.refs and (ctx.refs[name][1] is None) == (index is None):
         found = judge_quantity(lhs, name, index, sides, notation, ctx)
         # y's own definition without γ, β is what makes its y the normalised value: a naming, not a fact
@@ -394,6 +399,30 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
         fix = correction(lhs, right, notation, free)
     return Judgement(key, ctx.label(name), result.verdict, result.reason, (), result.counterexample, fix,
                      result.checked)
+
+
+def judge_per_entry(name: str, written, sides, ctx: Context) -> Judgement | None:
+    """∂ℓ/∂γ in a Layer Norm (RMSNorm) write-up whose γ is one per entry (it writes γ_j): the gradient is then a
+    vector, (∂ℓ/∂γ)_j = ∂ℓ/∂y_j x̂_j, summed over the examples, never over the entries j the layer normalises.
+    Written ∂ℓ/∂γ_j, a right side that is that entry's is correct; written ∂ℓ/∂γ, one number for them all
+    (Σ_j ∂ℓ/∂y_j x̂_j, the gradient of one γ shared by the entries, which the document's γ_j is not) is wrong.
+    Anything else is left to the usual reading (None)."""
+    parameter = name[len("dL_d"):]
+    reference = ctx.refs.get(name, (None, None))[0]
+    if parameter not in ctx.indexed_parameters or not isinstance(reference, sp.Sum) or len(reference.limits) != 1:
+        return None
+    entry = written.indices[0] if isinstance(written, sp.Indexed) and written.indices[0].is_Symbol else symbol("j")
+    expected = reference.function.xreplace({reference.limits[0][0]: entry})
+    result = combine([check_side(ctx, expected, side, entry.name, sizes_for(sides, ctx)) for side in sides])
+    if isinstance(written, sp.Indexed):
+        return None if result.verdict not in (CORRECT, OTHER_FORM) else Judgement(
+            f"{name}[i]", ctx.label(name), CORRECT, "", (), None, None, result.checked + ", one entry's")
+    if result.verdict != WRONG:
+        return None
+    letter = "γ" if parameter == "gamma" else "β"
+    return Judgement(name, ctx.label(name), WRONG, f"the document's {letter} is one per entry ({letter}_j), so ∂ℓ/∂{letter} "
+                     f"is too, (∂ℓ/∂{letter})_j = {to_latex(expected, ctx.notation)}; this is one number for all "
+                     f"the entries (the gradient of one shared {letter})", (), result.counterexample, None, result.checked)
 
 
 def worked_example(key: str, label: str, sides) -> Judgement:

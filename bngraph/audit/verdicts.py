@@ -54,6 +54,7 @@ class Context:
     beta_is_shift: bool = False
     eps_in_sigma2: bool = False  # the document said σ² := σ_B² + ε: later formulas without ε mean that
     eval_refs: dict | None = None  # the evaluation-mode layer's formulas, for a formula with running statistics
+    indexed_parameters: frozenset[str] = frozenset()  # γ, β the document writes with an index (γ_j)
     per_entry: bool = False  # a layer over one example's entries (Layer Norm, RMSNorm): γ_i, β_i are per entry
     plain_output: bool = False  # every definition of y the document gives has no γ, β: its y is x̂ (RMSNorm's x/rms)
     eps_free: bool = False  # the document writes no ε and defines σ (or x̂) without it: ε is 0 there
