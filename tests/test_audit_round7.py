@@ -6,6 +6,7 @@ hand or with NumPy."""
 from __future__ import annotations
 
 import numpy as np
+import sympy as sp
 import pytest
 
 from bngraph.audit.auditor import audit_document
@@ -207,3 +208,32 @@ def test_a_batch_norms_gamma_summed_over_the_batch_is_right():
 def test_a_per_entry_parameters_gradient_written_with_its_index_is_one_entrys():
     found = last(ENTRIES % (r"\gamma_j", r"\frac{\partial \mathcal{L}}{\partial y_j} \hat{x}_j"), "layernorm")
     assert found.verdict == "correct", found.to_text()
+
+
+# -- ∂ of an expression written in the numerator, and ∂y_j/x_i with the lower ∂ left out (obsidian_layernorm_delta.md,
+#    zh_triton_rmsnorm.md, rms_norm_note.md) ---------------------------------------------------------------------
+@pytest.mark.parametrize("rhs, verdict", [
+    (r"\frac{1}{m}\frac{\partial \sum_{i=1}^{m}(x_i-\mu)^2}{\partial x_j}", "correct"),
+    (r"\frac{\partial \frac{1}{m}\sum_{i=1}^{m}(x_i-\mu)^2}{\partial x_j}", "correct"),
+    (r"\frac{1}{m}\frac{\partial \sum_{i=1}^{m}(x_i+\mu)^2}{\partial x_j}", "wrong")])
+def test_a_partial_of_the_expression_in_the_numerator(rhs, verdict):
+    found = last(rf"$$\frac{{\partial \sigma^2}}{{\partial x_j}} = {rhs}$$")
+    assert found.verdict == verdict, found.to_text()
+    if verdict == "wrong":  # the sum's own index is not the j of ∂x_j: 2(x_j + μ)/m, not the whole sum's
+        x, _, k = batch_of(found.counterexample)
+        assert found.counterexample.got == pytest.approx(2 * (x[k] + x.mean()) / len(x))
+
+
+@pytest.mark.parametrize("rhs, verdict", [(r"\frac{1}{\sqrt{\sigma^2 + \epsilon}}", "correct"),
+                                          (r"\sqrt{\sigma^2 + \epsilon}", "wrong")])
+def test_a_partial_with_the_lower_partial_left_out(rhs, verdict):
+    found = last(rf"$$\frac{{\partial \hat{{x}}_i}}{{x_i}} = {rhs}$$")
+    assert found.verdict == verdict, found.to_text()
+
+
+def test_a_sums_index_is_not_renamed_to_the_index_a_partial_is_by():
+    from bngraph.tex.grammar import parse_equation
+    eq = parse_equation(r"\frac{\partial \sigma^2}{\partial x_j} = \frac{\partial \sum_{i=1}^{m}(x_i-\mu)^2}{\partial x_j}")
+    (derivative,) = eq.rhs.atoms(sp.Derivative)
+    (summed,) = derivative.expr.atoms(sp.Sum)
+    assert summed.variables[0].name != "j" and derivative.variables[0].indices[0].name == "j"

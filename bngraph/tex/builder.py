@@ -149,6 +149,9 @@ class Builder(NameRules):
 
     def mul(self, *args):
         a, b = args[0], args[-1]
+        if isinstance(a, Partial) and not isinstance(b, (Partial, DiffOp)):
+            # \frac{\partial \sum_i (x_i - \mu)^2}{\partial x_j}: what follows ∂ up to the fraction bar is differentiated
+            return Partial(self._num(b) if a.target is None else self._num(a.target) * self._num(b))
         if isinstance(a, DiffOp):
             if _constant(b):  # ∂/∂x_i (1/n) Σ_r x_r: a constant factor first, the operator still waits for its operand
                 return DiffOp(a.wrt, a.coefficient * self._num(b))
@@ -170,6 +173,8 @@ class Builder(NameRules):
             if num.target is None:
                 return DiffOp(den.target)
             return self._derivative(num.target, den.target, "frac")
+        if isinstance(num, Partial) and num.target is not None and isinstance(den, Name):
+            return self._derivative(num.target, den, "frac")  # \frac{\partial y_j}{x_i}: the ∂ below left out
         top, bottom = _differential(self._num(num)), _differential(self._num(den))
         if bottom is not None and _is_d(self._num(num)):  # \frac{d}{d\sigma^2}(…): the operator, like ∂/∂σ²
             return DiffOp(bottom)

@@ -283,7 +283,20 @@ def index_symbols(expr) -> set[sp.Symbol]:
     for indexed in expr.atoms(sp.Indexed):
         for index in indexed.indices:
             found |= index.free_symbols
-    return found & expr.free_symbols
+    return (found & expr.free_symbols) | _partial_by(expr, frozenset())
+
+
+def _partial_by(expr, bound: frozenset) -> set:
+    """The indices of what partials are by (∂(Σ_i (x_i − μ)²)/∂x_j: j), not bound by a sum around them: SymPy
+    leaves them out of a Derivative's free symbols."""
+    if isinstance(expr, sp.Derivative):
+        found = {s for v in expr.variables if isinstance(v, sp.Indexed) for k in v.indices for s in k.free_symbols}
+        return (found - bound) | _partial_by(expr.expr, bound)
+    if isinstance(expr, sp.Sum):
+        return _partial_by(expr.function, bound | set(expr.variables))
+    if not isinstance(expr, sp.Basic) or not expr.has(sp.Derivative):
+        return set()
+    return set().union(*(_partial_by(a, bound) for a in expr.args))
 
 
 def canonical_bound(expr, avoid: set[str]):
