@@ -237,3 +237,29 @@ def test_a_sums_index_is_not_renamed_to_the_index_a_partial_is_by():
     (derivative,) = eq.rhs.atoms(sp.Derivative)
     (summed,) = derivative.expr.atoms(sp.Sum)
     assert summed.variables[0].name != "j" and derivative.variables[0].indices[0].name == "j"
+
+
+# -- the document's own letters with its own batch-size letter: z for x, u for x̂, ẑ = γu + β for y (idl_notes_bn_uz.md)
+LETTERS = r"""$$\mu_B = \frac{1}{B}\sum_{i=1}^B z_i$$
+
+$$u_i = \frac{z_i - \mu_B}{\sqrt{\sigma_B^2 + \epsilon}}$$
+
+$$\hat{z}_i = \gamma u_i + \beta$$
+
+$$\frac{d u_j}{d z_i} = \frac{\partial u_j}{\partial \mu_B} \frac{\partial \mu_B}{\partial z_i} + \frac{\partial u_j}{\partial \sigma_B^2} \frac{\partial \sigma_B^2}{\partial z_i}$$
+
+$$\frac{\partial u_i}{\partial \sigma_B^2} = %s$$
+"""
+
+
+def test_the_letter_a_mean_over_b_examples_is_of_is_x_and_its_hat_defined_with_gamma_is_y():
+    report = audit_document(LETTERS % r"\frac{-(z_i - \mu_B)}{2(\sigma_B^2 + \epsilon)^{3/2}}")
+    verdicts = [(f.line, f.defines, f.verdict) for f in report.findings]
+    assert verdicts[:3] == [(1, "mu", "correct"), (3, "xhat[i]", "correct"), (5, "y[i]", "correct")], report.to_text()
+    assert report.findings[3].verdict == "ambiguous" and "i ≠ j" in report.findings[3].reason, report.to_text()
+    assert report.findings[4].verdict == "correct", report.to_text()
+
+
+def test_the_documents_own_letters_still_catch_a_lost_square():
+    found = last(LETTERS % r"\frac{-(z_i - \mu_B)}{2(\sigma_B + \epsilon)^{3/2}}")
+    assert found.verdict == "wrong", found.to_text()

@@ -292,9 +292,9 @@ def repairs(size: sp.Symbol) -> list[tuple[str, Callable[[sp.Expr], sp.Expr]]]:
         ("it divides by m − 1 (the unbiased variance); batch norm uses the biased 1/m",
          lambda e: e * (size - 1) / size),
         ("σ (the standard deviation) is written where σ² (the variance) is meant",
-         lambda e: e.xreplace({sigma: sigma2})),
-        ("ε is missing: σ here must be √(σ² + ε)", lambda e: e.xreplace({sigma: sp.sqrt(sigma2 + eps)})),
-        ("ε is missing next to σ²", lambda e: e.xreplace({sigma2: sigma2 + eps}) if not e.has(eps) else e),
+         lambda e: outside_partials(e, {sigma: sigma2})),  # a partial by σ² stays one (SymPy cannot take it by σ² + ε)
+        ("ε is missing: σ here must be √(σ² + ε)", lambda e: outside_partials(e, {sigma: sp.sqrt(sigma2 + eps)})),
+        ("ε is missing next to σ²", lambda e: outside_partials(e, {sigma2: sigma2 + eps}) if not e.has(eps) else e),
         ("∂ℓ/∂x_i is written where ∂ℓ/∂x̂_i is meant", _swap_base("dL_dx", "dL_dxhat")),
         ("∂ℓ/∂x̂_i is written where ∂ℓ/∂x_i is meant", _swap_base("dL_dxhat", "dL_dx")),
         ("the factor γ is missing (∂ℓ/∂x̂_i = γ ∂ℓ/∂y_i)",

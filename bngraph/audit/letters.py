@@ -63,7 +63,7 @@ def own_letters(equations: list[Equation | None], refs) -> list[Equation | None]
         letter = _mean_of(equations, refs["mu"][0])
         if letter is not None:
             names = {letter: "x"}
-            if f"{letter}hat" in families and "xhat" not in families:
+            if f"{letter}hat" in families and "xhat" not in families and not _scaled(equations, f"{letter}hat"):
                 names[f"{letter}hat"] = "xhat"
             equations = _renamed(equations, names)
     pair = next((p for eq in equations if eq is not None and (p := _hat_pair(eq, refs)) is not None), None)
@@ -99,6 +99,13 @@ def accented_squares(equations: list[Equation | None]) -> list[Equation | None]:
 
     return [None if eq is None else replace(eq, lhs=square(eq.lhs), rhs=square(eq.rhs),
                                             chain=tuple(square(c) for c in eq.chain)) for eq in equations]
+
+
+def _scaled(equations: list[Equation | None], name: str) -> bool:
+    r"""Does the document define ``name`` with γ or β (``\hat{z}_i = \gamma u_i + \beta``: its hat is the output)?"""
+    return any(eq is not None and eq.lhs is not None and isinstance(canonical(eq.lhs), sp.Indexed)
+               and canonical(eq.lhs).base.label.name == name and canonical(eq.rhs).has(symbol("gamma"), symbol("beta"))
+               for eq in equations)
 
 
 def _defines(eq: Equation, formula: sp.Expr, index: str | None) -> str | None:
@@ -174,8 +181,10 @@ def _mean_of(equations: list[Equation | None], mean: sp.Expr) -> str | None:
         if eq is None or eq.lhs is None or eq.kind != "definition" or canonical(eq.lhs) != symbol("mu"):
             continue
         rhs = canonical(eq.rhs)
+        # the batch size as the document names it: \mu_B = \frac{1}{B}\sum_{i=1}^B z_i
+        sizes = {s.limits[0][2] for s in rhs.atoms(sp.Sum) if s.limits[0][2].is_Symbol} or {symbol("m")}
         for base in {ix.base.label.name for ix in rhs.atoms(sp.Indexed)} - KNOWN:
-            if _same(rhs, canonical(mean).xreplace({x: symbol(base)})):
+            if any(_same(rhs, canonical(mean).xreplace({x: symbol(base), symbol("m"): size})) for size in sizes):
                 return base
     return None
 
