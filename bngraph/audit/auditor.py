@@ -342,9 +342,13 @@ def _parsed(tex: str) -> Equation | TexSyntaxError:
         return TexSyntaxError(one_line(f"cannot build it: {type(exc).__name__}: {exc}")[:160])
 
 
+_APPROX = re.compile(r"\\(?:approx|simeq)(?![a-zA-Z])")
+
+
 def _tolerance(eq) -> float:
-    """One unit of the last digit written after ≈ (``\\approx 4.67``: 0.01); 0 for an equation."""
-    if not isinstance(eq, Equation) or eq.kind != "approximation":
+    """One unit of the last digit written after ≈ (``\\approx 4.67``: 0.01), also at the end of a chain
+    (``\\sigma^2 = \\frac{1}{m}\\sum … \\approx 4.67``); 0 for an equation."""
+    if not isinstance(eq, Equation) or not (eq.kind == "approximation" or _APPROX.search(eq.tex)):
         return 0.0
     number = re.search(r"(\d+)(?:\.(\d+))?\s*$", eq.tex)
     return 10.0 ** -len(number[2] or "") if number else 0.0

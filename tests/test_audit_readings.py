@@ -1,0 +1,113 @@
+"""Readings found wrong by reading the auditor's code (issue 14: no false "wrong"), each on a minimal document:
+a worked example's numbers as authors write them (a chain that ends in ``\\approx 4.67`` is right to its last written
+digit; the numbers leave ε out; a member rounded to the digits written is no arithmetic slip; σ's chain is checked
+member by member like μ's and σ²'s), σ_run read as the running standard deviation, not the variance; a running update
+with the batch statistic written out in x is not checked (not "wrong"). Each right
+reading is paired with a real slip that must stay "wrong". Expected values are worked out with NumPy, never taken
+from bngraph."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bngraph.audit.auditor import audit_document
+
+X = np.array([1.0, 2.0, 6.0])  # the documents' own batch
+
+
+def findings(text: str) -> dict:
+    return {f.line: f for f in audit_document(text).findings}
+
+
+def test_the_numbers_hand_worked():  # what the documents below write, from NumPy
+    assert X.var() == pytest.approx(14 / 3) and round(X.var(), 2) == 4.67
+    assert round(np.sqrt(X.var()), 1) == 2.2
+    assert round((X[0] - X.mean()) / 2.16, 2) == -0.93
+    assert (X[0] - X.mean()) / np.sqrt(X.var()) == pytest.approx((1 - 3) / np.sqrt(14 / 3))
+
+
+# -- "= formula \approx 4.67": the approximation's tolerance holds at the end of a chain too
+def test_a_chain_that_ends_in_an_approximation_is_right_to_its_digits():
+    found = findings("Let $x = (1, 2, 6)$.\n\n$$\\sigma^2 = \\frac{1}{m}\\sum_{i=1}^m (x_i-\\mu)^2 \\approx 4.67$$\n")[3]
+    assert found.verdict in ("correct", "correct-other-form"), found.to_text()
+
+
+def test_a_chain_that_ends_in_a_wrong_approximation_is_still_wrong():
+    found = findings("Let $x = (1, 2, 6)$.\n\n$$\\sigma^2 = \\frac{1}{m}\\sum_{i=1}^m (x_i-\\mu)^2 \\approx 4.87$$\n")[3]
+    assert found.verdict == "wrong", found.to_text()
+
+
+# -- the example's numbers without ε (the formula writes it; the arithmetic leaves it out)
+def test_the_worked_numbers_may_leave_epsilon_out():
+    found = findings("Let $x = (1, 2, 6)$.\n\n"
+                     "$$\\hat{x}_1 = \\frac{x_1 - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}} = \\frac{1 - 3}{\\sqrt{14/3}}$$\n")[3]
+    assert found.verdict in ("correct", "correct-other-form"), found.to_text()
+    assert "ε = 0" in found.checked
+
+
+def test_worked_numbers_with_a_slip_are_wrong_with_or_without_epsilon():
+    found = findings("Let $x = (1, 2, 6)$.\n\n"
+                     "$$\\hat{x}_1 = \\frac{x_1 - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}} = \\frac{1 - 3}{14/3}$$\n")[3]
+    assert found.verdict == "wrong", found.to_text()
+
+
+# -- a member rounded to the digits it writes is no arithmetic slip
+def test_a_member_rounded_to_two_digits_is_no_slip():
+    found = findings("$$\\hat{x}_1 = \\frac{1 - 3}{2.16} = -0.93$$")[1]
+    assert found.verdict == "cannot-evaluate", found.to_text()
+
+
+def test_a_member_off_by_more_than_its_last_digit_is_a_slip():
+    found = findings("$$\\hat{x}_1 = \\frac{1 - 3}{2.16} = -0.83$$")[1]
+    assert found.verdict == "wrong", found.to_text()
+    assert found.counterexample.want == pytest.approx((X[0] - X.mean()) / 2.16)
+    assert found.counterexample.got == pytest.approx(-0.83)
+
+
+# -- σ's chain: every member checked, and its worked numbers read as μ's and σ²'s are
+def test_every_member_of_a_chain_for_sigma_is_checked():
+    found = findings("$$\\sigma = \\sqrt{\\sigma^2} = 2\\sigma^2$$")[1]
+    assert found.verdict == "wrong", found.to_text()
+    c = found.counterexample
+    x = np.array(c.batch.x)
+    assert (c.got, c.want) == pytest.approx((2 * x.var(), np.sqrt(x.var())))
+
+
+def test_sigma_by_numbers_alone_is_a_worked_example():
+    found = findings("$$\\sigma = \\sqrt{4.67} \\approx 2.16$$")[1]
+    assert found.verdict == "cannot-evaluate", found.to_text()
+
+
+def test_sigma_on_the_documents_own_numbers():
+    found = findings("Let $x = (1, 2, 6)$.\n\n$$\\sigma = \\sqrt{14/3} \\approx 2.2$$\n")[3]
+    assert found.verdict in ("correct", "correct-other-form"), found.to_text()
+    slip = findings("Let $x = (1, 2, 6)$.\n\n$$\\sigma = \\sqrt{14/3} \\approx 2.4$$\n")[3]
+    assert slip.verdict == "wrong", slip.to_text()
+
+
+# -- σ_run (no square) in a training write-up's evaluation-mode formula: the running standard deviation
+RUNNING = "$$\\hat{x}_i = \\frac{x_i - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}}$$\n\n$$\\hat{x}_i = %s$$\n"
+
+
+def test_a_running_standard_deviation_is_not_read_as_the_running_variance():
+    found = findings(RUNNING % "\\frac{x_i - \\mu_{run}}{\\sigma_{run}}")[3]
+    assert found.verdict == "ambiguous" and "ε folded" in found.reason, found.to_text()
+
+
+def test_a_running_standard_deviation_with_a_slip_is_still_wrong():
+    found = findings(RUNNING % "\\frac{x_i + \\mu_{run}}{\\sigma_{run}}")[3]
+    assert found.verdict == "wrong", found.to_text()
+    divided_by_the_variance = findings(RUNNING % "\\frac{x_i - \\mu_{run}}{\\sigma_{run}^2}")[3]
+    assert divided_by_the_variance.verdict == "wrong", divided_by_the_variance.to_text()
+
+
+# -- a running variance updated with the batch's variance written out in x, not named σ²
+def test_a_running_update_with_the_statistic_written_out_is_not_wrong():
+    found = findings("$$\\sigma^2_{run} \\gets 0.9\\,\\sigma^2_{run} + 0.1\\cdot\\frac{1}{m}\\sum_{i=1}^m (x_i-\\mu)^2$$")[1]
+    assert found.verdict == "cannot-evaluate", found.to_text()
+
+
+def test_a_running_update_whose_weights_do_not_add_up_is_still_wrong():
+    found = findings("$$\\sigma^2_{run} \\gets 0.9\\,\\sigma^2_{run} + 0.2\\,\\sigma^2$$")[1]
+    assert found.verdict == "wrong", found.to_text()
+    assert (found.counterexample.got, found.counterexample.want) == pytest.approx((0.9 + 0.2, 1.0))
