@@ -2,7 +2,8 @@
 a worked example's numbers as authors write them (a chain that ends in ``\\approx 4.67`` is right to its last written
 digit; the numbers leave ε out; a member rounded to the digits written is no arithmetic slip; σ's chain is checked
 member by member like μ's and σ²'s), σ_run read as the running standard deviation, not the variance; a running update
-with the batch statistic written out in x is not checked (not "wrong"). Each right
+with the batch statistic written out in x is not checked (not "wrong"); after a document's own numbers (x alone) a
+formula must hold whatever γ, β and ∂ℓ/∂y are (a sign slip in the x̂ term and a missing γ were "correct"). Each right
 reading is paired with a real slip that must stay "wrong". Expected values are worked out with NumPy, never taken
 from bngraph."""
 from __future__ import annotations
@@ -111,3 +112,34 @@ def test_a_running_update_whose_weights_do_not_add_up_is_still_wrong():
     found = findings("$$\\sigma^2_{run} \\gets 0.9\\,\\sigma^2_{run} + 0.2\\,\\sigma^2$$")[1]
     assert found.verdict == "wrong", found.to_text()
     assert (found.counterexample.got, found.counterexample.want) == pytest.approx((0.9 + 0.2, 1.0))
+
+
+# -- the document's numbers give x alone: a formula must hold there whatever γ, β and ∂ℓ/∂y are
+DX = ("\\frac{\\gamma}{m\\sqrt{\\sigma^2+\\epsilon}}\\left(m\\frac{\\partial L}{\\partial y_i} - \\sum_j\\frac{\\partial L}"
+      "{\\partial y_j} %s \\hat x_i\\sum_j \\frac{\\partial L}{\\partial y_j}\\hat x_j\\right)")
+
+
+def numpy_dx(c):
+    x, dy, k = np.array(c.batch.x), np.array(c.batch.dL_dy), c.index[1] - 1
+    s = np.sqrt(x.var() + c.batch.epsilon)
+    xhat = (x - x.mean()) / s
+    return c.batch.gamma / (len(x) * s) * (len(x) * dy[k] - dy.sum() - xhat[k] * (dy @ xhat))
+
+
+def test_a_slip_in_the_xhat_term_is_caught_after_the_documents_own_numbers():
+    found = findings("Let $x = (1, 2, 6)$.\n\n$$\\frac{\\partial L}{\\partial x_i} = " + DX % "+" + "$$\n")[3]
+    assert found.verdict == "wrong", found.to_text()
+    assert found.counterexample.want == pytest.approx(numpy_dx(found.counterexample))
+    right = findings("Let $x = (1, 2, 6)$.\n\n$$\\frac{\\partial L}{\\partial x_i} = " + DX % "-" + "$$\n")[3]
+    assert right.verdict in ("correct", "correct-other-form"), right.to_text()
+
+
+def test_a_missing_gamma_is_caught_after_the_documents_own_numbers():
+    found = findings("Let $x = (1, 2, 6)$.\n\n$$\\frac{\\partial L}{\\partial \\hat x_i} = \\frac{\\partial L}{\\partial y_i}$$\n")[3]
+    assert found.verdict == "wrong", found.to_text()
+    assert found.counterexample.want == pytest.approx(found.counterexample.batch.gamma * found.counterexample.got)
+
+
+def test_a_worked_chain_may_take_the_upstream_gradient_as_ones():
+    found = findings("Let $x = (1, 2, 6)$.\n\n$$\\frac{\\partial L}{\\partial \\beta} = \\sum_i \\frac{\\partial L}{\\partial y_i} = 3$$\n")[3]
+    assert found.verdict == "correct", found.to_text()

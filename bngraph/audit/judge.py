@@ -387,7 +387,7 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
         sizes = tuple(m for m in sizes if m >= int(index)) or (int(index),)
     result = combine([check_side(ctx, expected, side, index_name, sizes) for side in sides])
     result = at_documents_own(ctx, result, lambda sizes_: combine(
-        [check_side(ctx, expected, side, index_name, sizes_) for side in sides]), sizes)
+        [check_side(ctx, expected, side, index_name, sizes_) for side in sides]), sizes, sides)
     key = f"{name}[i]" if index is not None else name
     if result.verdict == WRONG and all(not s.free_symbols for s in sides):
         if len(sides) > 1:  # μ = (1 + 2 + 3)/3 = 2: a worked example's chain of numbers
@@ -440,13 +440,19 @@ def _short(v: float) -> str:
     return f"{v:.6g}"
 
 
-def at_documents_own(ctx: Context, result: SideResult, check, sizes) -> SideResult:
+def at_documents_own(ctx: Context, result: SideResult, check, sizes, sides=()) -> SideResult:
     """A formula wrong in general but right at the document's own m (σ² = 0 at m = 1) or on
-    its own numbers (μ = 3 for x = (1, 2, 6)) states a fact about them: right there."""
+    its own numbers (μ = 3 for x = (1, 2, 6)) states a fact about them: right there. The document gives x
+    alone: a chain with a number in it (∂ℓ/∂β = Σ ∂ℓ/∂y_i = 3) may take γ = 1, β = 0, ∂ℓ/∂y = 1 as its example
+    does; a formula alone must hold whatever they are (with ∂ℓ/∂y all 1, Σ ∂ℓ/∂y_j x̂_j = 0 hides any slip in
+    the x̂ term)."""
     if result.verdict != WRONG:
         return result
+    own = ctx.batch
+    if own is not None and not any(not s.free_symbols for s in sides):
+        own = replace(own, dL_dy=Batch.small(own.m).dL_dy, gamma=2.0, beta=0.5)
     # a worked example's numbers mostly leave ε out (x̂_1 = (1 − 3)/√(14/3)): its own numbers with ε = 0 too
-    for batch in (() if ctx.batch is None else (ctx.batch, replace(ctx.batch, epsilon=0.0))):
+    for batch in (() if own is None else (own, replace(own, epsilon=0.0))):
         saved, ctx.batch_only = ctx.batch_only, batch
         try:
             again = check((batch.m,))
@@ -485,7 +491,7 @@ def judge_sigma(lhs, sides, notation, ctx: Context) -> Judgement:
     def check(sizes_):  # every member of a chain σ = a = b, as for the layer's own quantities
         return combine([check_side(ctx, sp.sqrt(sigma2), s, None, sizes_) for s in sides])
 
-    result = at_documents_own(ctx, check(sizes), check, sizes)
+    result = at_documents_own(ctx, check(sizes), check, sizes, sides)
     if result.verdict == WRONG and len(sides) > 1 and all(not s.free_symbols for s in sides):
         return worked_example("sigma", ctx.label("sigma"), sides)  # σ = √4.67 ≈ 2.16
     fix = correction(lhs, sp.sqrt(sigma2), notation, set()) if result.verdict == WRONG else None
@@ -522,7 +528,7 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
     sizes = sizes_for((lhs, *sides), ctx)
     result = combine([check_side(ctx, lhs, side, next(iter(free), None), sizes) for side in sides])
     result = at_documents_own(ctx, result, lambda sizes_: combine(
-        [check_side(ctx, lhs, side, next(iter(free), None), sizes_) for side in sides]), sizes)
+        [check_side(ctx, lhs, side, next(iter(free), None), sizes_) for side in sides]), sizes, sides)
     if result.verdict == WRONG:
         result = _identity_conventions(lhs, sides, free, sizes, ctx) or result
     verdict = CORRECT if result.verdict == OTHER_FORM else result.verdict
