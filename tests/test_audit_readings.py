@@ -143,3 +143,15 @@ def test_a_missing_gamma_is_caught_after_the_documents_own_numbers():
 def test_a_worked_chain_may_take_the_upstream_gradient_as_ones():
     found = findings("Let $x = (1, 2, 6)$.\n\n$$\\frac{\\partial L}{\\partial \\beta} = \\sum_i \\frac{\\partial L}{\\partial y_i} = 3$$\n")[3]
     assert found.verdict == "correct", found.to_text()
+
+
+# -- Var[x] beside the batch's σ_B² (the paper's inference statistic): the population's variance, not σ²
+def test_the_population_variance_beside_the_batch_variance_is_not_the_batch_variance():
+    found = findings("$$\\mathrm{Var}[x] = \\frac{m}{m-1}\\,\\sigma_\\mathcal{B}^2$$")[1]
+    assert found.verdict != "wrong", found.to_text()
+
+
+def test_var_of_x_alone_is_still_the_batch_variance():
+    assert findings("$$\\hat{x} = \\frac{x - \\mathrm{E}[x]}{\\sqrt{\\mathrm{Var}[x] + \\epsilon}}$$")[1].verdict == "correct"
+    slip = findings("$$\\hat{x} = \\frac{x + \\mathrm{E}[x]}{\\sqrt{\\mathrm{Var}[x] + \\epsilon}}$$")[1]
+    assert slip.verdict == "wrong", slip.to_text()
