@@ -3,7 +3,9 @@ a worked example's numbers as authors write them (a chain that ends in ``\\appro
 digit; the numbers leave ε out; a member rounded to the digits written is no arithmetic slip; σ's chain is checked
 member by member like μ's and σ²'s), σ_run read as the running standard deviation, not the variance; a running update
 with the batch statistic written out in x is not checked (not "wrong"); after a document's own numbers (x alone) a
-formula must hold whatever γ, β and ∂ℓ/∂y are (a sign slip in the x̂ term and a missing γ were "correct"). Each right
+formula must hold whatever γ, β and ∂ℓ/∂y are (a sign slip in the x̂ term and a missing γ were "correct"); Var[x]
+beside σ_B² is the population's; a smaller worked example is not judged at a larger one's guessed m; \\sum_{t=1}^{T} is
+no transpose. Each right
 reading is paired with a real slip that must stay "wrong". Expected values are worked out with NumPy, never taken
 from bngraph."""
 from __future__ import annotations
@@ -155,3 +157,38 @@ def test_var_of_x_alone_is_still_the_batch_variance():
     assert findings("$$\\hat{x} = \\frac{x - \\mathrm{E}[x]}{\\sqrt{\\mathrm{Var}[x] + \\epsilon}}$$")[1].verdict == "correct"
     slip = findings("$$\\hat{x} = \\frac{x + \\mathrm{E}[x]}{\\sqrt{\\mathrm{Var}[x] + \\epsilon}}$$")[1]
     assert slip.verdict == "wrong", slip.to_text()
+
+
+# -- two worked examples of different sizes, no m stated: the smaller one is not judged at the larger one's m
+TWO_EXAMPLES = "For two examples: $$\\mu = %s$$\n\nFor three examples: $$\\mu = \\frac{x_1 + x_2 + x_3}{3}$$\n"
+
+
+def test_a_smaller_example_is_not_wrong_at_a_larger_examples_m():
+    found = findings(TWO_EXAMPLES % "\\frac{x_1 + x_2}{2}")[1]
+    assert found.verdict == "ambiguous" and "m = 2" in found.reason, found.to_text()
+
+
+def test_a_smaller_example_with_a_slip_is_still_wrong():
+    found = findings(TWO_EXAMPLES % "\\frac{x_1 + x_2}{3}")[1]
+    assert found.verdict == "wrong", found.to_text()
+    x = np.array(found.counterexample.batch.x)
+    assert (found.counterexample.got, found.counterexample.want) == pytest.approx(((x[0] + x[1]) / 3, x.mean()))
+
+
+def test_a_stated_m_still_decides():
+    found = findings("Here $m = 3$. $$\\mu = \\frac{x_1 + x_2}{2}$$")[1]
+    assert found.verdict == "wrong", found.to_text()
+
+
+# -- \sum_{t=1}^{T}: T the sum's upper limit, not a transpose (matrix form)
+def test_a_sum_up_to_capital_t_is_read_and_checked():
+    assert findings("$$\\mu = \\frac{1}{T}\\sum_{t=1}^{T} x_t$$")[1].verdict == "correct"
+    slip = findings("$$\\mu = \\frac{1}{T}\\sum_{t=1}^{T} x_t^2$$")[1]
+    assert slip.verdict == "wrong", slip.to_text()
+    x = np.array(slip.counterexample.batch.x)
+    assert (slip.counterexample.got, slip.counterexample.want) == pytest.approx(((x ** 2).mean(), x.mean()))
+
+
+def test_a_transpose_is_still_matrix_form():
+    found = findings("$$y = W^T x$$")[1]
+    assert found.verdict == "cannot-evaluate" and "matrix form" in found.reason, found.to_text()

@@ -301,6 +301,9 @@ _LIST = re.compile(r"=\s*(?:\\left\s*)?(?:\\\{|\{|\(|\[)[^=]*?,\s*(?:\.\.\.|\\[l
 _MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
                      r"|\\math(?:bf|bb)\s*\{?\s*1(?!\s*\}\s*_\s*\{\s*[a-z]\s*=)|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
 
+# \sum_{t=1}^{T}: T the sum's upper limit (a number of steps or examples), not a transpose
+_SUM_LIMITS = re.compile(r"\\(?:sum|prod)\s*(?:\\limits\s*)?(?:_\s*(?:\{[^{}]*\}|\S)\s*)?\^\s*(?:\{[^{}]*\}|\S)")
+
 
 class DataBinding(TexSyntaxError):
     """``x = (1, 2, 6)``: the document's own numbers, for the equations after it."""
@@ -320,7 +323,7 @@ def _read(snippet: Snippet, words: frozenset[str] = frozenset()) -> Equation | T
         return DataBinding(tuple(float(v) for v in re.split(r"\s*,\s*", data[1])))
     if _LIST.search(snippet.tex):
         return MatrixForm("a vector written out by its components, not checked")
-    if _MATRIX.search(clean(snippet.tex)):  # not in a note after it (\qquad w, β ∈ ℝ^N)
+    if _MATRIX.search(_SUM_LIMITS.sub(r"\\sum ", clean(snippet.tex))):  # not in a note after it (\qquad w, β ∈ ℝ^N)
         return MatrixForm("matrix form, not checked")
     if "\\begin{cases}" in snippet.tex:  # μ = \begin{cases} x_1 & m = 1 \\ … \end{cases}
         return NotChecked("a value by cases (\\begin{cases}): one value per condition, not checked")

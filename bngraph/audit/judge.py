@@ -466,6 +466,14 @@ def at_documents_own(ctx: Context, result: SideResult, check, sizes, sides=()) -
         again = check((ctx.doc_m,))
         if again.verdict in (CORRECT, OTHER_FORM):
             return replace(again, checked=f"at the document's m = {ctx.doc_m}")
+    # μ = (x_1 + x_2)/2 in a text whose other example writes x_3: m = 3 was guessed from that x_3, not stated
+    own_m = max(concrete_sizes(sides, ctx), default=0)
+    if ctx.m_inferred and 1 < own_m < min(sizes):
+        again = check((own_m,))
+        if again.verdict in (CORRECT, OTHER_FORM):
+            return SideResult(AMBIGUOUS, f"wrong at m = {min(sizes)}, the largest index the document writes; right at "
+                                         f"m = {own_m}, the largest this formula writes (an example of its own?)",
+                              checked=f"numerically at m = {min(sizes)} and {own_m}")
     return result
 
 
