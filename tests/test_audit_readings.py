@@ -1,13 +1,15 @@
 """Readings found wrong by reading the auditor's code (issue 14: no false "wrong"), each on a minimal document:
-a worked example's numbers as authors write them (a chain that ends in ``\\approx 4.67`` is right to its last written
-digit; the numbers leave ε out; a member rounded to the digits written is no arithmetic slip; σ's chain is checked
-member by member like μ's and σ²'s), σ_run read as the running standard deviation, not the variance; a running update
-with the batch statistic written out in x is not checked (not "wrong"); after a document's own numbers (x alone) a
-formula must hold whatever γ, β and ∂ℓ/∂y are (a sign slip in the x̂ term and a missing γ were "correct"); Var[x]
-beside σ_B² is the population's; a smaller worked example is not judged at a larger one's guessed m; \\sum_{t=1}^{T} is
-no transpose. Each right
-reading is paired with a real slip that must stay "wrong". Expected values are worked out with NumPy, never taken
-from bngraph."""
+- a worked example's numbers as authors write them: a chain that ends in ``\\approx 4.67`` is right to its last
+  written digit; the numbers leave ε out; a member rounded to its written digits is no arithmetic slip; σ's chain is
+  checked member by member, like μ's and σ²'s;
+- after a document's own numbers (x alone) a formula must hold whatever γ, β and ∂ℓ/∂y are (a sign slip in the x̂
+  term and a missing γ were "correct");
+- σ_run is the running standard deviation, not the variance; a running update with the batch statistic written out
+  in x is not checked (it was "wrong");
+- Var[x] beside σ_B² is the population's variance; a smaller worked example is not judged at a larger one's guessed
+  m; ``\\sum_{t=1}^{T}`` is no transpose.
+Each right reading is paired with a real slip that must stay "wrong". Expected values are worked out with NumPy, never
+taken from bngraph."""
 from __future__ import annotations
 
 import numpy as np
