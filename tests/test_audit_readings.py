@@ -7,7 +7,9 @@
 - σ_run is the running standard deviation, not the variance; a running update with the batch statistic written out
   in x is not checked (it was "wrong");
 - Var[x] beside σ_B² is the population's variance; a smaller worked example is not judged at a larger one's guessed
-  m; ``\\sum_{t=1}^{T}`` is no transpose.
+  m; ``\\sum_{t=1}^{T}`` is no transpose;
+- the vector form ``dx = … (N dy − Σ_j dy_j − (x − μ) …)``: a family bare beside its own members is the batch's
+  vector (bare x and dy were given random numbers, a false "wrong").
 Each right reading is paired with a real slip that must stay "wrong". Expected values are worked out with NumPy, never
 taken from bngraph."""
 from __future__ import annotations
@@ -194,3 +196,24 @@ def test_a_sum_up_to_capital_t_is_read_and_checked():
 def test_a_transpose_is_still_matrix_form():
     found = findings("$$y = W^T x$$")[1]
     assert found.verdict == "cannot-evaluate" and "matrix form" in found.reason, found.to_text()
+
+
+# -- the vector form dx = … (N dy − Σ_j dy_j − (x − μ) …): a family bare beside its own members in a sum
+VECTOR_DX = ("$$dx = \\frac{1}{N}\\gamma(\\sigma^2+\\epsilon)^{-1/2}\\left(N\\,dy - \\sum_j dy_j %s (x - \\mu)"
+             "(\\sigma^2+\\epsilon)^{-1}\\sum_j dy_j(x_j - \\mu)\\right)$$")
+
+
+def test_a_bare_family_beside_its_members_is_the_batchs_vector():
+    found = findings(VECTOR_DX % "-")[1]
+    assert found.verdict in ("correct", "correct-other-form"), found.to_text()
+
+
+def test_the_vector_form_with_a_sign_slip_is_wrong():
+    found = findings(VECTOR_DX % "+")[1]
+    assert found.verdict == "wrong", found.to_text()
+    c = found.counterexample
+    x, dy, k = np.array(c.batch.x), np.array(c.batch.dL_dy), c.index[1] - 1
+    v = x.var() + c.batch.epsilon
+    assert c.want == pytest.approx(numpy_dx(c))
+    assert c.got == pytest.approx(c.batch.gamma / (len(x) * np.sqrt(v))
+                                  * (len(x) * dy[k] - dy.sum() + (x[k] - x.mean()) / v * (dy @ (x - x.mean()))))
