@@ -9,7 +9,8 @@
 - Var[x] beside σ_B² is the population's variance; a smaller worked example is not judged at a larger one's guessed
   m; ``\\sum_{t=1}^{T}`` is no transpose;
 - the vector form ``dx = … (N dy − Σ_j dy_j − (x − μ) …)``: a family bare beside its own members is the batch's
-  vector (bare x and dy were given random numbers, a false "wrong").
+  vector (bare x and dy were given random numbers, a false "wrong");
+- the document's numbers given member by member (x_1 = 1, x_2 = 2, x_3 = 6) or as a column ([1, 2, 6]^T) bind too.
 Each right reading is paired with a real slip that must stay "wrong". Expected values are worked out with NumPy, never
 taken from bngraph."""
 from __future__ import annotations
@@ -217,3 +218,15 @@ def test_the_vector_form_with_a_sign_slip_is_wrong():
     assert c.want == pytest.approx(numpy_dx(c))
     assert c.got == pytest.approx(c.batch.gamma / (len(x) * np.sqrt(v))
                                   * (len(x) * dy[k] - dy.sum() + (x[k] - x.mean()) / v * (dy @ (x - x.mean()))))
+
+
+# -- the document's numbers given member by member (x_1 = 1, x_2 = 2, x_3 = 6) or as a column ([1, 2, 6]^T)
+@pytest.mark.parametrize("numbers", ["$x_1 = 1$, $x_2 = 2$, $x_3 = 6$", "$x = [1, 2, 6]^T$"])
+def test_the_documents_numbers_member_by_member_or_as_a_column(numbers):
+    def mean(value):  # the finding on "\mu = value", written after the numbers on the same line
+        return next(f for f in audit_document(f"Take {numbers}. The mean is $$\\mu = {value}$$\n").findings
+                    if f.tex == f"\\mu = {value}")
+
+    assert X.mean() == 3
+    assert mean(3).verdict == "correct", mean(3).to_text()
+    assert mean(4).verdict == "wrong", mean(4).to_text()

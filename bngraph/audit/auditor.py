@@ -45,7 +45,7 @@ from bngraph.errors import BngraphError, one_line
 from bngraph.tex.document import Snippet, equations_of, read_document
 from bngraph.tex.clean import clean
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
-from bngraph.tex.names import NotChecked, TooLarge, canonical, symbol
+from bngraph.tex.names import MAX_INDEX, NotChecked, TooLarge, canonical, symbol
 from bngraph.tex.words import own_words, with_own_words
 
 __all__ = ["AuditReport", "Finding", "assert_document_correct", "audit_document", "cli_audit"]
@@ -294,7 +294,8 @@ _WHOLE_BATCH = re.compile(r"cannot evaluate it: (?:dL_d)?[XYZ](?:hat)? is not de
 
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
-_DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\\right\s*)?[)\]]\s*[.,;]?\s*$"
+_DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\\right\s*)?[)\]]"
+                   r"(?:\s*\^\s*\{?\s*(?:T|\\top)\s*\}?)?\s*[.,;]?\s*$"  # [1, 2, 6]^T: the same numbers, as a column
                    % (_NUMBER, _NUMBER))
 _LIST = re.compile(r"=\s*(?:\\left\s*)?(?:\\\{|\{|\(|\[)[^=]*?,\s*(?:\.\.\.|\\[lc]?dots)")  # μ = {μ_0, …, μ_n}
 # (\mathbb{1} alone is the ones vector; \mathbb{1}_{i=j} is the indicator of i = j, read as δ_ij)
@@ -369,10 +370,14 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     snippets = equations_of(name, fmt, cells)
     words = own_words(s.tex for s in snippets)  # rms(x)_i = …: one name, wherever the document writes it
     first = [_read(s, words) for s in snippets]
-    batches, batch = [], None
-    for eq in first:  # the document's own numbers (x = (1, 2, 6)) hold from where it gives them
+    batches, batch, members = [], None, {}
+    for eq in first:  # the document's own numbers (x = (1, 2, 6), or x_1 = 1, x_2 = 2 …) hold from where it gives them
         if isinstance(eq, DataBinding):
-            batch = Batch(len(eq.values), eq.values, (1.0,) * len(eq.values), 1.0, 0.0, 1e-5)
+            batch, members = _own_batch(eq.values), {}
+        elif (member := _member_value(eq)) is not None:
+            members[member[0]] = member[1]
+            if len(members) > 1 and sorted(members) == list(range(1, len(members) + 1)):
+                batch = _own_batch(tuple(members[k] for k in sorted(members)))
         batches.append(batch)
     readings: dict[str, _Reading] = {}
 
@@ -394,6 +399,19 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
         if found is not None:
             findings.append(found)
     return AuditReport(name, layer, tuple(findings))
+
+
+def _own_batch(values: tuple[float, ...]) -> Batch:
+    return Batch(len(values), values, (1.0,) * len(values), 1.0, 0.0, 1e-5)
+
+
+def _member_value(eq) -> tuple[int, float] | None:
+    """(k, v) for ``x_k = v``: one of the document's own numbers, given member by member."""
+    if not (isinstance(eq, Equation) and isinstance(eq.lhs, sp.Indexed) and eq.lhs.base.label.name == "x"
+            and len(eq.lhs.indices) == 1 and eq.lhs.indices[0].is_Integer and len(eq.chain) == 1
+            and eq.rhs.is_Number and 1 <= int(eq.lhs.indices[0]) <= MAX_INDEX):
+        return None
+    return int(eq.lhs.indices[0]), float(eq.rhs)
 
 
 SECTION_LAYERS = ("batchnorm", "layernorm", "rmsnorm")  # the layers a heading can name
