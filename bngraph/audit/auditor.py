@@ -45,7 +45,7 @@ from bngraph.errors import BngraphError, one_line
 from bngraph.tex.document import Snippet, equations_of, read_document
 from bngraph.tex.clean import clean
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
-from bngraph.tex.names import NotChecked, TooLarge, canonical, symbol
+from bngraph.tex.names import MAX_INDEX, NotChecked, TooLarge, canonical, symbol
 from bngraph.tex.words import own_words, with_own_words
 
 __all__ = ["AuditReport", "Finding", "assert_document_correct", "audit_document", "cli_audit"]
@@ -294,12 +294,16 @@ _WHOLE_BATCH = re.compile(r"cannot evaluate it: (?:dL_d)?[XYZ](?:hat)? is not de
 
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
-_DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\\right\s*)?[)\]]\s*[.,;]?\s*$"
+_DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\\right\s*)?[)\]]"
+                   r"(?:\s*\^\s*\{?\s*(?:T|\\top)\s*\}?)?\s*[.,;]?\s*$"  # [1, 2, 6]^T: the same numbers, as a column
                    % (_NUMBER, _NUMBER))
 _LIST = re.compile(r"=\s*(?:\\left\s*)?(?:\\\{|\{|\(|\[)[^=]*?,\s*(?:\.\.\.|\\[lc]?dots)")  # μ = {μ_0, …, μ_n}
 # (\mathbb{1} alone is the ones vector; \mathbb{1}_{i=j} is the indicator of i = j, read as δ_ij)
 _MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
                      r"|\\math(?:bf|bb)\s*\{?\s*1(?!\s*\}\s*_\s*\{\s*[a-z]\s*=)|\\in\s*\\(?:mathbb\s*\{\s*R|R)(?![a-zA-Z])|\\otimes")
+
+# \sum_{t=1}^{T}: T the sum's upper limit (a number of steps or examples), not a transpose
+_SUM_LIMITS = re.compile(r"\\(?:sum|prod)\s*(?:\\limits\s*)?(?:_\s*(?:\{[^{}]*\}|\S)\s*)?\^\s*(?:\{[^{}]*\}|\S)")
 
 
 class DataBinding(TexSyntaxError):
@@ -320,7 +324,7 @@ def _read(snippet: Snippet, words: frozenset[str] = frozenset()) -> Equation | T
         return DataBinding(tuple(float(v) for v in re.split(r"\s*,\s*", data[1])))
     if _LIST.search(snippet.tex):
         return MatrixForm("a vector written out by its components, not checked")
-    if _MATRIX.search(clean(snippet.tex)):  # not in a note after it (\qquad w, β ∈ ℝ^N)
+    if _MATRIX.search(_SUM_LIMITS.sub(r"\\sum ", clean(snippet.tex))):  # not in a note after it (\qquad w, β ∈ ℝ^N)
         return MatrixForm("matrix form, not checked")
     if "\\begin{cases}" in snippet.tex:  # μ = \begin{cases} x_1 & m = 1 \\ … \end{cases}
         return NotChecked("a value by cases (\\begin{cases}): one value per condition, not checked")
@@ -342,9 +346,13 @@ def _parsed(tex: str) -> Equation | TexSyntaxError:
         return TexSyntaxError(one_line(f"cannot build it: {type(exc).__name__}: {exc}")[:160])
 
 
+_APPROX = re.compile(r"\\(?:approx|simeq)(?![a-zA-Z])")
+
+
 def _tolerance(eq) -> float:
-    """One unit of the last digit written after ≈ (``\\approx 4.67``: 0.01); 0 for an equation."""
-    if not isinstance(eq, Equation) or eq.kind != "approximation":
+    """One unit of the last digit written after ≈ (``\\approx 4.67``: 0.01), also at the end of a chain
+    (``\\sigma^2 = \\frac{1}{m}\\sum … \\approx 4.67``); 0 for an equation."""
+    if not isinstance(eq, Equation) or not (eq.kind == "approximation" or _APPROX.search(eq.tex)):
         return 0.0
     number = re.search(r"(\d+)(?:\.(\d+))?\s*$", eq.tex)
     return 10.0 ** -len(number[2] or "") if number else 0.0
@@ -362,10 +370,14 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     snippets = equations_of(name, fmt, cells)
     words = own_words(s.tex for s in snippets)  # rms(x)_i = …: one name, wherever the document writes it
     first = [_read(s, words) for s in snippets]
-    batches, batch = [], None
-    for eq in first:  # the document's own numbers (x = (1, 2, 6)) hold from where it gives them
+    batches, batch, members = [], None, {}
+    for eq in first:  # the document's own numbers (x = (1, 2, 6), or x_1 = 1, x_2 = 2 …) hold from where it gives them
         if isinstance(eq, DataBinding):
-            batch = Batch(len(eq.values), eq.values, (1.0,) * len(eq.values), 1.0, 0.0, 1e-5)
+            batch, members = _own_batch(eq.values), {}
+        elif (member := _member_value(eq)) is not None:
+            members[member[0]] = member[1]
+            if len(members) > 1 and sorted(members) == list(range(1, len(members) + 1)):
+                batch = _own_batch(tuple(members[k] for k in sorted(members)))
         batches.append(batch)
     readings: dict[str, _Reading] = {}
 
@@ -387,6 +399,19 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
         if found is not None:
             findings.append(found)
     return AuditReport(name, layer, tuple(findings))
+
+
+def _own_batch(values: tuple[float, ...]) -> Batch:
+    return Batch(len(values), values, (1.0,) * len(values), 1.0, 0.0, 1e-5)
+
+
+def _member_value(eq) -> tuple[int, float] | None:
+    """(k, v) for ``x_k = v``: one of the document's own numbers, given member by member."""
+    if not (isinstance(eq, Equation) and isinstance(eq.lhs, sp.Indexed) and eq.lhs.base.label.name == "x"
+            and len(eq.lhs.indices) == 1 and eq.lhs.indices[0].is_Integer and len(eq.chain) == 1
+            and eq.rhs.is_Number and 1 <= int(eq.lhs.indices[0]) <= MAX_INDEX):
+        return None
+    return int(eq.lhs.indices[0]), float(eq.rhs)
 
 
 SECTION_LAYERS = ("batchnorm", "layernorm", "rmsnorm")  # the layers a heading can name

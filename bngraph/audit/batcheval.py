@@ -287,8 +287,10 @@ def definition_of(ev: Evaluator, top: sp.Expr, var) -> sp.Expr:
 @lru_cache(maxsize=16)
 def _other_inputs(refs: tuple) -> frozenset[str]:
     """Inputs the references use besides x and the layer's own (running_mean, running_var)."""
-    used = {s.name for _, (ref, _) in refs for s in ref.free_symbols}
-    return frozenset(used - {name for name, _ in refs} - {index for _, (_, index) in refs} - {"m", "sigma"})
+    # (x and dL_dy are the batch's families, reached through their members x_k: a bare x is not a number)
+    used = {s.name for _, (ref, _) in refs for s in ref.free_symbols if not isinstance(s, sp.Indexed)}
+    families = {ix.base.label.name for _, (ref, _) in refs for ix in ref.atoms(sp.Indexed)}
+    return frozenset(used - families - {name for name, _ in refs} - {index for _, (_, index) in refs} - {"m", "sigma"})
 
 
 @lru_cache(maxsize=4096)

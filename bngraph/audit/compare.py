@@ -93,12 +93,15 @@ def spelled_out(expr: sp.Expr, ctx: Context) -> frozenset[str]:
 def as_vectors(actual: sp.Expr, index: str | None) -> sp.Expr | None:
     """``\\hat{x}`` with no index read as the batch's vector: elementwise at i, or a dot
     product (summed over the batch) when the left side is one number."""
-    labels = {ix.base.label for ix in actual.atoms(sp.Indexed)}
-    bare = [s for s in actual.atoms(sp.Symbol) if s.name in FAMILIES and s not in labels]
+    # N dy − Σ_j dy_j: dy stands bare beside its members, so the members are set aside while the bare ones are found
+    members = {ix: sp.Dummy() for ix in actual.atoms(sp.Indexed)}
+    masked = actual.xreplace(members)
+    bare = [s for s in masked.atoms(sp.Symbol) if s.name in FAMILIES]
     if not bare:
         return None
     k = symbol(index) if index else sp.Dummy("k")
-    filled = actual.xreplace({s: sp.IndexedBase(symbol(s.name))[k] for s in bare})
+    filled = masked.xreplace({s: sp.IndexedBase(symbol(s.name))[k] for s in bare}).xreplace(
+        {d: ix for ix, d in members.items()})
     if index:
         return filled
     terms = sp.Add.make_args(sp.expand(filled)) if filled.is_Add else (filled,)

@@ -66,6 +66,7 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
         pair is not None and (target_of(pair[0]) or ("",))[0] in ("sigma", "xhat") for pair in sides_of)
     if m_now is None and concrete and 1 < max(concrete) <= 64:  # a worked example: x_1, x_2, x_3 make m = 3
         bound_at = [max(concrete)] * len(bound_at)
+        ctx.m_inferred = True
     for pair in sides_of:
         if pair is not None:
             register_helper(*pair, ctx)

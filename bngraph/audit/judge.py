@@ -335,20 +335,32 @@ def _running_statistics(lhs, sides, ctx: Context) -> list[str]:
 def judge_in_eval_mode(lhs, name, index, sides, running, notation, ctx: Context) -> Judgement | None:
     """x̂_i = (x_i − running_mean)/√(running_var + ε) in a training write-up: judged as the evaluation-mode
     layer's formula, the document's running names read as the running mean and variance."""
-    swap = {}
+    var, eps = symbol("running_var"), symbol("epsilon")
+    swap, deviations = {}, []
     for n in running:
         low = n.lower()
-        target = "running_var" if "var" in low or low.startswith("sigma") else (
-            "running_mean" if "mean" in low or low.startswith("mu") else None)
-        if target is None:
+        if "var" in low or low.startswith("sigma2"):
+            swap[symbol(n)] = var
+        elif "std" in low or low.startswith("sigma"):  # σ_run: the running standard deviation, √running_var
+            swap[symbol(n)] = sp.sqrt(var)
+            deviations.append(symbol(n))
+        elif "mean" in low or low.startswith("mu"):
+            swap[symbol(n)] = symbol("running_mean")
+        else:
             return None
-        swap[symbol(n)] = symbol(target)
     if len(set(swap.values())) != len(swap):
         return None
     eval_ctx = replace(ctx, refs=ctx.eval_refs, helpers={}, definitions={}, shared={}, eval_refs=None)
     found = judge_quantity(lhs, name, index, tuple(s.xreplace(swap) for s in sides), notation, eval_ctx)
     if found.verdict == CANNOT_EVALUATE:
         return None
+    if found.verdict == WRONG and deviations:  # (x − μ_run)/σ_run: ε folded into σ_run, as into σ (conventions)
+        folded = {**swap, **{d: sp.sqrt(var + eps) for d in deviations}}
+        again = judge_quantity(lhs, name, index, tuple(s.xreplace(folded) for s in sides), notation, eval_ctx)
+        if again.verdict in (CORRECT, OTHER_FORM):
+            return Judgement(found.defines, f"{found.label}, evaluation mode", AMBIGUOUS,
+                             "wrong as written; right if the running standard deviation stands for "
+                             "√(running variance + ε) (ε folded into it)", found.warnings, checked=again.checked)
     return replace(found, label=f"{found.label}, evaluation mode",
                    checked=_join_checked(found.checked, "with the running mean and variance"))
 
@@ -382,7 +394,7 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
         sizes = tuple(m for m in sizes if m >= int(index)) or (int(index),)
     result = combine([check_side(ctx, expected, side, index_name, sizes) for side in sides])
     result = at_documents_own(ctx, result, lambda sizes_: combine(
-        [check_side(ctx, expected, side, index_name, sizes_) for side in sides]), sizes)
+        [check_side(ctx, expected, side, index_name, sizes_) for side in sides]), sizes, sides)
     key = f"{name}[i]" if index is not None else name
     if result.verdict == WRONG and all(not s.free_symbols for s in sides):
         if len(sides) > 1:  # μ = (1 + 2 + 3)/3 = 2: a worked example's chain of numbers
@@ -430,7 +442,8 @@ def worked_example(key: str, label: str, sides) -> Judgement:
     read: not the general formula, so not checked against it; but every member of the chain must still be
     equal (0.1·(−1.2247) + 0.3·1.2247 = 0.12247 is an arithmetic slip)."""
     values = [float(s) for s in sides]
-    slip = next((k for k in range(1, len(values)) if not _same_number(values[k - 1], values[k])), None)
+    slip = next((k for k in range(1, len(values))
+                 if not _same_number(values[k - 1], values[k], _written_unit(sides[k - 1], sides[k]))), None)
     if slip is not None:
         return Judgement(key, label, WRONG, f"an arithmetic slip: {_short(values[slip - 1])} is written as "
                                             f"{_short(values[slip])}", (),
@@ -440,33 +453,58 @@ def worked_example(key: str, label: str, sides) -> Judgement:
                                                   "checked against the general formula")
 
 
-def _same_number(a: float, b: float) -> bool:
-    """Equal to the digits a worked example writes (1.2247 for √1.5): a relative 10⁻³."""
-    return abs(a - b) <= 1e-3 * max(abs(a), abs(b), 1e-9)
+def _same_number(a: float, b: float, unit: float = 0.0) -> bool:
+    """Equal to the digits a worked example writes (1.2247 for √1.5): a relative 10⁻³, or one unit of
+    the last digit written (−0.93 for −25/27 = −0.9259…)."""
+    return abs(a - b) <= max(1e-3 * max(abs(a), abs(b), 1e-9), unit)
+
+
+def _written_unit(*numbers) -> float:
+    """One unit of the last decimal digit of the coarser of ``numbers`` written as a decimal (−0.93: 0.01);
+    0 when none is (14/3, 3: exact values)."""
+    units = [10.0 ** -d for n in numbers if isinstance(n, sp.Rational) and not n.is_Integer
+             for d in [next((d for d in range(1, 16) if (n * 10 ** d).is_Integer), None)] if d is not None]
+    return max(units, default=0.0)
 
 
 def _short(v: float) -> str:
     return f"{v:.6g}"
 
 
-def at_documents_own(ctx: Context, result: SideResult, check, sizes) -> SideResult:
+def at_documents_own(ctx: Context, result: SideResult, check, sizes, sides=()) -> SideResult:
     """A formula wrong in general but right at the document's own m (σ² = 0 at m = 1) or on
-    its own numbers (μ = 3 for x = (1, 2, 6)) states a fact about them: right there."""
+    its own numbers (μ = 3 for x = (1, 2, 6)) states a fact about them: right there. The document gives x
+    alone: a chain with a number in it (∂ℓ/∂β = Σ ∂ℓ/∂y_i = 3) may take γ = 1, β = 0, ∂ℓ/∂y = 1 as its example
+    does; a formula alone must hold whatever they are (with ∂ℓ/∂y all 1, Σ ∂ℓ/∂y_j x̂_j = 0 hides any slip in
+    the x̂ term)."""
     if result.verdict != WRONG:
         return result
-    if ctx.batch is not None:
-        saved, ctx.batch_only = ctx.batch_only, ctx.batch
+    own = ctx.batch
+    if own is not None and not any(not s.free_symbols for s in sides):
+        own = replace(own, dL_dy=Batch.small(own.m).dL_dy, gamma=2.0, beta=0.5)
+    # a worked example's numbers mostly leave ε out (x̂_1 = (1 − 3)/√(14/3)): its own numbers with ε = 0 too
+    for batch in (() if own is None else (own, replace(own, epsilon=0.0))):
+        saved, ctx.batch_only = ctx.batch_only, batch
         try:
-            again = check((ctx.batch.m,))
+            again = check((batch.m,))
         finally:
             ctx.batch_only = saved
         if again.verdict in (CORRECT, OTHER_FORM):
-            numbers = ", ".join(f"{v:g}" for v in ctx.batch.x)
-            return replace(again, checked=f"on the document's own numbers, x = ({numbers})")
+            numbers = ", ".join(f"{v:g}" for v in batch.x)
+            return replace(again, checked=f"on the document's own numbers, x = ({numbers})"
+                                          + (", with ε = 0" if batch is not ctx.batch else ""))
     if ctx.doc_m and ctx.doc_m not in sizes:
         again = check((ctx.doc_m,))
         if again.verdict in (CORRECT, OTHER_FORM):
             return replace(again, checked=f"at the document's m = {ctx.doc_m}")
+    # μ = (x_1 + x_2)/2 in a text whose other example writes x_3: m = 3 was guessed from that x_3, not stated
+    own_m = max(concrete_sizes(sides, ctx), default=0)
+    if ctx.m_inferred and 1 < own_m < min(sizes):
+        again = check((own_m,))
+        if again.verdict in (CORRECT, OTHER_FORM):
+            return SideResult(AMBIGUOUS, f"wrong at m = {min(sizes)}, the largest index the document writes; right at "
+                                         f"m = {own_m}, the largest this formula writes (an example of its own?)",
+                              checked=f"numerically at m = {min(sizes)} and {own_m}")
     return result
 
 
@@ -489,9 +527,15 @@ def judge_sigma(lhs, sides, notation, ctx: Context) -> Judgement:
                              counterexample=small, correction=fix, checked="numerically")
     except Unevaluable as exc:
         return Judgement("sigma", ctx.label("sigma"), CANNOT_EVALUATE, f"cannot evaluate it: {exc}")
-    result = check_side(ctx, sp.sqrt(sigma2), sides[0], None, sizes)
-    return Judgement("sigma", ctx.label("sigma"), result.verdict, result.reason, (), result.counterexample,
-                     correction(lhs, sp.sqrt(sigma2), notation, set()), result.checked)
+    def check(sizes_):  # every member of a chain σ = a = b, as for the layer's own quantities
+        return combine([check_side(ctx, sp.sqrt(sigma2), s, None, sizes_) for s in sides])
+
+    result = at_documents_own(ctx, check(sizes), check, sizes, sides)
+    if result.verdict == WRONG and len(sides) > 1 and all(not s.free_symbols for s in sides):
+        return worked_example("sigma", ctx.label("sigma"), sides)  # σ = √4.67 ≈ 2.16
+    fix = correction(lhs, sp.sqrt(sigma2), notation, set()) if result.verdict == WRONG else None
+    return Judgement("sigma", ctx.label("sigma"), result.verdict, result.reason, (), result.counterexample, fix,
+                     result.checked)
 
 
 def judge_setting(name, sides, ctx: Context) -> Judgement:
@@ -523,7 +567,7 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
     sizes = sizes_for((lhs, *sides), ctx)
     result = combine([check_side(ctx, lhs, side, next(iter(free), None), sizes) for side in sides])
     result = at_documents_own(ctx, result, lambda sizes_: combine(
-        [check_side(ctx, lhs, side, next(iter(free), None), sizes_) for side in sides]), sizes)
+        [check_side(ctx, lhs, side, next(iter(free), None), sizes_) for side in sides]), sizes, sides)
     if result.verdict == WRONG:
         result = _identity_conventions(lhs, sides, free, sizes, ctx) or result
     verdict = CORRECT if result.verdict == OTHER_FORM else result.verdict

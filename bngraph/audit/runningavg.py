@@ -64,17 +64,19 @@ def judge_update(lhs: sp.Expr, sides, ctx: Context) -> Judgement:
         if unknown:
             return Judgement(key, label, CANNOT_EVALUATE, f"{', '.join(unknown)} is not defined here: "
                              "which batch statistic does it average?")
+    written_out = rhs.has(sp.Sum) or "x" in names_in(rhs)  # 0.1·(1/m)Σ(x_i − μ)²: the batch's σ² in x
+    if written_out and kind is not None and (len(stats) != 1 or not _weighted(rhs, old, symbol(stats[0]))):
+        return Judgement(key, label, CANNOT_EVALUATE, "the batch statistic is written out in x, not named (μ, σ²): "
+                         "not checked")
     if len(stats) != 1:
         return wrong("it should average the running value with one batch statistic (μ or σ²)")
     stat = symbol(stats[0])
-    expanded = sp.expand(rhs)
-    w_old, w_new = expanded.coeff(old), expanded.coeff(stat)
-    rest = sp.expand(expanded - w_old * old - w_new * stat)
-    if rest != 0 or w_old.has(old, stat) or w_new.has(old, stat) or w_old == 0:
+    if not _weighted(rhs, old, stat):
         if kind is None:  # v <- μ v + g: μ is a momentum coefficient here, not the batch mean
             return Judgement(None, "update", NOT_ABOUT, f"an update of {name} that is not a running average "
                              "(an optimiser step?)")
         return wrong("it is not a weighted average of the running value and the batch statistic")
+    w_old, w_new = sp.expand(rhs).coeff(old), sp.expand(rhs).coeff(stat)
     m = symbol("m")
     notes, warnings = [], []
     total = sp.simplify(w_old + w_new)
@@ -101,6 +103,14 @@ def judge_update(lhs: sp.Expr, sides, ctx: Context) -> Judgement:
             warnings.append(f"{letter} is the momentum here but {letter} is also {role}"
                             + ("" if p.name != "beta" or ctx.beta_is_shift else " in batch norm"))
     return Judgement(key, label, CORRECT, "; ".join(notes), tuple(warnings), checked="symbolically")
+
+
+def _weighted(rhs: sp.Expr, old: sp.Expr, stat: sp.Expr) -> bool:
+    """``rhs`` is a·old + b·stat and nothing else (a ≠ 0; a, b free of both)."""
+    expanded = sp.expand(rhs)
+    w_old, w_new = expanded.coeff(old), expanded.coeff(stat)
+    rest = sp.expand(expanded - w_old * old - w_new * stat)
+    return rest == 0 and not (w_old.has(old, stat) or w_new.has(old, stat) or w_old == 0)
 
 
 def _off_balance(key: str, label: str, total: sp.Expr) -> Judgement:

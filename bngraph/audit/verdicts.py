@@ -50,6 +50,7 @@ class Context:
     helpers: dict[str, Helper] = field(default_factory=dict)
     size_names: frozenset[str] = frozenset({"m"})
     doc_m: int | None = None
+    m_inferred: bool = False  # doc_m read off the largest index the document writes (x_3: m = 3), not stated
     notation: Notation = Notation()
     beta_is_shift: bool = False
     eps_in_sigma2: bool = False  # the document said σ² := σ_B² + ε: later formulas without ε mean that

@@ -128,6 +128,9 @@ _GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsi
 
 
 # -- what write-ups write, rewritten to what the grammar reads ---------------------------------
+_EXPECTATION = re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|mathbb|operatorname|text)\s*\{\s*E\s*\}|E)\s*\[\s*x\s*\]")
+_VARIANCE = re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|operatorname|text)\s*\{\s*Var\s*\}|Var)\s*(?:\[\s*x\s*\]|\(\s*x\s*\))")
+_BATCH_STATISTIC = re.compile(r"\\(?:mu|sigma)(?![a-zA-Z])|[μσ]")
 _REWRITES = [
     # X', f'': a letter with primes is a name of its own (X' = (X − μ)/σ), not X and a stray mark
     (re.compile(r"(?<![\\A-Za-z])([A-Za-z])('+|\^\{?\\prime\}?)"), lambda k: f"\\mathrm{{{k[1]}{'prime' * max(1, k[2].count(chr(39)))}}}"),
@@ -151,10 +154,10 @@ _REWRITES = [
     (re.compile(r"\\part(?![a-zA-Z])"), r"\\partial"),  # a Markdown editor's shorthand
     (re.compile(r"\\triangledown(?![a-zA-Z])"), r"\\nabla"),  # ∇ drawn as a triangle (HackMD, Typora)
     # E[x], \mathbb{E}[x], Var(x), \text{Var}[x] of the input itself: the batch's mean and variance (the papers' and
-    # PyTorch's own notation); of anything else (E[\mu_B], Var(q_i)) they stay unread
-    (re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|mathbb|operatorname|text)\s*\{\s*E\s*\}|E)\s*\[\s*x\s*\]"), r"\\mu "),
-    (re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|operatorname|text)\s*\{\s*Var\s*\}|Var)\s*(?:\[\s*x\s*\]|\(\s*x\s*\))"),
-     r"\\sigma^2 "),
+    # PyTorch's own notation); of anything else (E[\mu_B], Var(q_i)) they stay unread, and so they do beside the
+    # batch's own μ or σ (Var[x] = \frac{m}{m-1}\sigma_B^2: the population's variance, another quantity)
+    (_EXPECTATION, r"\\mu "),
+    (_VARIANCE, r"\\sigma^2 "),
     (re.compile(r"\\(?:left\s*)?[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\(?:right\s*)?[|]|[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*[|]"
                 r"|\\lvert\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\rvert|[|]\s*B\s*[|]"), "m"),  # |B|: the batch size
     (re.compile(r"\\color\s*\{[^{}]*\}|\\textcolor\s*\{[^{}]*\}"), ""),  # the argument stays, as a group
@@ -205,7 +208,10 @@ def rewrite_constructs(tex: str) -> str:
     '{\\mu = \\frac{1}{m}\\sum\\limits_{i} x_{i,j}}'
     """
     tex = _step_counter(tex)
+    population = _BATCH_STATISTIC.search(tex)  # E[x], Var[x] beside μ_B, σ_B: the population's, not the batch's
     for pattern, replacement in _REWRITES:
+        if population and pattern in (_EXPECTATION, _VARIANCE):
+            continue
         if replacement == r"_{\1,\2}":
             tex = pattern.sub(lambda k: k[0] if k[1] + k[2] in _NOT_INDEX_PAIRS else f"_{{{k[1]},{k[2]}}}", tex)
         else:
