@@ -263,3 +263,20 @@ def test_the_letter_a_mean_over_b_examples_is_of_is_x_and_its_hat_defined_with_g
 def test_the_documents_own_letters_still_catch_a_lost_square():
     found = last(LETTERS % r"\frac{-(z_i - \mu_B)}{2(\sigma_B + \epsilon)^{3/2}}")
     assert found.verdict == "wrong", found.to_text()
+
+
+# -- du/dz total on the left, the chain rule of local partials on the right (idl_notes_bn_uz.md 87) ----------------
+CHAIN_RULE = r"""$$\hat{x}_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}$$
+
+$$\frac{d\hat{x}_i}{dx_i} = \frac{\partial \hat{x}_i}{\partial x_i} + \frac{\partial \hat{x}_i}{\partial \mu}\frac{\partial \mu}{\partial x_i}%s$$
+"""
+
+
+def test_a_total_derivative_as_the_chain_rule_of_local_partials():
+    found = last(CHAIN_RULE % r" + \frac{\partial \hat{x}_i}{\partial \sigma^2}\frac{d \sigma^2}{d x_i}")
+    assert found.verdict == "correct", found.to_text()
+
+
+def test_a_chain_rule_that_drops_the_variance_path_is_wrong():
+    found = last(CHAIN_RULE % "")
+    assert found.verdict == "wrong", found.to_text()

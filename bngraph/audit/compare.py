@@ -26,18 +26,31 @@ SEEDS = (0, 1)
 
 
 # -- comparing ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Split:
+    r"""Partials read one way on the left side and another on the right: ``\frac{du_i}{dz_i}`` the total
+    derivative, ``= \frac{\partial u_i}{\partial z_i} + \frac{\partial u_i}{\partial \mu}\frac{d\mu}{dz_i} + …`` a chain
+    rule of local partials."""
+
+    left: object
+    right: object
+
+
 def find_mismatch(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None,
                   sizes, *, free: bool = False, batches: Callable | None = None,
                   reading="local") -> Counterexample | None:
-    """The first batch (and index value) where ``actual`` differs from ``expected``, or None."""
+    """The first batch (and index value) where ``actual`` differs from ``expected``, or None. A
+    :class:`Split` reading reads the partials of the two sides apart."""
     if batches is None:
         batches = (lambda m: [ctx.batch_only]) if ctx.batch_only else (lambda m: [Batch.random(m, s) for s in SEEDS])
+    left, right = (reading.left, reading.right) if isinstance(reading, Split) else (reading, reading)
     for m in sizes:
         for batch in batches(m):
-            ev = ctx.evaluator(batch, free, reading)
+            ev = ctx.evaluator(batch, free, right)
+            ev_left = ev if left == right else ctx.evaluator(batch, free, left)
             for k in (range(1, m + 1) if index else (None,)):
                 env = {index: float(k)} if index else {}
-                want, got = float(ev.value(expected, env)), float(ev.value(actual, env))
+                want, got = float(ev_left.value(expected, env)), float(ev.value(actual, env))
                 if not (close(got, want) or abs(got - want) <= ctx.tolerance):
                     return Counterexample(batch, (index, k) if index else None, got, want)
     return None
@@ -130,6 +143,9 @@ def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None
                             form.actual, "local", form.primary),
                     Reading(_join(form.says, "as a total derivative (μ, σ² and x̂ following)"),
                             form.actual, "total", form.primary)]
+            if form.actual.has(sp.Derivative):  # du/dz = ∂u/∂z + ∂u/∂μ dμ/dz + …: the chain rule of a total derivative
+                out.append(Reading(_join(form.says, "as a total derivative, by the chain rule of the partials on the right"),
+                                   form.actual, Split("total", "local"), form.primary))
             continue
         out += [Reading(form.says, form.actual, spelled_out(form.actual, ctx), form.primary),
                 Reading(_join(form.says, "with every partial read as local"), form.actual, "local", False),
