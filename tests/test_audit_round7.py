@@ -280,3 +280,19 @@ def test_a_total_derivative_as_the_chain_rule_of_local_partials():
 def test_a_chain_rule_that_drops_the_variance_path_is_wrong():
     found = last(CHAIN_RULE % "")
     assert found.verdict == "wrong", found.to_text()
+
+
+# -- a heading's words for a layer: "RMS error" names none (review of rounds 5-6) --------------------------------------
+@pytest.mark.parametrize("heading, layer", [("## RMS error of the gradient check", None), ("## RMSNorm", "rmsnorm"),
+                                            ("## The RMS layer", "rmsnorm"), ("## Root mean square error", None),
+                                            ("## LN backward", "layernorm"), ("## Ln of the loss", None),
+                                            ("## BN forward", "batchnorm"), ("## Layer Normalization", "layernorm")])
+def test_the_layer_a_heading_names(heading, layer):
+    from bngraph.audit.sections import LAYER_WORDS
+    assert next((name for name, words in LAYER_WORDS if words.search(heading)), None) == layer
+
+
+def test_a_right_formula_under_an_rms_error_heading_is_judged_as_the_documents_layer():
+    doc = ("## RMS error of the gradient check\n\n"
+           r"$$\frac{\partial \mu}{\partial x_i} = \frac{1}{m}$$")
+    assert last(doc).verdict == "correct"

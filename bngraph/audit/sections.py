@@ -19,9 +19,11 @@ import re
 
 # the layers by the words write-ups use for them (RMSNorm before Layer Norm: "RMS LayerNorm" is RMSNorm)
 LAYER_WORDS = (
-    ("rmsnorm", re.compile(r"rms\s*-?\s*(?:layer\s*)?norm|root[\s-]+mean[\s-]+square|\bRMS\b", re.I)),
-    ("layernorm", re.compile(r"layer\s*-?\s*norm|\bLN\b", re.I)),
-    ("batchnorm", re.compile(r"batch\s*-?\s*norm|\bBN\b", re.I)),
+    # the abbreviations in capitals only, and not an RMS error ("## RMS error of the gradient check")
+    ("rmsnorm", re.compile(r"rms\s*-?\s*(?:layer\s*)?norm|(?:root[\s-]+mean[\s-]+square|(?-i:\bRMS\b))"
+                           r"(?![\s-]+(?:error|loss|deviation|difference|value))", re.I)),
+    ("layernorm", re.compile(r"layer\s*-?\s*norm|(?-i:\bLN\b)", re.I)),
+    ("batchnorm", re.compile(r"batch\s*-?\s*norm|(?-i:\bBN\b)", re.I)),
 )
 _MD_HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*)$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
