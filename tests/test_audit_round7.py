@@ -296,3 +296,23 @@ def test_a_right_formula_under_an_rms_error_heading_is_judged_as_the_documents_l
     doc = ("## RMS error of the gradient check\n\n"
            r"$$\frac{\partial \mu}{\partial x_i} = \frac{1}{m}$$")
     assert last(doc).verdict == "correct"
+
+
+# -- a name with a running word that the document defines from the batch (review of rounds 5-6) -----------------------
+AVG = r"""$$\mu_{avg} = \frac{1}{m}\sum_{i=1}^m x_i$$
+
+$$\sigma^2 = \frac{1}{m}\sum_{i=1}^m (x_i - \mu_{avg})^2$$
+
+$$\hat{x}_i = \frac{x_i - \mu_{avg}}{\sqrt{\sigma^2 + \epsilon}}$$
+"""
+
+
+def test_a_mean_named_avg_defined_from_the_batch_is_the_batch_mean():
+    found = last(AVG)
+    assert found.verdict in ("correct", "correct-other-form"), found.to_text()
+    assert last(AVG.replace(r"{x_i - \mu_{avg}}{\sqrt", r"{x_i + \mu_{avg}}{\sqrt")).verdict == "wrong"
+
+
+def test_a_running_mean_set_to_zero_is_still_a_running_statistic():
+    doc = r"$$\mu_{avg} = 0$$" "\n\n" r"$$\hat{x}_i = \frac{x_i - \mu_{avg}}{\sqrt{\sigma^2 + \epsilon}}$$"
+    assert last(doc).verdict != "wrong"

@@ -328,6 +328,8 @@ def _running_statistics(lhs, sides, ctx: Context) -> list[str]:
     if "mu" not in ctx.refs:
         return []
     names = set().union(*(names_in(e) for e in (lhs, *sides))) - set(ctx.refs)
+    # μ_avg = (1/m) Σ x_i: a name the document defines from the batch's x is the batch's, whatever its word says
+    names -= {n for n in names & set(ctx.helpers) if "x" in names_in(ctx.helpers[n].expr)}
     return sorted(n for n in names if any(w in n.lower().split("_") or n.lower().startswith(w + "_") or
                                           (w in n.lower() and len(w) > 3) for w in RUNNING_WORDS))
 
