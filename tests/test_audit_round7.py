@@ -316,3 +316,55 @@ def test_a_mean_named_avg_defined_from_the_batch_is_the_batch_mean():
 def test_a_running_mean_set_to_zero_is_still_a_running_statistic():
     doc = r"$$\mu_{avg} = 0$$" "\n\n" r"$$\hat{x}_i = \frac{x_i - \mu_{avg}}{\sqrt{\sigma^2 + \epsilon}}$$"
     assert last(doc).verdict != "wrong"
+
+
+# -- a one-dollar derivation with $…$ inside its \textrm notes, rows ending in \\$, a row starting with [ , and primes
+#    (Lagrange's notation) by the variable the text differentiates by (se_layernorm_no_gradient_flow.md 30) ---------
+PRIMES = r"""Here's my calculations:
+
+$\textrm{Given a vector $X$ of length $N$, indexed as $x_i$,}\\
+\mu =\frac{\sum_{k=1}^{N}{x_k}}{N}\\
+\textrm{We seek the derivative of $y_i$ w.r.t $x_j$.}\\
+\frac{dy_i}{dx_j}=\frac{(x_i-\mu)'\sigma-(x_i-\mu)\sigma'}{\sigma^2}\\
+\mu'=%s\\
+[\frac{\sum_{k=1}^{N}{(x_k-\mu)^2}}{N}]'=\frac{1}{N}\sum_{k=1}^{N}2(x_k-\mu)(\delta_{kj}-\frac{1}{N})\\
+\qquad =\frac{2}{N}((x_j-\mu)-\frac{1}{N}\sum_{k=1}^{N}(x_k)+\frac{1}{N}\sum_{k=1}^{N}\mu)\\
+\qquad =\frac{2}{N}((x_j-\mu)-\mu-\frac{1}{N}N\mu)\\$
+"""
+
+
+def test_a_one_dollar_derivation_with_math_in_its_notes_is_read_row_by_row():
+    report = audit_document(PRIMES % r"\frac{1}{N}", "layernorm")
+    by_line = {f.line: f for f in report.findings}
+    assert set(by_line) >= {4, 6, 7, 8, 9, 10}, report.to_text()
+    assert by_line[4].defines == "mu" and by_line[4].verdict == "correct", report.to_text()
+
+
+def test_primes_differentiate_by_the_variable_of_the_derivation():
+    by_line = {f.line: f for f in audit_document(PRIMES % r"\frac{1}{N}", "layernorm").findings}
+    assert by_line[7].verdict == "correct", by_line[7].to_text()       # μ' = 1/N: ∂μ/∂x_j
+    assert by_line[8].verdict == "correct", by_line[8].to_text()       # [σ²]' = (1/N) Σ 2(x_k − μ)(δ_kj − 1/N)
+    assert by_line[9].verdict == "correct", by_line[9].to_text()
+    slip = by_line[10]                                                  # −μ − μ for −μ + μ
+    assert slip.verdict == "wrong", slip.to_text()
+    x, _, k = batch_of(slip.counterexample)
+    assert (slip.counterexample.got, slip.counterexample.want) == pytest.approx(
+        (2 / len(x) * (x[k] - 3 * x.mean()), 2 / len(x) * (x[k] - x.mean())))
+
+
+def test_a_prime_with_a_slip_is_wrong():
+    found = {f.line: f for f in audit_document(PRIMES % "N", "layernorm").findings}[7]
+    assert found.verdict == "wrong", found.to_text()
+
+
+def test_a_prime_before_any_derivative_is_not_judged_wrong():
+    found = last(r"$$\mu = \frac{1}{m}\sum_{i=1}^m x_i$$" "\n\n" r"$$\mu' = 5$$")
+    assert found.verdict == "cannot-evaluate" and "prime" in found.reason, found.to_text()
+
+
+def test_row_spacing_is_a_dimension_and_an_escaped_dollar_ends_no_math():
+    from bngraph.tex.document import math_blocks
+    rows = r"$$a = 1 \\[2pt] b = 2 \\ [c]' = 3$$"
+    from bngraph.tex.document import _ROW
+    assert [m[0] for m in _ROW.finditer(rows)] == [r"\\[2pt]", r"\\"]
+    assert [b[1] for b in math_blocks(r"costs \$5, and $a = b\\$ here")] == [r"a = b\\"]

@@ -30,7 +30,7 @@ import sympy as sp
 
 from bngraph.audit.compiled import Unevaluable, compiled
 from bngraph.audit.dual import Dual, lift, value_of
-from bngraph.tex.names import MAX_INDEX, canonical
+from bngraph.tex.names import MAX_INDEX, PRIME_VARIABLE, canonical
 
 SIZES = (2, 3, 5, 8)  # batch sizes every symbolic-m formula is checked at
 RELATIVE_TOLERANCE = 1e-7
@@ -201,6 +201,8 @@ class Evaluator:
         (var, count), = derivative.variable_count
         if count != 1:
             raise Unevaluable("a higher derivative")
+        if getattr(var, "name", None) == PRIME_VARIABLE:
+            raise Unevaluable("a prime (q′) before the text names a variable to differentiate by")
         var = self._unaliased(var, derivative.expr)
         if isinstance(var, sp.Indexed):
             seed = (var.base.label.name, int(value_of(self._value(var.indices[0], env))))

@@ -17,7 +17,7 @@ from dataclasses import replace
 import sympy as sp
 
 from bngraph.tex.grammar import Equation
-from bngraph.tex.names import canonical, canonical_bound, symbol
+from bngraph.tex.names import PRIME_VARIABLE, canonical, canonical_bound, free_index_names, symbol
 
 CAPITALS = {"X": "x", "Xhat": "xhat", "Y": "y"}
 OWN_TARGETS = ("xhat", "y")  # in this order: z_i = γ n_i + β is y's formula once n is x̂
@@ -99,6 +99,26 @@ def accented_squares(equations: list[Equation | None]) -> list[Equation | None]:
 
     return [None if eq is None else replace(eq, lhs=square(eq.lhs), rhs=square(eq.rhs),
                                             chain=tuple(square(c) for c in eq.chain)) for eq in equations]
+
+
+def primes(equations: list[Equation | None]) -> list[Equation | None]:
+    r"""``\sigma'``, ``(x_i - \mu)'`` (Lagrange's notation) differentiate by the variable the text last differentiated
+    by: ``\frac{dy_i}{dx_j} = \frac{(x_i-\mu)'\sigma - (x_i-\mu)\sigma'}{\sigma^2}`` is by x_j, and so are the primes of
+    the rows after it. A prime before any derivative is left as it is (and cannot be evaluated)."""
+    placeholder, by, out = symbol(PRIME_VARIABLE), None, []
+    for eq in equations:
+        sides = _sides(eq) if eq is not None else []
+        if by is not None and any(canonical(e).has(placeholder) for e in sides):
+            def put(e, by=by):
+                e = canonical(e).xreplace({placeholder: by})
+                return canonical_bound(e, free_index_names([e]))  # Σ_j of a prime by x_j: its j renamed
+            eq = replace(eq, lhs=None if eq.lhs is None else put(eq.lhs), rhs=put(eq.rhs),
+                         chain=tuple(put(c) for c in eq.chain))
+        for e in sides:
+            found = [v for d in canonical(e).atoms(sp.Derivative) for v in d.variables if v != placeholder]
+            by = found[0] if found else by
+        out.append(eq)
+    return out
 
 
 def _scaled(equations: list[Equation | None], name: str) -> bool:

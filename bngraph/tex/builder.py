@@ -16,7 +16,7 @@ from fractions import Fraction
 import sympy as sp
 from lark import Token, Transformer, v_args
 
-from bngraph.tex.names import (FAMILIES, KNOWN_COMMANDS, LOSS_NAMES, MAX_MAGNITUDE, DiffOp, Items, Name, ParenIndex, Partial,
+from bngraph.tex.names import (FAMILIES, KNOWN_COMMANDS, LOSS_NAMES, MAX_MAGNITUDE, PRIME_VARIABLE, DiffOp, Items, Name, ParenIndex, Partial,
                                NotChecked, Relation, TexSyntaxError, TooLarge, fail, index_symbol, index_symbols, resolve_name, symbol, value)
 
 
@@ -274,6 +274,11 @@ class Builder(NameRules):
         return index_symbol(var.base), start, stop
 
     # -- derivatives
+    def prime(self, base, _tok):
+        r"""``\sigma'``, ``(x_i - \mu)'``: Lagrange's derivative by the variable of the derivation around it."""
+        self.notes.setdefault("derivative", "prime")
+        return sp.Derivative(self._num(base), symbol(PRIME_VARIABLE), evaluate=False)
+
     def _derivative(self, top, bottom, style):
         if isinstance(top, ParenIndex):
             top = top.value

@@ -302,11 +302,12 @@ def math_blocks(text: str) -> list[tuple[int, str, str, bool]]:
         elif opener == "\\(":
             close, env, display = re.compile(r"\\\)"), "(", False
         elif opener == "$":
-            close, env, display = re.compile(r"(?<![\\\s])\$(?!\d)"), "$", False
+            # a row break \\ may end it (…\\$), an escaped \$ may not
+            close, env, display = re.compile(r"(?:(?<=\\\\)|(?<![\\\s]))\$(?!\d)"), "$", False
         else:
             env, display = match[1], True
             close = re.compile(r"\\end\{%s%s\}" % (match[1], re.escape(match[2])))
-        end = close.search(text, match.end())
+        end = _closing(close, text, match.end())
         if end is None or (env == "$" and "\n\n" in text[match.end():end.start()]):
             pos = match.end()
             continue
@@ -314,9 +315,22 @@ def math_blocks(text: str) -> list[tuple[int, str, str, bool]]:
         pos = end.end()
 
 
+def _closing(close: re.Pattern, text: str, start: int) -> re.Match | None:
+    r"""The closing delimiter, not one inside a brace group: ``$\textrm{a vector $X$ of length $N$}\\ \mu = …$``
+    (MathJax reads math inside \text), as in a Stack Exchange post's one-dollar derivation."""
+    pos = start
+    while (end := close.search(text, pos)) is not None:
+        between = text[start:end.start()]
+        if between.count("{") - between.count("\\{") <= between.count("}") - between.count("\\}"):
+            return end
+        pos = end.end()
+    return None
+
+
 _INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align|equation|eqnarray|gather|multline|"
                     r"alignat|flalign)\*?\}(?:\{\d+\})?")
-_ROW = re.compile(r"\\\\(?:\s*\[[^\]]*\])?")
+# a row break, with its spacing \\[2pt]; a row that starts with a bracket (\\ [\frac{a}{b}]' = …) keeps it
+_ROW = re.compile(r"\\\\(?:\s*\[\s*-?[\d.]+\s*(?:pt|em|ex|mm|cm|in|mu|px|bp|pc|dd|sp)\s*\])?")
 _RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx|mapsto)(?![a-zA-Z])")
 _ENDS_WITH_RELATION = re.compile(r"(?<![\\:<>!])=\s*&?\s*$")
 _ENDS_WITH_OPERATOR = re.compile(r"(?:(?<![\\^_{])[+\-]|\\cdot|\\times)\s*&?\s*$")

@@ -75,6 +75,7 @@ expression: expr
 ?postfix: primary
         | postfix "_" sarg    -> subscript
         | postfix "^" sarg    -> superscript
+        | postfix PRIME       -> prime
 
 script: "_" sarg -> lower
       | "^" sarg -> upper
@@ -116,6 +117,7 @@ FRAC.3: /\\(<FRAC>)(?![a-zA-Z])/
 SQRT.3: /\\sqrt(?![a-zA-Z])/
 SUM.3: /\\sum(?![a-zA-Z])/
 PARTIAL.3: /\\partial(?![a-zA-Z])/
+PRIME: /'/
 NABLA.3: /\\nabla(?![a-zA-Z])/
 DERIV.3: /\\(<DERIV>)(?![a-zA-Z])/
 FUNC.3: /\\(<FUNC>)(?![a-zA-Z])/

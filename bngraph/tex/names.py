@@ -53,6 +53,11 @@ MAX_MAGNITUDE = 10 ** 12  # a constant beyond this cannot be compared in float64
 MAX_INDEX = 64  # a concrete index (x_{64}) or sum bound: the largest batch a formula is checked at
 
 
+# what a prime differentiates by (σ', (x_i − μ)'): the variable the text differentiates by where it stands, which
+# the reader of the whole document puts in (bngraph.audit)
+PRIME_VARIABLE = "prime_by"
+
+
 def symbol(name: str) -> sp.Symbol:
     """The Symbol for ``name`` with the contract's assumptions (``m`` a positive integer,
     everything else plain).
