@@ -368,3 +368,10 @@ def test_row_spacing_is_a_dimension_and_an_escaped_dollar_ends_no_math():
     from bngraph.tex.document import _ROW
     assert [m[0] for m in _ROW.finditer(rows)] == [r"\\[2pt]", r"\\"]
     assert [b[1] for b in math_blocks(r"costs \$5, and $a = b\\$ here")] == [r"a = b\\"]
+
+
+# -- one entry of an elementwise expression: \left(\frac{\partial L}{\partial y}\gamma\right)_{k} (cs231n_exercise_streams)
+@pytest.mark.parametrize("factor, verdict", [(r"\gamma", "correct"), ("", "wrong")])
+def test_an_entry_of_an_elementwise_expression(factor, verdict):
+    found = last(rf"$$\frac{{\partial L}}{{\partial \hat{{x}}_k}} = \left(\frac{{\partial L}}{{\partial y}}{factor}\right)_{{k}}$$")
+    assert found.verdict == verdict, found.to_text()

@@ -118,6 +118,10 @@ class NameRules(Transformer):
             return _power(self._num(base), self._num(arg), tex)
         if isinstance(base, sp.Symbol):  # {\frac{\partial L}{\partial x}}_{i}: index a family
             return resolve_name(Name(base.name, sub=arg, tex=tex), self.notes)
+        if isinstance(base, sp.Expr) and not isinstance(base, sp.Derivative):
+            entry = _entry_of(base, arg, self)
+            if entry is not None:
+                return entry
         if isinstance(base, sp.Derivative) and isinstance(arg, Name):
             # \frac{\partial \hat{x}_i}{\partial x_j}_{\text{via }\mu}: one path's share of the derivative
             raise NotChecked(f"a derivative with a subscript of its own ({tex}): one path's share or one row, not checked")
@@ -128,6 +132,15 @@ class NameRules(Transformer):
 
     def upper(self, arg):
         return ("^", arg)
+
+
+def _entry_of(expr: sp.Expr, sub, rules: NameRules) -> sp.Expr | None:
+    r"""``\left(\frac{\partial L}{\partial y}\gamma\right)_{k,j}``: one entry of an elementwise expression of the batch's
+    families, each family written bare inside it taken at that entry (None where no family is bare there)."""
+    bare = [s for s in expr.atoms(sp.Symbol) if s.name in FAMILIES]
+    if not bare or expr.atoms(sp.Indexed, sp.Sum):
+        return None
+    return expr.xreplace({s: resolve_name(Name(s.name, sub=sub), rules.notes) for s in bare})
 
 
 @v_args(inline=True)
