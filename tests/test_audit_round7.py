@@ -375,3 +375,60 @@ def test_row_spacing_is_a_dimension_and_an_escaped_dollar_ends_no_math():
 def test_an_entry_of_an_elementwise_expression(factor, verdict):
     found = last(rf"$$\frac{{\partial L}}{{\partial \hat{{x}}_k}} = \left(\frac{{\partial L}}{{\partial y}}{factor}\right)_{{k}}$$")
     assert found.verdict == verdict, found.to_text()
+
+
+# -- RMSNorm's scale named w (y_i = x_i/rms · w_i), a row's r_i beside x_{ij}, ∂/∂w_i applied to the rest of the
+#    product, an identity "for i = j" (kernel_hyperdrive_rmsnorm.md, rms_norm_note.md) ---------------------------------
+SCALE = r"""$$\text{rms}(x) = \sqrt{\frac{1}{d}\sum_{j=1}^{d} x_j^2 + \epsilon}$$
+
+$$y_i = \frac{x_i}{\text{rms}(x)} w_i$$
+
+$$\frac{\partial L}{\partial x_i} = \frac{w_i}{\text{rms}(x)}\frac{\partial L}{\partial y_i} - \frac{x_i}{%s\text{rms}(x)^3}\sum_{j=1}^{d} \frac{\partial L}{\partial y_j} w_j x_j$$
+"""
+
+
+@pytest.mark.parametrize("size, verdict", [("d", "correct"), ("", "wrong")])
+def test_a_scale_named_w_beside_x_over_rms_is_gamma(size, verdict):
+    found = last(SCALE % size, "rmsnorm")
+    assert found.verdict == verdict, found.to_text()
+    if verdict == "wrong":
+        c = found.counterexample
+        x, dy, k = np.array(c.batch.x), np.array(c.batch.dL_dy), c.index[1] - 1
+        rms, g = np.sqrt(np.mean(x ** 2) + c.batch.epsilon), c.batch.gamma
+        assert c.got == pytest.approx(g * dy[k] / rms - x[k] / rms ** 3 * np.sum(dy * g * x))
+
+
+ROWS = r"""$$y_{ij} = \frac{w_j x_{ij}}{r_i}$$
+where
+$$r_i = \sqrt{ \frac{1}{H} \sum_{h=1}^H x_{ih}^2 + \epsilon }$$
+
+$$\frac{\partial L}{\partial x_{ij}} = \frac{\partial L}{\partial y_{ij}} \frac{w_j}{r_i} - \sum_{h=1}^{H} \frac{\partial L}{\partial y_{ih}} \frac{w_h}{r_i^2} x_{ih} \frac{1}{H%s} x_{ij}$$
+"""
+
+
+@pytest.mark.parametrize("r_b, verdict", [("r_i", "correct"), ("", "wrong")])
+def test_a_rows_own_statistic_beside_its_entries(r_b, verdict):
+    report = audit_document(ROWS % r_b, "rmsnorm")
+    assert report.findings[0].verdict in ("correct", "correct-other-form"), report.to_text()
+    assert report.findings[-1].verdict in ((verdict, "correct-other-form") if verdict == "correct" else (verdict,)), \
+        report.to_text()
+
+
+@pytest.mark.parametrize("rhs, verdict", [(r"\frac{x_{i}}{\text{rms}(x)}", "correct"), (r"x_{i}", "wrong")])
+def test_a_derivative_by_the_scale_applies_to_the_rest_of_the_product(rhs, verdict):
+    doc = SCALE.split("$$\\frac{\\partial L}")[0] + (
+        rf"$$\frac{{\partial y_{{i}}}}{{\partial w_{{i}}}} = \frac{{\partial}}{{\partial w_{{i}}}} {rhs} \cdot w_{{i}}$$")
+    assert last(doc, "rmsnorm").verdict == verdict
+
+
+def test_an_identity_with_an_index_of_its_own_is_ambiguous_if_right_for_equal_indices():
+    found = last(r"$$x_{i}^{2}\cdot \gamma = x_{i}\cdot x_{j} \cdot \gamma$$")
+    assert found.verdict == "ambiguous" and "j = i" in found.reason, found.to_text()
+    assert last(r"$$x_{i}^{2}\cdot \gamma = 2 x_{i}\cdot x_{j} \cdot \gamma$$").verdict == "wrong"
+
+
+def test_an_off_diagonal_entry_right_only_without_epsilon_is_ambiguous():
+    doc = (r"$$y_i = \frac{x_i}{\text{RMS}(x)}, \quad \text{RMS}(x) = \sqrt{\frac{1}{d}\sum_{k=1}^{d} x_k^2 + \epsilon}$$"
+           "\n\n" r"$$\frac{\partial y_{j}}{\partial x_{i}} = - \frac{x_{i} x_{j}}{d \left(\frac{1}{d}\sum_{k} x_{k}^{2}\right)^{3/2}}$$")
+    found = last(doc, "rmsnorm")
+    assert found.verdict == "ambiguous" and "i ≠ j" in found.reason, found.to_text()

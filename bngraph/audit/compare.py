@@ -121,7 +121,32 @@ def as_vectors(actual: sp.Expr, index: str | None) -> sp.Expr | None:
     return sp.Add(*(sp.Sum(t, (k, 1, symbol("m"))) if t.has(k) else t for t in terms))
 
 
+def operator_over_product(expr: sp.Expr) -> sp.Expr:
+    r"""``\frac{\partial}{\partial w_i} \frac{x_i}{r} \cdot w_i``: a derivative by the scale or shift (γ, β: nothing else
+    depends on them but y) applies to the rest of the product when what it meets first is free of it (a derivative of
+    that alone would be 0, which no author writes)."""
+    def by_a_parameter(d) -> bool:
+        v = d.variables[0] if len(d.variables) == 1 else None
+        name = v.base.label.name if isinstance(v, sp.Indexed) else getattr(v, "name", None)
+        return name in ("gamma", "beta") and not d.expr.has(symbol(name)) and not any(
+            n in ("y", "dL_dy") or n == name for n in _names(d.expr))
+
+    def apply(m: sp.Mul) -> sp.Expr:
+        for d in m.args:
+            if isinstance(d, sp.Derivative) and by_a_parameter(d):
+                rest = [f for f in m.args if f is not d]
+                if any(f.has(d.variables[0]) for f in rest):
+                    return sp.Derivative(d.expr * sp.Mul(*rest), d.variables[0], evaluate=False)
+        return m
+    return expr.replace(lambda e: isinstance(e, sp.Mul) and e.has(sp.Derivative), apply)
+
+
+def _names(e: sp.Expr) -> set[str]:
+    return {s.name for s in e.free_symbols} | {ix.base.label.name for ix in e.atoms(sp.Indexed)}
+
+
 def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None) -> list[Reading]:
+    actual = operator_over_product(actual)
     forms = [Reading("", actual)]
     vector = as_vectors(actual, index)
     if vector is not None:
@@ -133,6 +158,9 @@ def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None
             summed = sp.Sum(summed, (symbol(s), 1, symbol("m")))
         forms = [Reading(f"if {', '.join(sorted(stray))} is summed over the batch (an implicit sum)", summed,
                          primary=False)]
+        if index:  # x_i² w_i = x_i x_j w_j "for i = j": the case the text names
+            same = actual.xreplace({symbol(s): symbol(index) for s in stray})
+            forms.append(Reading(f"if {', '.join(sorted(stray))} = {index} (the case the text may name)", same, primary=False))
     forms += conventions(ctx, forms[0])
     if not (expected.has(sp.Derivative) or forms[0].actual.has(sp.Derivative)):
         return forms

@@ -22,7 +22,7 @@ from bngraph.audit.batcheval import Batch, Helper, Unevaluable, close
 from bngraph.audit.judge import names_in, target_of
 from bngraph.audit.verdicts import GIVEN, Context
 from bngraph.tex.grammar import Equation
-from bngraph.tex.names import Notation, canonical, symbol
+from bngraph.tex.names import FAMILIES, Notation, canonical, symbol
 
 SIZE_LETTERS = frozenset({"m", "N", "n", "B", "M"})  # the batch size, as write-ups name it
 PER_FEATURE = {"mu", "sigma2", "sigma", "gamma", "beta", "dL_dmu", "dL_dsigma2", "dL_dgamma", "dL_dbeta"}
@@ -113,6 +113,7 @@ def name_the_scale(equations: list[Equation | None]) -> list[Equation | None]:
     no_shift = not any(e.has(beta) for e in exprs)
     scales, shifts = set(), set()
     taken = GIVEN | {"m", "mu", "sigma", "sigma2"}
+    defined = {_name_of(canonical(eq.lhs)) for eq in equations if eq is not None and eq.lhs is not None} - {None}
     for eq in equations:
         target = target_of(canonical(eq.lhs)) if eq is not None and eq.lhs is not None else None
         if target is None or target[0] != "y":
@@ -122,11 +123,16 @@ def name_the_scale(equations: list[Equation | None]) -> list[Equation | None]:
         shift = [t for t in sp.Add.make_args(rhs) if t.is_Symbol and t.name not in taken]
         if no_shift and len(shift) == 1:
             shifts.add(shift[0])
-        rest = sp.expand(rhs - (shift[0] if no_shift and len(shift) == 1 else beta))
+        rest = sp.expand(rhs - (shift[0] if no_shift and len(shift) == 1 else beta if rhs.has(beta) else 0))
         if rest.is_Mul and xhat in rest.args:
             other = rest / xhat
             if other.is_Symbol and other.name not in taken:
                 scales.add(other)
+        elif rest.is_Mul:  # y_i = \frac{x_i}{\mathrm{rms}(x)} w_i: the one plain factor beside x is the scale
+            plain = [f for f in rest.args if _name_of(f) is not None and _name_of(f) not in taken | {"x", "xhat"} | defined]
+            if len(plain) == 1 and (rest / plain[0]).has(*[a for a in rest.atoms(sp.Indexed) if _name_of(a) == "x"],
+                                                        symbol("x")):
+                scales.add(symbol(_name_of(plain[0])))
     if len(scales) != 1:
         return equations
     swap = {scales.pop(): gamma}
@@ -137,6 +143,15 @@ def name_the_scale(equations: list[Equation | None]) -> list[Equation | None]:
                                             rhs=canonical(eq.rhs).xreplace(swap),
                                             chain=tuple(canonical(c).xreplace(swap) for c in eq.chain))
             for eq in equations]
+
+
+def _name_of(e) -> str | None:
+    """The name of a plain symbol or of a one-index family member (w, w_i)."""
+    if isinstance(e, sp.Symbol):
+        return e.name
+    if isinstance(e, sp.Indexed) and len(e.indices) == 1:
+        return e.base.label.name
+    return None
 
 
 # -- two indices ----------------------------------------------------------------------------
@@ -181,6 +196,14 @@ def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None
     def folded(eq: Equation) -> Equation:
         dropped: set[str] = set()
         sides = dict(lhs=fold(eq.lhs, dropped), rhs=fold(eq.rhs, dropped), chain=tuple(fold(c, dropped) for c in eq.chain))
+
+        def held(e):  # r_i beside x_{ij} -> x_j: the document's own r_i is the held row's (feature's) one value
+            return None if e is None else e.replace(
+                lambda a: isinstance(a, sp.Indexed) and len(a.indices) == 1 and str(a.indices[0]) in dropped
+                and a.base.label.name not in FAMILIES and not a.base.label.name.startswith("dL_d"),
+                lambda a: symbol(a.base.label.name))
+
+        sides = {k: (tuple(held(c) for c in v) if k == "chain" else held(v)) for k, v in sides.items()}
         return replace(eq, **sides, fixed=frozenset(dropped))
 
     return [None if eq is None else folded(eq) for eq in equations]

@@ -634,7 +634,9 @@ def _one_case(lhs, sides, notation, ctx: Context, index: str) -> str | None:
 
     def holds(at_other: int) -> bool:
         pin = {k: sp.Integer(1), o: sp.Integer(at_other)}
-        return judge_identity(lhs.xreplace(pin), tuple(s.xreplace(pin) for s in sides), notation, ctx).verdict == CORRECT
+        # right in that case, if only with ε = 0 or another convention it names (then the whole stays ambiguous anyway)
+        return judge_identity(lhs.xreplace(pin), tuple(s.xreplace(pin) for s in sides), notation, ctx).verdict in (
+            CORRECT, AMBIGUOUS)
 
     diagonal, off = holds(1), holds(2)
     if diagonal != off:
