@@ -159,9 +159,54 @@ def _math_fences_as_dollars(text: str) -> str:
     return _MATH_FENCE.sub(dollars, text)
 
 
+# reStructuredText / Sphinx: a ``.. math::`` directive (options such as ``:label:`` first, then an indented
+# body whose paragraphs are equations of their own) and the inline role :math:`…`.
+_RST_DIRECTIVE = re.compile(r"^([ \t]*)\.\.[ \t]+math::(.*)$")
+_RST_OPTION = re.compile(r"^\s*:[A-Za-z][\w-]*:")
+_RST_ROLE = re.compile(r":math:`\s*([^`\n]*?)\s*`")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.expandtabs(4).lstrip())
+
+
+def _rst_directive(lines: list[str], k: int) -> int:
+    """Rewrite the ``.. math::`` directive at line k in place, each paragraph of its body as ``$$…$$`` (on the
+    same lines, so line numbers hold); returns the line after the body."""
+    match = _RST_DIRECTIVE.match(lines[k])
+    indent, head = len(match[1].expandtabs(4)), match[2]
+    lines[k] = f"$${head}$$" if head.strip() else ""
+    end = k + 1
+    while end < len(lines) and (not lines[end].strip() or _indent(lines[end].expandtabs(4)) > indent):
+        end += 1
+    body = k + 1
+    while body < end and lines[body].strip() and _RST_OPTION.match(lines[body]):  # :label:, :nowrap: …
+        lines[body] = ""
+        body += 1
+    paragraph = None
+    for n in range(body, end + 1):
+        if n < end and lines[n].strip():
+            paragraph = n if paragraph is None else paragraph
+            continue
+        if paragraph is not None:
+            lines[paragraph] = "$$" + lines[paragraph]
+            lines[n - 1] += "$$"
+            paragraph = None
+    return end
+
+
+def _rst_math_as_dollars(text: str) -> str:
+    """Sphinx math rewritten as Markdown's: each directive paragraph ``$$…$$``, each role ``$…$``. Only
+    within lines: line numbers stay valid."""
+    lines, k = _RST_ROLE.sub(lambda m: f"${m[1]}$" if m[1] else "", text).split("\n"), 0
+    while k < len(lines):
+        k = _rst_directive(lines, k) if _RST_DIRECTIVE.match(lines[k]) else k + 1
+    return "\n".join(lines)
+
+
 def _mask(text: str, fmt: str) -> str:
     if fmt != "tex":
-        text = _math_fences_as_dollars(text)
+        text = _rst_math_as_dollars(_math_fences_as_dollars(text))
     patterns = [r"<!--.*?-->"]
     if fmt == "tex":
         patterns += [r"\\begin\{(verbatim|lstlisting|minted)\}.*?\\end\{\1\}", r"(?<!\\)%[^\n]*"]

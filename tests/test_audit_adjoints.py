@@ -1,0 +1,71 @@
+"""Constructs of AD-style write-ups (benchmarks/heldout_u3, issue 14), each on a minimal document: Sphinx math
+(``.. math::`` blocks, :math:`…` roles), the overbar adjoint ``\\bar{v}`` = ∂L/∂v where the document says so, and
+adjoints of the document's own helpers (∂L/∂c_i, ∂L/∂g in a staged graph). Right formulas are judged right; a
+flipped sign or a dropped factor is "wrong" with a counterexample whose numbers are checked here with NumPy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bngraph.audit.auditor import audit_document
+from bngraph.tex.document import find_equations
+
+
+def findings(doc: str, layer: str = "batchnorm"):
+    return audit_document(doc, layer).findings
+
+
+def batch_of(c):
+    return np.array(c.batch.x), np.array(c.batch.dL_dy), c.batch.gamma, c.batch.epsilon, \
+        (c.index[1] - 1 if c.index else None)
+
+
+def bn_adjoints(x, dy, gamma, eps):
+    """Batch Norm's backward pass written out with NumPy (independent of the engine)."""
+    mu, var = x.mean(), x.var()
+    s = 1 / np.sqrt(var + eps)
+    xhat = (x - mu) * s
+    dxhat = dy * gamma
+    dx = s * (dxhat - dxhat.mean() - xhat * (dxhat * xhat).mean())
+    return {"xhat": xhat, "dxhat": dxhat, "dx": dx, "dgamma": (dy * xhat).sum(), "dbeta": dy.sum(),
+            "dvar": -0.5 * (dxhat * (x - mu)).sum() * s ** 3, "s": s, "c": x - mu}
+
+
+# -- 1. reStructuredText / Sphinx math ------------------------------------------------------------------------
+RST = """Title
+=====
+
+The batch has :math:`m` entries and the mean :math:`\\mu = \\frac{1}{m}\\sum_i x_i`.
+
+.. math::
+   :label: forward
+
+   \\sigma^2 &= \\frac{1}{m}\\sum_i (x_i - \\mu)^2\\\\
+   \\hat{x}_i &= \\frac{x_i - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}}
+
+   \\frac{\\partial L}{\\partial \\gamma} = %s
+
+Text after the block.
+"""
+
+
+def test_rst_math_is_read_with_the_physical_line_of_each_row():
+    found = [(s.line, s.tex) for s in find_equations(RST % r"\sum_i \frac{\partial L}{\partial y_i}\hat{x}_i")]
+    assert [line for line, _ in found] == [4, 9, 10, 12]
+    assert found[0][1] == r"\mu = \frac{1}{m}\sum_i x_i"
+    assert found[1][1].startswith(r"\sigma^2 = ") and found[2][1].startswith(r"\hat{x}_i = ")
+
+
+def test_rst_blank_lines_part_equations_and_the_block_ends_at_the_dedent():
+    doc = ".. math:: a = b\n\n   c = d\n\n   e = f\nback to text g = h\n\n.. math::\n\n\tp = q\n"
+    assert [(s.line, s.tex) for s in find_equations(doc)] == [(1, "a = b"), (3, "c = d"), (5, "e = f"), (10, "p = q")]
+
+
+def test_rst_math_right_and_wrong():
+    right = findings(RST % r"\sum_i \frac{\partial L}{\partial y_i}\hat{x}_i")
+    assert [f.verdict for f in right] == ["correct"] * 4, [f.to_text() for f in right]
+    wrong = findings(RST % r"\sum_i \frac{\partial L}{\partial y_i}")[-1]
+    assert wrong.verdict == "wrong" and wrong.line == 12, wrong.to_text()
+    x, dy, gamma, eps, _ = batch_of(wrong.counterexample)
+    assert wrong.counterexample.want == pytest.approx(bn_adjoints(x, dy, gamma, eps)["dgamma"])
+    assert wrong.counterexample.got == pytest.approx(dy.sum())
