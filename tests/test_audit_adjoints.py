@@ -57,8 +57,10 @@ def test_rst_math_is_read_with_the_physical_line_of_each_row():
 
 
 def test_rst_blank_lines_part_equations_and_the_block_ends_at_the_dedent():
-    doc = ".. math:: a = b\n\n   c = d\n\n   e = f\nback to text g = h\n\n.. math::\n\n\tp = q\n"
-    assert [(s.line, s.tex) for s in find_equations(doc)] == [(1, "a = b"), (3, "c = d"), (5, "e = f"), (10, "p = q")]
+    doc = (".. math:: a = b\n\n   c = d\n\n   e = f\nback to text g = h\n\n.. math::\n\n\tp = q\n\n"
+           "- item\n\n  .. math::\n     :label: e1\n     r = s\n")
+    assert [(s.line, s.tex) for s in find_equations(doc)] == [(1, "a = b"), (3, "c = d"), (5, "e = f"), (10, "p = q"),
+                                                              (16, "r = s")]
 
 
 def test_rst_math_right_and_wrong():
