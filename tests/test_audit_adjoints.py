@@ -71,3 +71,76 @@ def test_rst_math_right_and_wrong():
     x, dy, gamma, eps, _ = batch_of(wrong.counterexample)
     assert wrong.counterexample.want == pytest.approx(bn_adjoints(x, dy, gamma, eps)["dgamma"])
     assert wrong.counterexample.got == pytest.approx(dy.sum())
+
+
+# -- 2. the overbar adjoint, \bar{v} = ∂L/∂v where the document says so ------------------------------------------
+FORWARD = r"""$$\mu = \frac{1}{m}\sum_{i=1}^m x_i, \quad \sigma^2 = \frac{1}{m}\sum_{i=1}^m (x_i - \mu)^2$$
+
+$$\hat{x}_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad y_i = \gamma \hat{x}_i + \beta$$
+"""
+BY_EQUATION = FORWARD + r"""
+We write $\bar{v} = \frac{\partial L}{\partial v}$ for any v, e.g. $\bar{y}_i = \frac{\partial L}{\partial y_i}$.
+
+$$\bar{\hat{x}}_i = %s$$
+"""
+BY_PROSE = FORWARD + r"""
+Given the upstream gradient $\frac{\partial L}{\partial y}$ (denoted $\bar{y}$), the backward pass is
+
+$$\frac{\partial L}{\partial x_i} = \frac{1}{\sqrt{\sigma^2 + \epsilon}}\left(\bar{\hat{x}}_i - \frac{1}{m}\sum_j \bar{\hat{x}}_j
+ %s \frac{\hat{x}_i}{m}\sum_j \bar{\hat{x}}_j \hat{x}_j\right), \quad \bar{\hat{x}}_i = \gamma \bar{y}_i$$
+"""
+
+
+def test_an_overbar_set_by_an_equation_is_the_adjoint():
+    assert last_verdict(BY_EQUATION % r"\gamma \bar{y}_i") == "correct"
+
+
+def test_an_overbar_set_by_an_equation_catches_a_dropped_factor():
+    found = findings(BY_EQUATION % r"\bar{y}_i")[-1]
+    assert found.verdict == "wrong", found.to_text()
+    x, dy, gamma, eps, i = batch_of(found.counterexample)
+    assert found.counterexample.want == pytest.approx(bn_adjoints(x, dy, gamma, eps)["dxhat"][i])
+    assert found.counterexample.got == pytest.approx(dy[i]) and gamma != 1
+
+
+def last_verdict(doc: str, layer: str = "batchnorm") -> str:
+    found = findings(doc, layer)[-1]
+    return found.verdict
+
+
+def test_an_overbar_declared_in_prose_reads_the_nested_adjoint():
+    found = findings(BY_PROSE % "-")
+    assert [f.verdict for f in found[-2:]] == ["correct", "correct"], [f.to_text() for f in found[-2:]]
+
+
+def test_an_overbar_declared_in_prose_catches_a_flipped_sign():
+    found = findings(BY_PROSE % "+")[-2]
+    assert found.verdict == "wrong", found.to_text()
+    x, dy, gamma, eps, i = batch_of(found.counterexample)
+    ref = bn_adjoints(x, dy, gamma, eps)
+    assert found.counterexample.want == pytest.approx(ref["dx"][i])
+    dxhat, xhat, s = ref["dxhat"], ref["xhat"], ref["s"]
+    assert found.counterexample.got == pytest.approx(s * (dxhat[i] - dxhat.mean() + xhat[i] * (dxhat * xhat).mean()))
+
+
+def test_an_overbar_stays_a_mean_where_the_document_says_nothing():
+    doc = r"""$$\bar{x} = \frac{1}{m}\sum_{i=1}^m x_i$$
+
+We denote the mean by $\bar{x}$ and take the gradient $\frac{\partial L}{\partial \gamma} = \sum_i \bar{y}_i \hat{x}_i$.
+"""
+    found = findings(doc)
+    assert found[0].defines != "dL_dx" and found[0].verdict != "wrong", found[0].to_text()
+    assert found[-1].verdict not in ("correct", "wrong"), found[-1].to_text()  # ȳ is nothing the document defines
+
+
+def test_a_nested_accent_is_a_name_of_its_own_without_the_convention():
+    found = findings(r"$$\bar{\hat{x}}_i = \frac{1}{2}\hat{x}_i$$")[-1]
+    assert found.verdict != "cannot-read", found.to_text()
+
+
+def test_the_declaring_sentence_example_is_not_a_claim():
+    doc = FORWARD + r"""
+Using the notation $\overline{v}$ for the gradient $v\_delta$ and $\overline{x} \leftarrow y$ to mean the adjoint
+of x is a sum that includes y.
+"""
+    assert all(f.verdict != "wrong" for f in findings(doc))

@@ -46,6 +46,7 @@ from bngraph.tex.document import Snippet, equations_of, read_document
 from bngraph.tex.clean import clean
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
 from bngraph.tex.names import NotChecked, TooLarge, canonical, symbol
+from bngraph.tex.overbar import overbar_adjoints, overbar_declarations
 from bngraph.tex.words import own_words, with_own_words
 
 __all__ = ["AuditReport", "Finding", "assert_document_correct", "audit_document", "cli_audit"]
@@ -361,7 +362,9 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     name, fmt, cells = read_document(path_or_text, doc_format)
     snippets = equations_of(name, fmt, cells)
     words = own_words(s.tex for s in snippets)  # rms(x)_i = …: one name, wherever the document writes it
-    first = [_read(s, words) for s in snippets]
+    declared = overbar_declarations(cells, fmt)  # "\bar{y}" for ∂L/∂y, where the prose says so
+    first = overbar_adjoints([_read(s, words) for s in snippets], bool(declared),
+                             [(s.cell, s.line) in declared for s in snippets])
     batches, batch = [], None
     for eq in first:  # the document's own numbers (x = (1, 2, 6)) hold from where it gives them
         if isinstance(eq, DataBinding):

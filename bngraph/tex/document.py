@@ -218,6 +218,12 @@ def _mask(text: str, fmt: str) -> str:
     return text
 
 
+def prose_math(text: str, fmt: str) -> tuple[str, list[tuple[int, str, str, bool]]]:
+    """(the text with code and comments blanked, its math blocks): for reading the prose around the math."""
+    masked = _mask(text, "md" if fmt == "ipynb" else fmt)
+    return masked, math_blocks(masked)
+
+
 # -- macros -------------------------------------------------------------------------------
 _DEFINE = re.compile(r"\\(?:(?:re)?newcommand|providecommand|DeclareMathOperator)\*?|\\def(?![a-zA-Z])|\\require\s*\{[^{}]*\}")
 
