@@ -126,7 +126,9 @@ def test_an_overbar_declared_in_prose_catches_a_flipped_sign():
 def test_an_overbar_stays_a_mean_where_the_document_says_nothing():
     doc = r"""$$\bar{x} = \frac{1}{m}\sum_{i=1}^m x_i$$
 
-We denote the mean by $\bar{x}$ and take the gradient $\frac{\partial L}{\partial \gamma} = \sum_i \bar{y}_i \hat{x}_i$.
+We denote the mean by $\bar{x}$ and take the gradient of the loss below.
+
+$$\frac{\partial L}{\partial \gamma} = \sum_i \bar{y}_i \hat{x}_i$$
 """
     found = findings(doc)
     assert found[0].defines != "dL_dx" and found[0].verdict != "wrong", found[0].to_text()
@@ -143,4 +145,6 @@ def test_the_declaring_sentence_example_is_not_a_claim():
 Using the notation $\overline{v}$ for the gradient $v\_delta$ and $\overline{x} \leftarrow y$ to mean the adjoint
 of x is a sum that includes y.
 """
-    assert all(f.verdict != "wrong" for f in findings(doc))
+    found = findings(doc)
+    assert found[-1].line == 5 and found[-1].defines not in ("dL_dx", "dL_dx[i]"), found[-1].to_text()
+    assert all(f.verdict != "wrong" for f in found)

@@ -20,12 +20,14 @@ from dataclasses import replace
 
 import sympy as sp
 
-from bngraph.tex.document import prose_math
+from bngraph.tex.document import group_end, prose_math
 from bngraph.tex.grammar import Equation
 from bngraph.tex.names import canonical, symbol
 
 BAR = "bar"
-_LONE_BAR = re.compile(r"^\s*\\(?:bar|overline)\s*(?:\{.*\}|\\?[A-Za-z]+)\s*(?:_\s*(?:\{[^{}]*\}|\w))?\s*$", re.S)
+_BAR_OPEN = re.compile(r"\s*\\(?:bar|overline)(?![A-Za-z])\s*")
+_LETTER = re.compile(r"\\?[A-Za-z]+")
+_SUBSCRIPT_ONLY = re.compile(r"\s*(?:_\s*(?:\{[^{}]*\}|\w))?\s*$")
 _GRADIENT = re.compile(r"adjoint|gradient|_delta|\bdelta\b|backprop|\\partial|\\nabla|derivative", re.I)
 _NOTATION = re.compile(r"notation|denote|written|\bwrite|\bcall|stands? for", re.I)
 _A_MEAN = re.compile(r"\b(?:the|batch|sample|empirical|its) mean\b|\bmean (?:of|value)|average|expectation", re.I)
@@ -40,11 +42,21 @@ def overbar_declarations(cells, fmt: str) -> frozenset[tuple[int | None, int]]:
     for cell, text in cells:
         masked, blocks = prose_math(text, fmt)
         for offset, content, _, display in blocks:
-            span = None if display or not _LONE_BAR.match(content) else _declaring(masked, offset, offset + len(content))
+            span = None if display or not _lone_bar(content) else _declaring(masked, offset, offset + len(content))
             if span is not None:
                 first, last = (masked.count("\n", 0, at) + 1 for at in span)
                 lines |= {(cell, n) for n in range(first, last + 1)}
     return frozenset(lines)
+
+
+def _lone_bar(tex: str) -> bool:
+    """``\\bar{y}``, ``\\overline{\\texttt{name}}``, ``\\bar y_i``: one overbar name and nothing else."""
+    opening = _BAR_OPEN.match(tex)
+    if opening is None:
+        return False
+    at = opening.end()
+    end = group_end(tex, at) if tex[at:at + 1] == "{" else (m.end() if (m := _LETTER.match(tex, at)) else None)
+    return end is not None and _SUBSCRIPT_ONLY.match(tex, end) is not None
 
 
 def _declaring(text: str, start: int, end: int) -> tuple[int, int] | None:
