@@ -148,3 +148,24 @@ of x is a sum that includes y.
     found = findings(doc)
     assert found[-1].line == 5 and found[-1].defines not in ("dL_dx", "dL_dx[i]"), found[-1].to_text()
     assert all(f.verdict != "wrong" for f in found)
+
+
+def test_an_equation_with_an_overbar_is_not_a_declaration():
+    doc = r"""We write $\bar{x} = \frac{1}{m}\sum_i x_i$ for the batch's centre; its gradient flows through every $x_i$.
+
+$$\frac{\partial L}{\partial \gamma} = \sum_i \bar{y}_i \hat{x}_i$$
+"""
+    assert last_verdict(doc) not in ("correct", "wrong")
+
+
+def test_a_mean_written_with_an_overbar_stays_a_mean_under_the_convention():
+    doc = r"""$$\bar{x} = \frac{1}{m}\sum_{i=1}^m x_i, \quad \sigma^2 = \frac{1}{m}\sum_{i=1}^m (x_i - \bar{x})^2$$
+
+Given the upstream gradient $\frac{\partial L}{\partial y}$ (denoted $\bar{y}$):
+
+$$\hat{x}_i = \frac{x_i - \bar{x}}{\sqrt{\sigma^2 + \epsilon}}$$
+
+$$\frac{\partial L}{\partial \beta} = \sum_i \bar{y}_i$$
+"""
+    found = findings(doc)
+    assert [f.verdict for f in found[-2:]] == ["correct", "correct"], [f.to_text() for f in found]
