@@ -169,3 +169,63 @@ $$\frac{\partial L}{\partial \beta} = \sum_i \bar{y}_i$$
 """
     found = findings(doc)
     assert [f.verdict for f in found[-2:]] == ["correct-other-form", "correct"], [f.to_text() for f in found]
+
+
+# -- 3. adjoints of the document's own names, through its own formulas (a staged graph) --------------------------
+STAGED = r"""$$\mu = \frac{1}{N}\sum_{i=1}^N x_i$$
+
+$$c_i = x_i - \mu$$
+
+$$v = \frac{1}{N}\sum_{i=1}^N c_i^2, \quad s = \frac{1}{\sqrt{v + \epsilon}}, \quad g = \gamma s$$
+
+$$y_i = c_i g + \beta$$
+
+$$%s$$
+"""
+
+
+def staged_adjoints(x, dy, gamma, eps):
+    """∂L/∂g, ∂L/∂c_i, ∂L/∂μ of the staged graph above, by hand with NumPy."""
+    n, c = len(x), x - x.mean()
+    v = (c ** 2).mean()
+    s = 1 / np.sqrt(v + eps)
+    dg = (dy * c).sum()
+    dv = gamma * dg * -0.5 * (v + eps) ** -1.5
+    dc = dy * gamma * s + 2 * c / n * dv
+    return {"dg": dg, "dc": dc, "dmu": -dc.sum()}
+
+
+def test_the_adjoint_of_a_scale_the_document_names():
+    assert last_verdict(STAGED % r"\frac{\partial L}{\partial g} = \sum_i \frac{\partial L}{\partial y_i} c_i") == "correct"
+    found = findings(STAGED % r"\frac{\partial L}{\partial g} = \sum_i \frac{\partial L}{\partial y_i}")[-1]
+    assert found.verdict == "wrong", found.to_text()
+    x, dy, gamma, eps, _ = batch_of(found.counterexample)
+    assert found.counterexample.want == pytest.approx(staged_adjoints(x, dy, gamma, eps)["dg"])
+    assert found.counterexample.got == pytest.approx(dy.sum())
+
+
+def test_the_mean_adjoint_through_the_documents_centred_values():
+    right = findings(STAGED % r"\frac{\partial L}{\partial \mu} = -\sum_i \frac{\partial L}{\partial c_i}")[-1]
+    assert right.verdict in ("correct", "correct-other-form"), right.to_text()
+    found = findings(STAGED % r"\frac{\partial L}{\partial \mu} = \sum_i \frac{\partial L}{\partial c_i}")[-1]
+    assert found.verdict == "wrong", found.to_text()
+    x, dy, gamma, eps, _ = batch_of(found.counterexample)
+    ref = staged_adjoints(x, dy, gamma, eps)
+    assert found.counterexample.want == pytest.approx(ref["dmu"]) and ref["dmu"] != pytest.approx(0)
+    assert found.counterexample.got == pytest.approx(-ref["dmu"])
+
+
+def test_a_centred_value_adjoint_whole_or_one_paths_share():
+    whole = r"\frac{\partial L}{\partial c_i} = \frac{\partial L}{\partial y_i} g + \frac{2 c_i}{N}\frac{\partial L}{\partial v}"
+    assert last_verdict(STAGED % whole) == "correct"
+    assert last_verdict(STAGED % r"\frac{\partial L}{\partial c_i} = \frac{\partial L}{\partial y_i} g") == "ambiguous"
+    found = findings(STAGED % r"\frac{\partial L}{\partial c_i} = -\frac{\partial L}{\partial y_i} g")[-1]
+    assert found.verdict == "wrong", found.to_text()
+    x, dy, gamma, eps, i = batch_of(found.counterexample)
+    assert found.counterexample.want == pytest.approx(staged_adjoints(x, dy, gamma, eps)["dc"][i])
+
+
+def test_a_name_on_no_path_to_the_output_has_no_adjoint():
+    doc = STAGED % r"h = \gamma^2 + \mu" + "\n$$\\frac{\\partial L}{\\partial h} = 0$$\n"
+    found = findings(doc)[-1]
+    assert found.verdict == "cannot-evaluate" and "no path" in found.reason, found.to_text()

@@ -294,10 +294,12 @@ def graph_adjoint(ev: Evaluator, adjoint: str, k: int | None):
     the paths through those formulas. A name on no path to y has no adjoint here (never a silent 0)."""
     node, _, via = adjoint[len("dL_d"):].partition(SHARE)
     graph = document_graph(ev.helpers, ev.definitions, node)
-    if node not in graph or "y" not in graph or graph["y"].index is None:
+    if node not in graph or not (ev.definitions.get("y") or "y" in ev.helpers):
         raise Unevaluable(f"{adjoint} is not defined")
-    if not reaches(graph, node, "y"):
+    if "y" not in graph or not reaches(graph, node, "y"):
         raise Unevaluable(f"∂L/∂{node}: {node} is on no path to y in the document's formulas")
+    if graph["y"].index is None:
+        raise Unevaluable(f"∂L/∂{node}: the document's y has no index to sum the loss over")
     if via:
         keep = set(via.split("+"))
         graph = {name: h if name in keep or node not in _names(h.expr) else Helper(_held(h.expr, node), h.index)
