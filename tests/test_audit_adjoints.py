@@ -229,3 +229,9 @@ def test_a_name_on_no_path_to_the_output_has_no_adjoint():
     doc = STAGED % r"h = \gamma^2 + \mu" + "\n$$\\frac{\\partial L}{\\partial h} = 0$$\n"
     found = findings(doc)[-1]
     assert found.verdict == "cannot-evaluate" and "no path" in found.reason, found.to_text()
+
+
+def test_an_output_written_twice_is_differentiated_by_the_formula_that_uses_the_name():
+    doc = (r"$$\hat{x}_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad y_i = \gamma \hat{x}_i + \beta$$" + "\n\n"
+           + STAGED % r"\frac{\partial L}{\partial g} = \sum_i \frac{\partial L}{\partial y_i} c_i")
+    assert last_verdict(doc) == "correct"

@@ -296,7 +296,7 @@ def graph_adjoint(ev: Evaluator, adjoint: str, k: int | None):
     graph = document_graph(ev.helpers, ev.definitions, node)
     if node not in graph or not (ev.definitions.get("y") or "y" in ev.helpers):
         raise Unevaluable(f"{adjoint} is not defined")
-    if "y" not in graph or not reaches(graph, node, "y"):
+    if "y" not in graph:  # the document's y is kept only where it follows from the node
         raise Unevaluable(f"∂L/∂{node}: {node} is on no path to y in the document's formulas")
     if graph["y"].index is None:
         raise Unevaluable(f"∂L/∂{node}: the document's y has no index to sum the loss over")
