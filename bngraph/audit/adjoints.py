@@ -36,29 +36,29 @@ def judge_own_adjoint(lhs, name: str, index, sides, notation, ctx: Context) -> J
     found = replace(judge_quantity(lhs, name, index, sides, notation, ctx), label=f"adjoint ∂ℓ/∂{node}")
     if found.verdict != WRONG:
         return found
-    found = replace(found, correction=None)  # "∂L/∂g = ∂L/∂g" would say nothing
-    share = _right_share(lhs, name, node, sides, ctx)
-    if share is None:
+    return as_a_share(replace(found, correction=None), lhs, sides, ctx)  # "∂L/∂g = ∂L/∂g" would say nothing
+
+
+def as_a_share(found: Judgement, lhs, sides, ctx: Context) -> Judgement:
+    """A "wrong" adjoint ∂L/∂v that is the share of some of the paths out of v: ambiguous instead."""
+    name = (lhs.base.label.name if isinstance(lhs, sp.Indexed) else getattr(lhs, "name", "")) or ""
+    node = name[len("dL_d"):]
+    if not name.startswith("dL_d") or found.verdict != WRONG:
         return found
-    return replace(found, verdict=AMBIGUOUS, counterexample=None, correction=None,
-                   reason=f"not the whole ∂ℓ/∂{node}; right as its share through {share} (one path of several: "
-                          "right if the rows for it add up)")
-
-
-def _right_share(lhs, name: str, node: str, sides, ctx: Context) -> str | None:
-    """The formulas out of ``node`` through which ``sides`` is its adjoint's share, if some are."""
     paths = consumers(document_graph(ctx.helpers, ctx.definitions, node), node)
     if not 1 < len(paths) <= MAX_PATHS:
-        return None
+        return found
     index = next(iter(free_index_names([lhs])), None)
     sizes = sizes_for((lhs, *sides), ctx)
     for size in range(1, len(paths)):
         for subset in combinations(paths, size):
             expected = _renamed(lhs, f"{name}{SHARE}{'+'.join(subset)}")
-            result = combine([check_side(ctx, expected, side, index, sizes) for side in sides])
-            if result.verdict in (CORRECT, OTHER_FORM):
-                return " and ".join(subset)
-    return None
+            if combine([check_side(ctx, expected, side, index, sizes) for side in sides]).verdict in (CORRECT, OTHER_FORM):
+                share = " and ".join(subset)
+                return replace(found, verdict=AMBIGUOUS, counterexample=None, correction=None,
+                               reason=f"not the whole ∂ℓ/∂{node}; right as its share through {share} (one path of "
+                                      "several: right if the rows for it add up)")
+    return found
 
 
 def _renamed(lhs, name: str):

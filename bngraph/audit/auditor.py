@@ -33,9 +33,10 @@ from typing import Mapping
 
 import sympy as sp
 
+from bngraph.audit.adjoints import as_a_share
 from bngraph.audit.batcheval import Batch, reference_table
 from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
-from bngraph.audit.letters import accented_squares, element_capitals, own_letters, step_updates
+from bngraph.audit.letters import accented_squares, element_capitals, own_letters, staged_ends, step_updates
 from bngraph.audit.sections import section_layers
 from bngraph.audit.compare import sum_scopes
 from bngraph.audit.judge import judge
@@ -235,6 +236,8 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
         j = judge(lhs, chain, eq.notation, ctx)
         if j.verdict == WRONG:
             j = _wrong_in_every_scope(j, lhs, chain, eq, ctx)
+        if j.verdict == WRONG and eq.kind == "update":  # x̄ ← …: one path's share, the rows for x̄ adding up
+            j = as_a_share(j, lhs, chain, ctx)
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 — SymPy's own errors; one formula never ends the audit
@@ -419,7 +422,7 @@ class _Reading:
     @classmethod
     def of(cls, snippets, first, refs, eval_mode: bool) -> "_Reading":
         equations = element_capitals([eq if isinstance(eq, Equation) else None for eq in first])
-        equations = own_letters(name_the_scale(fold_feature_index(step_updates(accented_squares(equations)))), refs)
+        equations = staged_ends(own_letters(name_the_scale(fold_feature_index(step_updates(accented_squares(equations)))), refs))
         parsed = [eq if folded is None else folded for eq, folded in zip(first, equations)]
         ctx, sizes = build_context([None if s.head else eq for s, eq in zip(snippets, equations)], refs)
         if eval_mode:  # Batch Norm's evaluation-mode formulas, where a write-up gives them

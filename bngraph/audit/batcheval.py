@@ -294,7 +294,7 @@ def graph_adjoint(ev: Evaluator, adjoint: str, k: int | None):
     the paths through those formulas. A name on no path to y has no adjoint here (never a silent 0)."""
     node, _, via = adjoint[len("dL_d"):].partition(SHARE)
     graph = document_graph(ev.helpers, ev.definitions, node)
-    if node not in graph or not (ev.definitions.get("y") or "y" in ev.helpers):
+    if (node not in graph and not consumers(graph, node)) or not (ev.definitions.get("y") or "y" in ev.helpers):
         raise Unevaluable(f"{adjoint} is not defined")
     if "y" not in graph:  # the document's y is kept only where it follows from the node
         raise Unevaluable(f"∂L/∂{node}: {node} is on no path to y in the document's formulas")
