@@ -235,3 +235,67 @@ def test_an_output_written_twice_is_differentiated_by_the_formula_that_uses_the_
     doc = (r"$$\hat{x}_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad y_i = \gamma \hat{x}_i + \beta$$" + "\n\n"
            + STAGED % r"\frac{\partial L}{\partial g} = \sum_i \frac{\partial L}{\partial y_i} c_i")
     assert last_verdict(doc) == "correct"
+
+
+# -- an AD-style page: staged names of its own, overbar adjoints, "x̄ ← y" rows that add up (ngraph's page) ------
+AD_PAGE = r"""Forward:
+
+.. math::
+
+   \mathtt{avg} &= \frac{\sum{\mathtt{inp}_i}}{N}\\
+   \mathtt{cen}_i &= \mathtt{inp}_i - \mathtt{avg}\\
+   \mathtt{vr} &= \frac{\sum \mathtt{cen}_i^2}{N}\\
+   \mathtt{inv} &= \frac{1}{\sqrt{\mathtt{vr}+\epsilon}}\\
+   \mathtt{out}_i &= \mathtt{cen}_i\,\gamma\,\mathtt{inv}+\beta
+
+Using the notation :math:`\overline{\texttt{name}}` for the gradient :math:`\texttt{name_delta}`, with
+:math:`\overline{x} \leftarrow y` meaning that the adjoint of x is a sum that includes y:
+
+.. math::
+
+   \overline{\texttt{cen}}_i &\leftarrow %s\\
+   \overline{\texttt{avg}} &\leftarrow %s\\
+   \overline{\texttt{inp}}_i &\leftarrow \overline{\texttt{cen}}_i
+"""
+SHARE_ROW = r"\overline{\texttt{out}}_i\gamma\,\mathtt{inv}"
+MEAN_ROW = r"-\sum\overline{\texttt{cen}}_i"
+
+
+def test_an_ad_page_reads_its_input_output_and_adjoint_rows():
+    found = findings(AD_PAGE % (SHARE_ROW, MEAN_ROW))
+    assert [f.line for f in found][-3:] == [16, 17, 18]
+    assert found[4].defines == "y[i]" and found[4].verdict in ("correct", "correct-other-form"), found[4].to_text()
+    assert [f.verdict for f in found[-3:]] == ["ambiguous", "correct", "ambiguous"], [f.to_text() for f in found]
+    assert all(f.verdict != "wrong" for f in found)
+
+
+def test_an_ad_page_catches_a_lost_minus_in_an_adjoint_row():
+    found = findings(AD_PAGE % (SHARE_ROW, r"\sum\overline{\texttt{cen}}_i"))[-2]
+    assert found.verdict == "wrong", found.to_text()
+    x, dy, gamma, eps, _ = batch_of(found.counterexample)
+    ref = staged_adjoints(x, dy, gamma, eps)
+    assert found.counterexample.want == pytest.approx(ref["dmu"]) and found.counterexample.got == pytest.approx(-ref["dmu"])
+
+
+def test_an_ad_page_catches_a_dropped_factor_in_a_share_row():
+    found = findings(AD_PAGE % (r"\overline{\texttt{out}}_i\gamma", MEAN_ROW))[-3]
+    assert found.verdict == "wrong", found.to_text()
+    x, dy, gamma, eps, i = batch_of(found.counterexample)
+    assert found.counterexample.want == pytest.approx(staged_adjoints(x, dy, gamma, eps)["dc"][i])
+    assert found.counterexample.got == pytest.approx(dy[i] * gamma)
+
+
+def test_a_staged_pass_without_a_scale_has_no_output_named():
+    doc = r"""$$\mathrm{avg} = \frac{1}{N}\sum_i \mathrm{inp}_i, \quad \mathrm{cen}_i = \mathrm{inp}_i - \mathrm{avg},
+\quad \mathrm{nrm}_i = \frac{\mathrm{cen}_i}{\sqrt{\frac{1}{N}\sum_j \mathrm{cen}_j^2 + \epsilon}} + 1$$
+"""
+    assert all(f.defines != "y[i]" and f.verdict != "wrong" for f in findings(doc))
+
+
+def test_a_pass_that_defines_the_layers_own_statistics_is_not_renamed():
+    doc = r"""$$\mu = \frac{1}{B}\sum_{i=1}^B z_i, \quad u_i = \frac{z_i - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad
+\hat{z}_i = \gamma u_i + \beta$$
+
+For $i \neq j$: $$\frac{d u_j}{d z_i} = \frac{-1}{B \sqrt{\sigma^2 + \epsilon}}$$
+"""
+    assert all(f.verdict != "wrong" for f in findings(doc)), [f.to_text() for f in findings(doc)]

@@ -83,9 +83,9 @@ def own_letters(equations: list[Equation | None], refs) -> list[Equation | None]
 
 def staged_ends(equations: list[Equation | None]) -> list[Equation | None]:
     r"""A forward pass written in stages with names of its own (``\mathtt{mean} = \frac{\sum input_i}{N}``, …,
-    ``normed_i = centered_i\,gmul + beta``), where the document writes neither x nor y: the one family its
-    formulas take without defining it, and sum over, is x; the one family they define that no other formula
-    uses, following from x and from γ, is y."""
+    ``normed_i = centered_i\,gmul + beta``), where the document writes neither x nor y (nor defines μ, σ², x̂):
+    the one family its formulas take without defining it, and sum over, is x; the one family they define that no
+    other formula uses, following from x and from γ, is y."""
     if {"x", "y"} & _families(equations):
         return equations
     forward = {}
@@ -97,6 +97,8 @@ def staged_ends(equations: list[Equation | None]) -> list[Equation | None]:
     taken = {ix.base.label.name for _, rhs in forward.values() for ix in rhs.atoms(sp.Indexed)} - set(forward)
     summed = {ix.base.label.name for _, rhs in forward.values() for total in rhs.atoms(sp.Sum)
               for ix in total.function.atoms(sp.Indexed)}
+    if {"mu", "sigma2", "sigma", "xhat"} & set(forward):  # the layer's own names: not a pass of names of its own
+        return equations
     inputs = (taken & summed) - KNOWN
     outputs = [name for name, (indexed, _) in forward.items() if indexed and not any(
         name in _names(rhs) for other, (_, rhs) in forward.items() if other != name)]
