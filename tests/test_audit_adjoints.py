@@ -299,3 +299,21 @@ def test_a_pass_that_defines_the_layers_own_statistics_is_not_renamed():
 For $i \neq j$: $$\frac{d u_j}{d z_i} = \frac{-1}{B \sqrt{\sigma^2 + \epsilon}}$$
 """
     assert all(f.verdict != "wrong" for f in findings(doc)), [f.to_text() for f in findings(doc)]
+
+
+RMS_NOTES = r"""$$r = \sqrt{\frac{1}{d}\sum_{j=1}^d x_j^2 + \epsilon}, \quad y = \gamma \odot \hat{x}$$
+
+$$\hat{x}_i = \frac{x_i}{r}, \quad y_i = \gamma \hat{x}_i$$
+
+Given the upstream gradient $\frac{\partial L}{\partial y}$ (denoted $\bar{y}$):
+
+$$\bar{\hat{x}}_i = %s$$
+"""
+
+
+def test_an_adjoint_the_layer_lacks_is_differentiated_through_the_members_formula():
+    assert last_verdict(RMS_NOTES % r"\bar{y}_i \gamma", "rmsnorm") == "correct"
+    found = findings(RMS_NOTES % r"\bar{y}_i", "rmsnorm")[-1]
+    assert found.verdict == "wrong", found.to_text()
+    x, dy, gamma, eps, i = batch_of(found.counterexample)
+    assert found.counterexample.want == pytest.approx(dy[i] * gamma) and found.counterexample.got == pytest.approx(dy[i])

@@ -257,10 +257,14 @@ def document_graph(helpers: Mapping[str, Helper], definitions: Mapping[str, list
     follow from ``node`` (the one that names it where it gives two; the others keep the layer's values), members
     written out one by one left aside."""
     graph = {name: h for name, h in helpers.items() if "[" not in name}
-    layer = {name: next((h for h in own if node in _names(h.expr)), own[0]) for name, own in definitions.items()
-             if "[" not in name and own and name not in graph}
+    layer = {name: _naming(own, node) for name, own in definitions.items() if "[" not in name and own and name not in graph}
     full = {**layer, **graph}
     return {**{name: h for name, h in layer.items() if reaches(full, node, name)}, **graph}
+
+
+def _naming(own: list[Helper], node: str) -> Helper:
+    """Of a quantity's formulas, the first that names ``node``, one member's (y_i = …) before the whole's (y = …)."""
+    return min(own, key=lambda h: (node not in _names(h.expr), h.index is None))
 
 
 def consumers(graph: Mapping[str, Helper], node: str) -> list[str]:
