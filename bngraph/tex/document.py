@@ -1,7 +1,8 @@
 r"""Find the equations in a write-up: Markdown, LaTeX, a Jupyter notebook or plain text.
 
 Math is found in ``$…$``, ``$$…$$``, ``\[…\]``, ``\(…\)`` and the display environments
-(equation, align, aligned, gather, eqnarray, multline …). An align gives one equation per
+(equation, align, aligned, gather, eqnarray, multline …), and in reStructuredText (Sphinx) in each paragraph
+of a ``.. math::`` directive and each ``:math:`…``` role. An align gives one equation per
 row; a row ``&= …`` continues the left side of the row above; a row that starts with
 ``+``/``-`` continues the row above. The document's own macros (``\newcommand``,
 ``\renewcommand``, ``\def``, ``\DeclareMathOperator``) are expanded; ``\require{…}``,
