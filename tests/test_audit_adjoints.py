@@ -317,3 +317,10 @@ def test_an_adjoint_the_layer_lacks_is_differentiated_through_the_members_formul
     assert found.verdict == "wrong", found.to_text()
     x, dy, gamma, eps, i = batch_of(found.counterexample)
     assert found.counterexample.want == pytest.approx(dy[i] * gamma) and found.counterexample.got == pytest.approx(dy[i])
+
+
+def test_adjoints_through_a_forward_pass_with_a_slip_are_not_judged():
+    slip = STAGED.replace(r"y_i = c_i g + \beta", r"y_i = c_i g^2 + \beta")
+    found = findings(slip % r"\frac{\partial L}{\partial g} = \sum_i \frac{\partial L}{\partial y_i} c_i")
+    assert found[-2].verdict == "wrong"  # y_i's own slip
+    assert found[-1].verdict == "cannot-evaluate" and "layer's output" in found[-1].reason, found[-1].to_text()

@@ -304,6 +304,8 @@ def graph_adjoint(ev: Evaluator, adjoint: str, k: int | None):
         raise Unevaluable(f"∂L/∂{node}: {node} is on no path to y in the document's formulas")
     if graph["y"].index is None:
         raise Unevaluable(f"∂L/∂{node}: the document's y has no index to sum the loss over")
+    if not _output_is_the_layers(ev, graph):  # a slip in its forward pass: its adjoints are of another graph
+        raise Unevaluable(f"∂L/∂{node}: the document's own formulas for y_i do not give the layer's output")
     if via:
         keep = set(via.split("+"))
         graph = {name: h if name in keep or node not in _names(h.expr) else Helper(_held(h.expr, node), h.index)
@@ -314,6 +316,20 @@ def graph_adjoint(ev: Evaluator, adjoint: str, k: int | None):
     output = graph["y"]
     return sum(ev.batch.dL_dy[j - 1] * lift(child.value(output.expr, {output.index: j})).d
                for j in range(1, ev.batch.m + 1))
+
+
+def _output_is_the_layers(ev: Evaluator, graph: Mapping[str, Helper]) -> bool:
+    """The document's y_i through its own formulas is the layer's y_i at this batch (free mode: not asked)."""
+    if ev.free_names or "y" not in ev.refs:
+        return True
+    key = ("output", ev.batch, graph["y"])
+    if key not in ev.shared:
+        own = Evaluator(ev.batch, ev.refs, helpers=graph, size_names=ev.size_names, parent=ev,
+                        definitions=ev.definitions)
+        (ref, index), mine = ev.refs["y"], graph["y"]
+        ev.shared[key] = all(close(value_of(own.value(mine.expr, {mine.index: j})), value_of(ev.value(ref, {index: j})))
+                             for j in range(1, ev.batch.m + 1))
+    return ev.shared[key]
 
 
 def definition_of(ev: Evaluator, top: sp.Expr, var) -> sp.Expr:
