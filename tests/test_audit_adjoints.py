@@ -324,3 +324,30 @@ def test_adjoints_through_a_forward_pass_with_a_slip_are_not_judged():
     found = findings(slip % r"\frac{\partial L}{\partial g} = \sum_i \frac{\partial L}{\partial y_i} c_i")
     assert found[-2].verdict == "wrong"  # y_i's own slip
     assert found[-1].verdict == "cannot-evaluate" and "layer's output" in found[-1].reason, found[-1].to_text()
+
+
+def test_a_nested_accent_keeps_its_notation_for_corrections():
+    from bngraph.tex.grammar import parse_equation
+    notes = dict(parse_equation(r"\bar{\hat{x}}_i = \overline{\widehat{z}}").notation.entries)
+    assert notes["xhatbar[]"] == r"\bar{\hat{x}}_{%s}" and notes["zhatbar"] == r"\overline{\widehat{z}}"
+
+
+SCALAR_TWICE = r"""$$a = \frac{1}{N}\sum_{i=1}^N x_i, \quad c_i = x_i - a, \quad v = \frac{1}{N}\sum_{i=1}^N x_i^2 - a^2$$
+
+$$s = \frac{1}{\sqrt{v + \epsilon}}, \quad g = \gamma s, \quad y_i = c_i g + \beta$$
+
+$$\frac{\partial L}{\partial a} = %s$$
+"""
+
+
+def test_a_share_of_a_scalar_used_by_two_formulas():
+    whole = r"-\sum_i \frac{\partial L}{\partial c_i} - 2a\frac{\partial L}{\partial v}"
+    assert last_verdict(SCALAR_TWICE % whole) == "correct"
+    assert last_verdict(SCALAR_TWICE % r"-\sum_i \frac{\partial L}{\partial c_i}") == "ambiguous"
+    found = findings(SCALAR_TWICE % r"\sum_i \frac{\partial L}{\partial c_i}")[-1]
+    assert found.verdict == "wrong", found.to_text()
+    x, dy, gamma, eps, _ = batch_of(found.counterexample)
+    a, c = x.mean(), x - x.mean()
+    v = (x ** 2).mean() - a ** 2
+    dv = gamma * (dy * c).sum() * -0.5 * (v + eps) ** -1.5
+    assert found.counterexample.want == pytest.approx(-(dy * gamma / np.sqrt(v + eps)).sum() - 2 * a * dv)
