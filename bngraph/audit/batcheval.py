@@ -301,11 +301,12 @@ def graph_adjoint(ev: Evaluator, adjoint: str, k: int | None):
     if (node not in graph and not consumers(graph, node)) or not (ev.definitions.get("y") or "y" in ev.helpers):
         raise Unevaluable(f"{adjoint} is not defined")
     if "y" not in graph:  # the document's y is kept only where it follows from the node
-        raise Unevaluable(f"∂L/∂{node}: {node} is on no path to y in the document's formulas")
+        raise Unevaluable(f"{adjoint} is not defined ({node} is on no path to y in the document's formulas)")
     if graph["y"].index is None:
-        raise Unevaluable(f"∂L/∂{node}: the document's y has no index to sum the loss over")
+        raise Unevaluable(f"{adjoint} is not defined (the document's y has no index to sum the loss over)")
     if not _output_is_the_layers(ev, graph):  # a slip in its forward pass: its adjoints are of another graph
-        raise Unevaluable(f"∂L/∂{node}: the document's own formulas for y_i do not give the layer's output")
+        raise Unevaluable(f"{adjoint} is not defined (the document's own formulas for y_i do not give the "
+                          "layer's output)")
     if via:
         keep = set(via.split("+"))
         graph = {name: h if name in keep or node not in _names(h.expr) else Helper(_held(h.expr, node), h.index)
