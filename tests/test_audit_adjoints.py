@@ -351,3 +351,12 @@ def test_a_share_of_a_scalar_used_by_two_formulas():
     v = (x ** 2).mean() - a ** 2
     dv = gamma * (dy * c).sum() * -0.5 * (v + eps) ** -1.5
     assert found.counterexample.want == pytest.approx(-(dy * gamma / np.sqrt(v + eps)).sum() - 2 * a * dv)
+
+
+def test_the_rows_for_one_adjoint_add_up_to_the_whole():
+    page = AD_PAGE % (SHARE_ROW + r"\\" + "\n" + r"   \overline{\texttt{cen}}_i &\leftarrow %s", MEAN_ROW)
+    both = findings(page % r"\frac{2\,\mathtt{cen}_i}{N}\overline{\texttt{vr}}")
+    rows = [f for f in both if f.line in (16, 17)]
+    assert [f.verdict for f in rows] == ["correct", "correct"], [f.to_text() for f in rows]
+    slip = [f for f in findings(page % r"\frac{\mathtt{cen}_i}{N}\overline{\texttt{vr}}") if f.line in (16, 17)]
+    assert [f.verdict for f in slip] == ["ambiguous", "wrong"], [f.to_text() for f in slip]

@@ -21,6 +21,7 @@ from bngraph.audit.judge import combine, judge_quantity, sizes_for
 from bngraph.audit.verdicts import AMBIGUOUS, CORRECT, OTHER_FORM, WRONG, Context, Judgement
 from bngraph.tex.names import free_index_names, symbol
 
+SHARE_REASON = "right as its share through"
 MAX_PATHS = 4  # the shares tried are the subsets of at most this many paths (15)
 
 
@@ -56,7 +57,7 @@ def as_a_share(found: Judgement, lhs, sides, ctx: Context) -> Judgement:
             if combine([check_side(ctx, expected, side, index, sizes) for side in sides]).verdict in (CORRECT, OTHER_FORM):
                 share = " and ".join(subset)
                 return replace(found, verdict=AMBIGUOUS, counterexample=None, correction=None,
-                               reason=f"not the whole ∂ℓ/∂{node}; right as its share through {share} (one path of "
+                               reason=f"not the whole ∂ℓ/∂{node}; {SHARE_REASON} {share} (one path of "
                                       "several: right if the rows for it add up)")
     return found
 

@@ -33,7 +33,7 @@ from typing import Mapping
 
 import sympy as sp
 
-from bngraph.audit.adjoints import as_a_share
+from bngraph.audit.adjoints import SHARE_REASON, as_a_share
 from bngraph.audit.batcheval import Batch, reference_table
 from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
 from bngraph.audit.letters import accented_squares, element_capitals, own_letters, staged_ends, step_updates
@@ -384,15 +384,42 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
 
     sections = (section_layers(fmt, cells, [(s.cell, s.line) for s in snippets], layer) if references is None
                 else [layer] * len(snippets))
-    findings = []
+    findings = {}
     for k, snippet in enumerate(snippets):
         found = judged(k, sections[k])
         if found is not None and found.verdict == WRONG and sections[k] != layer:
             found = _under_a_heading(found, sections[k], [judged(k, other) for other in
                                                           dict.fromkeys((layer, *SECTION_LAYERS)) if other != sections[k]])
         if found is not None:
-            findings.append(found)
-    return AuditReport(name, layer, tuple(findings))
+            findings[k] = found
+    _rows_that_add_up(findings, sections, readings, batches)
+    return AuditReport(name, layer, tuple(findings.values()))
+
+
+def _rows_that_add_up(found: dict, sections: list, readings: dict, batches: list) -> None:
+    """``x̄ ← a``, ``x̄ ← b`` …, each one path's share of ∂L/∂x (an AD page's rows add up): their sum judged once;
+    where it is the whole adjoint, each row is right."""
+    groups: dict[tuple, list[int]] = {}
+    for k, f in found.items():
+        eq = readings[sections[k]].parsed[k] if sections[k] in readings else None
+        if f.verdict == AMBIGUOUS and SHARE_REASON in f.reason and isinstance(eq, Equation) and eq.kind == "update":
+            groups.setdefault((sections[k], canonical(eq.lhs)), []).append(k)
+    for (section, _), rows in groups.items():
+        reading, first = readings[section], rows[0]
+        if len(rows) < 2:
+            continue
+        saved = reading.parsed[first]
+        total = sp.Add(*(canonical(reading.parsed[k].rhs) for k in rows))
+        reading.parsed[first] = dataclasses.replace(saved, rhs=total, chain=(total,))
+        try:
+            whole = reading.finding(first, batches[first])
+        finally:
+            reading.parsed[first] = saved
+        if whole is not None and whole.verdict in (CORRECT, OTHER_FORM):
+            lines = ", ".join(str(found[k].line) for k in rows)
+            for k in rows:
+                found[k] = dataclasses.replace(found[k], verdict=CORRECT, reason=f"one path's share; with the other "
+                                               f"rows for it (lines {lines}) the whole adjoint: the rows add up")
 
 
 SECTION_LAYERS = ("batchnorm", "layernorm", "rmsnorm")  # the layers a heading can name
