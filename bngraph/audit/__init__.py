@@ -17,8 +17,10 @@ counterexample and the correction for a wrong one.
   closures for it; ``dual``: dual numbers for the partials
   a formula names.
 - ``runningavg``: running-average updates and their conventions.
+- ``adjoints``: ∂L/∂c of a name c of the document's own (a staged graph), whole or one path's share.
 - ``letters``: a document's own letters for the layer's families (``n_i`` for x̂, ``X_i`` for x_i, ``h`` whose
-  mean μ is), and a value at step t from step t − 1 read as a running value's update.
+  mean μ is), a staged pass's own input and output, and a value at step t from step t − 1 read as a running
+  value's update.
 """
 from bngraph.audit.auditor import AuditReport, Finding, assert_document_correct, audit_document, cli_audit
 

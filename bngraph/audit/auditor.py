@@ -33,9 +33,10 @@ from typing import Mapping
 
 import sympy as sp
 
+from bngraph.audit.adjoints import SHARE_REASON, as_a_share
 from bngraph.audit.batcheval import Batch, reference_table
 from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
-from bngraph.audit.letters import accented_squares, element_capitals, own_letters, primes, step_updates
+from bngraph.audit.letters import accented_squares, element_capitals, own_letters, primes, staged_ends, step_updates
 from bngraph.audit.sections import section_layers
 from bngraph.audit.compare import sum_scopes
 from bngraph.audit.judge import judge
@@ -46,6 +47,7 @@ from bngraph.tex.document import Snippet, equations_of, read_document
 from bngraph.tex.clean import clean
 from bngraph.tex.grammar import Equation, TexSyntaxError, parse_equation
 from bngraph.tex.names import MAX_INDEX, NotChecked, TooLarge, canonical, symbol
+from bngraph.tex.overbar import overbar_adjoints, overbar_declarations
 from bngraph.tex.words import own_words, with_own_words
 
 __all__ = ["AuditReport", "Finding", "assert_document_correct", "audit_document", "cli_audit"]
@@ -234,6 +236,8 @@ def _finding(snippet: Snippet, eq: Equation | TexSyntaxError, ctx: Context) -> F
         j = judge(lhs, chain, eq.notation, ctx)
         if j.verdict == WRONG:
             j = _wrong_in_every_scope(j, lhs, chain, eq, ctx)
+        if j.verdict == WRONG and eq.kind == "update":  # x̄ ← …: one path's share, the rows for x̄ adding up
+            j = as_a_share(j, lhs, chain, ctx)
     except (KeyboardInterrupt, SystemExit, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 — SymPy's own errors; one formula never ends the audit
@@ -369,7 +373,9 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
     name, fmt, cells = read_document(path_or_text, doc_format)
     snippets = equations_of(name, fmt, cells)
     words = own_words(s.tex for s in snippets)  # rms(x)_i = …: one name, wherever the document writes it
-    first = [_read(s, words) for s in snippets]
+    declared = overbar_declarations(cells, fmt)  # "\bar{y}" for ∂L/∂y, where the prose says so
+    first = overbar_adjoints([_read(s, words) for s in snippets], bool(declared),
+                             [(s.cell, s.line) in declared for s in snippets])
     batches, batch, members = [], None, {}
     for eq in first:  # the document's own numbers (x = (1, 2, 6), or x_1 = 1, x_2 = 2 …) hold from where it gives them
         if isinstance(eq, DataBinding):
@@ -390,15 +396,42 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
 
     sections = (section_layers(fmt, cells, [(s.cell, s.line) for s in snippets], layer) if references is None
                 else [layer] * len(snippets))
-    findings = []
+    findings = {}
     for k, snippet in enumerate(snippets):
         found = judged(k, sections[k])
         if found is not None and found.verdict == WRONG and sections[k] != layer:
             found = _under_a_heading(found, sections[k], [judged(k, other) for other in
                                                           dict.fromkeys((layer, *SECTION_LAYERS)) if other != sections[k]])
         if found is not None:
-            findings.append(found)
-    return AuditReport(name, layer, tuple(findings))
+            findings[k] = found
+    _rows_that_add_up(findings, sections, readings, batches)
+    return AuditReport(name, layer, tuple(findings.values()))
+
+
+def _rows_that_add_up(found: dict, sections: list, readings: dict, batches: list) -> None:
+    """``x̄ ← a``, ``x̄ ← b`` …, each one path's share of ∂L/∂x (an AD page's rows add up): their sum judged once;
+    where it is the whole adjoint, each row is right."""
+    groups: dict[tuple, list[int]] = {}
+    for k, f in found.items():
+        eq = readings[sections[k]].parsed[k] if sections[k] in readings else None
+        if f.verdict == AMBIGUOUS and SHARE_REASON in f.reason and isinstance(eq, Equation) and eq.kind == "update":
+            groups.setdefault((sections[k], canonical(eq.lhs)), []).append(k)
+    for (section, _), rows in groups.items():
+        reading, first = readings[section], rows[0]
+        if len(rows) < 2:
+            continue
+        saved = reading.parsed[first]
+        total = sp.Add(*(canonical(reading.parsed[k].rhs) for k in rows))
+        reading.parsed[first] = dataclasses.replace(saved, rhs=total, chain=(total,))
+        try:
+            whole = reading.finding(first, batches[first])
+        finally:
+            reading.parsed[first] = saved
+        if whole is not None and whole.verdict in (CORRECT, OTHER_FORM):
+            lines = ", ".join(str(found[k].line) for k in rows)
+            for k in rows:
+                found[k] = dataclasses.replace(found[k], verdict=CORRECT, reason=f"one path's share; with the other "
+                                               f"rows for it (lines {lines}) the whole adjoint: the rows add up")
 
 
 def _own_batch(values: tuple[float, ...]) -> Batch:
@@ -441,7 +474,8 @@ class _Reading:
     @classmethod
     def of(cls, snippets, first, refs, eval_mode: bool) -> "_Reading":
         equations = element_capitals([eq if isinstance(eq, Equation) else None for eq in first])
-        equations = own_letters(name_the_scale(fold_feature_index(step_updates(accented_squares(primes(equations))))), refs)
+        equations = staged_ends(own_letters(name_the_scale(fold_feature_index(step_updates(
+            accented_squares(primes(equations))))), refs))
         parsed = [eq if folded is None else folded for eq, folded in zip(first, equations)]
         ctx, sizes = build_context([None if s.head else eq for s, eq in zip(snippets, equations)], refs)
         if eval_mode:  # Batch Norm's evaluation-mode formulas, where a write-up gives them

@@ -140,6 +140,10 @@ class Evaluator:
         if name in self.inputs:
             seeded = random.Random(sum(map(ord, name)) + 31 * self.batch.m)  # the same at every call
             return seeded.uniform(0.5, 2.0) if "var" in name else seeded.gauss(0.0, 1.0)
+        if name.endswith(HELD):  # a path that does not count: the value, not its derivative
+            return value_of(self._symbol(name[:-len(HELD)], env))
+        if name.startswith("dL_d"):  # ∂L/∂g, g a name of the document's own: through its own formulas
+            return self._cached(("adjoint", name), lambda: graph_adjoint(self, name, None))
         raise Unevaluable(f"{name} is not defined")
 
     def _member(self, base: str, k: int, env: Mapping[str, float]):
@@ -162,6 +166,10 @@ class Evaluator:
         if base in self.refs and self.refs[base][1] is not None:
             ref, index = self.refs[base]
             return self._cached((base, k), lambda: self.value(ref, {index: k}))
+        if base.endswith(HELD):
+            return value_of(self._member(base[:-len(HELD)], k, env))
+        if base.startswith("dL_d"):
+            return self._cached(("adjoint", base, k), lambda: graph_adjoint(self, base, k))
         raise Unevaluable(f"{base}_k is not defined")
 
     def _free(self, key: tuple) -> float:
@@ -241,6 +249,92 @@ class Evaluator:
                 pass
             var = helper.expr
         return var
+
+
+# -- adjoints of the document's own names (staged write-ups: ∂L/∂c_i, ∂L/∂g) ------------------------------
+HELD = "@held"  # a name's occurrences in a formula whose path is left out of an adjoint's share
+SHARE = "@"  # dL_dc@y+v: the share of ∂L/∂c through the formulas of y and v only
+
+
+def document_graph(helpers: Mapping[str, Helper], definitions: Mapping[str, list], node: str) -> dict[str, Helper]:
+    """The document's own formulas by name: its helpers, and its definitions of the layer's quantities that
+    follow from ``node`` (the one that names it where it gives two; the others keep the layer's values), members
+    written out one by one left aside."""
+    graph = {name: h for name, h in helpers.items() if "[" not in name}
+    layer = {name: _naming(own, node) for name, own in definitions.items() if "[" not in name and own and name not in graph}
+    full = {**layer, **graph}
+    return {**{name: h for name, h in layer.items() if reaches(full, node, name)}, **graph}
+
+
+def _naming(own: list[Helper], node: str) -> Helper:
+    """Of a quantity's formulas, the first that names ``node``, one member's (y_i = …) before the whole's (y = …)."""
+    return min(own, key=lambda h: (node not in _names(h.expr), h.index is None))
+
+
+def consumers(graph: Mapping[str, Helper], node: str) -> list[str]:
+    """The names whose formulas use ``node`` directly: the paths out of it."""
+    return sorted(name for name, h in graph.items() if node in _names(h.expr))
+
+
+def reaches(graph: Mapping[str, Helper], node: str, start: str) -> bool:
+    """Whether ``start``'s formula depends on ``node``, through the document's formulas."""
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        if name == node:
+            return True
+        if name not in seen and name in graph:
+            seen.add(name)
+            todo.extend(_names(graph[name].expr))
+    return False
+
+
+def _held(expr: sp.Expr, node: str) -> sp.Expr:
+    held = sp.Symbol(node + HELD)
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base.label.name == node,
+                        lambda e: sp.IndexedBase(held)[e.indices])
+    return expr.xreplace({sp.Symbol(node): held})
+
+
+def graph_adjoint(ev: Evaluator, adjoint: str, k: int | None):
+    """∂L/∂node (at member k): L = Σ_j ∂L/∂y_j · y_j, y_j by the document's own formula, node perturbed and what
+    follows from it in the document's formulas following (x, γ, β held); a share ``dL_dc@y+v`` counts only
+    the paths through those formulas. A name on no path to y has no adjoint here (never a silent 0)."""
+    node, _, via = adjoint[len("dL_d"):].partition(SHARE)
+    graph = document_graph(ev.helpers, ev.definitions, node)
+    if (node not in graph and not consumers(graph, node)) or not (ev.definitions.get("y") or "y" in ev.helpers):
+        raise Unevaluable(f"{adjoint} is not defined")
+    if "y" not in graph:  # the document's y is kept only where it follows from the node
+        raise Unevaluable(f"{adjoint} is not defined ({node} is on no path to y in the document's formulas)")
+    if graph["y"].index is None:
+        raise Unevaluable(f"{adjoint} is not defined (the document's y has no index to sum the loss over)")
+    if not _output_is_the_layers(ev, graph):  # a slip in its forward pass: its adjoints are of another graph
+        raise Unevaluable(f"{adjoint} is not defined (the document's own formulas for y_i do not give the "
+                          "layer's output)")
+    if via:
+        keep = set(via.split("+"))
+        graph = {name: h if name in keep or node not in _names(h.expr) else Helper(_held(h.expr, node), h.index)
+                 for name, h in graph.items()}
+    child = Evaluator(ev.batch, ev.refs, helpers=graph, size_names=ev.size_names, reading="total",
+                      seed=(node,) if k is None else (node, k), parent=ev, definitions=ev.definitions)
+    child.free_names, child.free, child.rng = ev.free_names, ev.free, ev.rng  # free mode: the same numbers
+    output = graph["y"]
+    return sum(ev.batch.dL_dy[j - 1] * lift(child.value(output.expr, {output.index: j})).d
+               for j in range(1, ev.batch.m + 1))
+
+
+def _output_is_the_layers(ev: Evaluator, graph: Mapping[str, Helper]) -> bool:
+    """The document's y_i through its own formulas is the layer's y_i at this batch (free mode: not asked)."""
+    if ev.free_names or "y" not in ev.refs:
+        return True
+    key = ("output", ev.batch, graph["y"])
+    if key not in ev.shared:
+        own = Evaluator(ev.batch, ev.refs, helpers=graph, size_names=ev.size_names, parent=ev,
+                        definitions=ev.definitions)
+        (ref, index), mine = ev.refs["y"], graph["y"]
+        ev.shared[key] = all(close(value_of(own.value(mine.expr, {mine.index: j})), value_of(ev.value(ref, {index: j})))
+                             for j in range(1, ev.batch.m + 1))
+    return ev.shared[key]
 
 
 def definition_of(ev: Evaluator, top: sp.Expr, var) -> sp.Expr:

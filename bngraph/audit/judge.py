@@ -219,6 +219,9 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
         return with_warnings(judge_sigma(lhs, sides, notation, ctx), warnings)
     if name in GIVEN or name in ctx.size_names:
         return with_warnings(judge_setting(name, sides, ctx), warnings)
+    from bngraph.audit.adjoints import judge_own_adjoint, own_node  # it builds on this module's judge_quantity
+    if own_node(name, ctx):  # ∂L/∂c_i, c a name of the document's own
+        return with_warnings(judge_own_adjoint(lhs, name, index, sides, notation, ctx), warnings)
     return with_warnings(judge_helper(name, sides, ctx), warnings)
 
 
@@ -378,7 +381,8 @@ def _jacobian(expr: sp.Expr) -> bool:
 def _off_topic(lhs, sides, ctx: Context) -> bool:
     """No layer quantity anywhere, and something foreign (max, exp, an unknown name)."""
     names = set().union(*(names_in(e) for e in (lhs, *sides)))
-    if names & ctx.layer_names or names & {key.split("[")[0] for key in ctx.helpers}:
+    own = {key.split("[")[0] for key in ctx.helpers}
+    if names & ctx.layer_names or names & (own | {f"dL_d{name}" for name in own}):  # ∂L/∂c, c the document's
         return False
     known = set(ctx.refs) | GIVEN | ctx.size_names | {"sigma"}
     foreign = any(e.atoms(sp.Function, sp.Max, sp.Min) - e.atoms(sp.KroneckerDelta) for e in (lhs, *sides))
@@ -386,7 +390,7 @@ def _off_topic(lhs, sides, ctx: Context) -> bool:
 
 
 def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement:
-    expected = expected_for(ctx, name, index)
+    expected = expected_for(ctx, name, index) if name in ctx.refs else lhs  # ∂L/∂c: the evaluator's own adjoint
     free = free_index_names([lhs])
     if len(free) > 1:
         return Judgement(name, ctx.label(name), CANNOT_READ, "more than one free index on the left side")

@@ -81,6 +81,48 @@ def own_letters(equations: list[Equation | None], refs) -> list[Equation | None]
     return equations
 
 
+def staged_ends(equations: list[Equation | None]) -> list[Equation | None]:
+    r"""A forward pass written in stages with names of its own (``\mathtt{mean} = \frac{\sum input_i}{N}``, …,
+    ``normed_i = centered_i\,gmul + beta``), where the document writes neither x nor y (nor defines μ, σ², x̂):
+    the one family its formulas take without defining it, and sum over, is x; the one family they define that no
+    other formula uses, following from x and from γ, is y."""
+    if {"x", "y"} & _families(equations):
+        return equations
+    forward = {}
+    for eq in equations:
+        lhs = canonical(eq.lhs) if eq is not None and eq.lhs is not None and eq.kind == "definition" else None
+        name = lhs.base.label.name if isinstance(lhs, sp.Indexed) else getattr(lhs, "name", None)
+        if name and not name.startswith("dL_d") and not any(n.startswith("dL_d") for n in _names(canonical(eq.rhs))):
+            forward.setdefault(name, (isinstance(lhs, sp.Indexed), canonical(eq.rhs)))
+    taken = {ix.base.label.name for _, rhs in forward.values() for ix in rhs.atoms(sp.Indexed)} - set(forward)
+    summed = {ix.base.label.name for _, rhs in forward.values() for total in rhs.atoms(sp.Sum)
+              for ix in total.function.atoms(sp.Indexed)}
+    if {"mu", "sigma2", "sigma", "xhat"} & set(forward):  # the layer's own names: not a pass of names of its own
+        return equations
+    inputs = (taken & summed) - KNOWN
+    outputs = [name for name, (indexed, _) in forward.items() if indexed and not any(
+        name in _names(rhs) for other, (_, rhs) in forward.items() if other != name)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        return equations
+    letter = next(iter(inputs))
+    if not (_follows(forward, outputs[0], letter) and _follows(forward, outputs[0], "gamma")):
+        return equations
+    return _renamed(equations, {letter: "x", outputs[0]: "y"})
+
+
+def _follows(forward: dict, name: str, source: str) -> bool:
+    """Whether ``name``'s formula depends on ``source`` through the others."""
+    seen, todo = set(), [name]
+    while todo:
+        at = todo.pop()
+        if at == source:
+            return True
+        if at in forward and at not in seen:
+            seen.add(at)
+            todo.extend(_names(forward[at][1]))
+    return False
+
+
 def accented_squares(equations: list[Equation | None]) -> list[Equation | None]:
     r"""``\bar{\sigma}^2`` where the document defines ``\bar{\sigma} = \sqrt{\sigma^2 + \epsilon}``: the square of its σ̄,
     not a variance of its own (the reader spells σ̂², σ̄² as one name, as it does σ²)."""

@@ -5,7 +5,9 @@ the auditor); writing takes a :class:`~bngraph.engine.derive.Derivation` and its
 :class:`~bngraph.closedform.simplify.ClosedForm` and gives LaTeX or Markdown (for the
 outputs and the report).
 
-- ``document``: finds the equations of a Markdown, LaTeX, notebook or text file.
+- ``document``: finds the equations of a Markdown, LaTeX, notebook, text or reStructuredText (Sphinx
+  ``.. math::``, ``:math:``) file.
+- ``overbar``: ``\\bar{v}`` read as the adjoint ∂L/∂v where the document says so.
 - ``clean``: strips what surrounds a formula, checks its braces.
 - ``grammar``: the lark grammar of one equation, and the builder of SymPy from its tree;
   where a LaTeX command is read.

@@ -87,9 +87,12 @@ class NameRules(Transformer):
     def accent(self, tok, arg):
         if isinstance(arg, ParenIndex):
             arg = arg.value
-        if not isinstance(arg, Name) or arg.accent:
+        if not isinstance(arg, Name) or (arg.accent and arg.sub is not None):
             fail(f"cannot read {tok} over an expression")
         kind = {"widehat": "hat", "overline": "bar", "widetilde": "tilde"}.get(str(tok)[1:], str(tok)[1:])
+        if arg.accent:  # \bar{\hat{x}}: a name of its own, x̂'s bar (the adjoint of x̂ where the document says so)
+            inner = arg.accent_tex or "\\" + arg.accent
+            return replace(arg, accent=arg.accent + kind, accent_tex=f"{tok}{{{inner}", tex=f"{tok}{{{arg.tex}}}")
         return replace(arg, accent=kind, accent_tex=str(tok), inner_sub=arg.sub is not None,
                        tex=f"{tok}{{{arg.tex}}}")
 

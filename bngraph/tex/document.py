@@ -1,7 +1,8 @@
 r"""Find the equations in a write-up: Markdown, LaTeX, a Jupyter notebook or plain text.
 
 Math is found in ``$…$``, ``$$…$$``, ``\[…\]``, ``\(…\)`` and the display environments
-(equation, align, aligned, gather, eqnarray, multline …). An align gives one equation per
+(equation, align, aligned, gather, eqnarray, multline …), and in reStructuredText (Sphinx) in each paragraph
+of a ``.. math::`` directive and each ``:math:`…``` role. An align gives one equation per
 row; a row ``&= …`` continues the left side of the row above; a row that starts with
 ``+``/``-`` continues the row above. The document's own macros (``\newcommand``,
 ``\renewcommand``, ``\def``, ``\DeclareMathOperator``) are expanded; ``\require{…}``,
@@ -159,9 +160,54 @@ def _math_fences_as_dollars(text: str) -> str:
     return _MATH_FENCE.sub(dollars, text)
 
 
+# reStructuredText / Sphinx: a ``.. math::`` directive (options such as ``:label:`` first, then an indented
+# body whose paragraphs are equations of their own) and the inline role :math:`…`.
+_RST_DIRECTIVE = re.compile(r"^([ \t]*)\.\.[ \t]+math::(.*)$")
+_RST_OPTION = re.compile(r"^\s*:[A-Za-z][\w-]*:")
+_RST_ROLE = re.compile(r":math:`\s*([^`\n]*?)\s*`")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.expandtabs(4).lstrip())
+
+
+def _rst_directive(lines: list[str], k: int) -> int:
+    """Rewrite the ``.. math::`` directive at line k in place, each paragraph of its body as ``$$…$$`` (on the
+    same lines, so line numbers hold); returns the line after the body."""
+    match = _RST_DIRECTIVE.match(lines[k])
+    indent, head = len(match[1].expandtabs(4)), match[2]
+    lines[k] = f"$${head}$$" if head.strip() else ""
+    end = k + 1
+    while end < len(lines) and (not lines[end].strip() or _indent(lines[end].expandtabs(4)) > indent):
+        end += 1
+    body = k + 1
+    while body < end and lines[body].strip() and _RST_OPTION.match(lines[body]):  # :label:, :nowrap: …
+        lines[body] = ""
+        body += 1
+    paragraph = None
+    for n in range(body, end + 1):
+        if n < end and lines[n].strip():
+            paragraph = n if paragraph is None else paragraph
+            continue
+        if paragraph is not None:
+            lines[paragraph] = "$$" + lines[paragraph]
+            lines[n - 1] += "$$"
+            paragraph = None
+    return end
+
+
+def _rst_math_as_dollars(text: str) -> str:
+    """Sphinx math rewritten as Markdown's: each directive paragraph ``$$…$$``, each role ``$…$``. Only
+    within lines: line numbers stay valid."""
+    lines, k = _RST_ROLE.sub(lambda m: f"${m[1]}$" if m[1] else "", text).split("\n"), 0
+    while k < len(lines):
+        k = _rst_directive(lines, k) if _RST_DIRECTIVE.match(lines[k]) else k + 1
+    return "\n".join(lines)
+
+
 def _mask(text: str, fmt: str) -> str:
     if fmt != "tex":
-        text = _math_fences_as_dollars(text)
+        text = _rst_math_as_dollars(_math_fences_as_dollars(text))
     patterns = [r"<!--.*?-->"]
     if fmt == "tex":
         patterns += [r"\\begin\{(verbatim|lstlisting|minted)\}.*?\\end\{\1\}", r"(?<!\\)%[^\n]*"]
@@ -171,6 +217,12 @@ def _mask(text: str, fmt: str) -> str:
         for match in list(re.finditer(pattern, text, re.S | re.M)):
             text = _blank(text, match.start(), match.end())
     return text
+
+
+def prose_math(text: str, fmt: str) -> tuple[str, list[tuple[int, str, str, bool]]]:
+    """(the text with code and comments blanked, its math blocks): for reading the prose around the math."""
+    masked = _mask(text, "md" if fmt == "ipynb" else fmt)
+    return masked, math_blocks(masked)
 
 
 # -- macros -------------------------------------------------------------------------------

@@ -274,6 +274,7 @@ def _template(n: Name, sup_index: bool) -> str:
     script = "^{(%s)}" if sup_index else "_{%s}"
     if n.accent:
         accent = n.accent_tex or "\\" + n.accent
+        letter += "}" * accent.count("{")  # \bar{\hat{x}}: the accents nest
         return rf"{accent}{{{letter}{script}}}" if n.inner_sub else rf"{accent}{{{letter}}}{script}"
     return letter + script
 
