@@ -120,7 +120,7 @@ CONSTRUCTS = {
     "delta_{ij}": (r"$$\frac{\partial \hat{x}_j}{\partial x_i} = \frac{\delta_{ij} - \frac1m - \frac1m \hat{x}_i"
                    r"\hat{x}_j}{\sqrt{\sigma^2 + \epsilon}}$$", None),
     "h_{kl}": (r"$$\mu_l = \frac{1}{m}\sum_k h_{kl}$$", None),
-    "prose binding": ("$$\\sigma^2 = 0$$\n\nWe ran $m = 1$ example per cell.\n", ["wrong", "helper"]),
+    "prose binding": ("$$\\sigma^2 = 0$$\n\nWe ran $m = 1$ example per cell.\n", ["cannot-evaluate", "helper"]),
     "total derivative in a sum": (r"$$\frac{\partial L}{\partial x_i} = \sum_j \frac{\partial L}{\partial \hat x_j}"
                                   r"\frac{\partial \hat x_j}{\partial x_i}$$", ["correct"]),
     "i bound by the left side": (r"$$\frac{\partial\sigma^2}{\partial x_i} = \frac{2(x_i-\mu)}{m}$$", ["correct"]),

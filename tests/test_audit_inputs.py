@@ -101,7 +101,7 @@ def test_sigma2_is_zero_at_m_equal_to_one():
     report = audit_document("At $m = 1$:\n\n$$\\sigma^2 = 0$$\n")
     assert [f.verdict for f in report.findings][0] == "helper"
     assert report.findings[1].verdict in ("correct", "correct-other-form") and "m = 1" in report.findings[1].checked
-    assert audit_document("$$\\sigma^2 = 0$$").findings[0].verdict == "wrong"
+    assert audit_document("$$\\sigma^2 = 0$$").findings[0].verdict == "cannot-evaluate"  # a value, no batch read
 
 
 # -- issue 16: a per-feature, two-index notebook --------------------------------------------------

@@ -93,9 +93,12 @@ def test_a_worked_examples_arithmetic_slip_is_wrong():
     assert slip.counterexample.got == pytest.approx(0.12247)
 
 
-def test_an_output_set_to_a_number_is_a_setting_but_a_variance_of_zero_is_wrong():
+def test_an_output_set_to_a_number_is_a_setting_and_a_variance_of_zero_a_value_of_a_case():
     assert one(r"\mathbf y=\mathbf 0", "rmsnorm").verdict == "helper"
-    assert one(r"\sigma^2 = 0").verdict == "wrong"
+    # σ² = 0 is the value at m = 1 (or of an example): with no batch read, a value, never "wrong" (round 7: a Korean
+    # lecture's "σ_B = 0 at batch size 1" was a false wrong); a wrong formula for σ² is still wrong
+    assert one(r"\sigma^2 = 0").verdict == "cannot-evaluate"
+    assert one(r"\sigma^2 = \frac{1}{m}\sum_{i=1}^m (x_i + \mu)^2").verdict == "wrong"
 
 
 # -- ∂y_i/∂x_j read as a total derivative: through x̂, μ, σ² (transformer_math_ln_jacobian.md) ---------------

@@ -432,3 +432,53 @@ def test_an_off_diagonal_entry_right_only_without_epsilon_is_ambiguous():
            "\n\n" r"$$\frac{\partial y_{j}}{\partial x_{i}} = - \frac{x_{i} x_{j}}{d \left(\frac{1}{d}\sum_{k} x_{k}^{2}\right)^{3/2}}$$")
     found = last(doc, "rmsnorm")
     assert found.verdict == "ambiguous" and "i ≠ j" in found.reason, found.to_text()
+
+
+# -- the size a mean divides by (\frac{1}{d}\sum_i, no limits), a size stated later, an example's numbers after a
+#    formula (heldout_u4: tr_matrix_calculus_lesson_ln.md 12, 40; ko_ai_intro_normalization.md 145, 156) ----------
+LN_D = r"""For $\mathbf{x} \in \mathbb{R}^d$:
+
+$$\mu = \frac{1}{d} \sum_i x_i, \qquad \sigma^2 = \frac{1}{d} \sum_i (x_i - \mu)^2$$
+
+$$\frac{\partial L}{\partial x_i} = \frac{1}{d \sqrt{\sigma^2 + \epsilon}} \left[ %s \frac{\partial L}{\partial \hat{x}_i} - \sum_k \frac{\partial L}{\partial \hat{x}_k} - \hat{x}_i \sum_k \frac{\partial L}{\partial \hat{x}_k} \hat{x}_k \right]$$
+
+In half precision the sums over $d = 4096$ entries lose digits.
+"""
+
+
+@pytest.mark.parametrize("factor, verdict", [("d", "correct"), ("", "wrong")])
+def test_the_letter_a_mean_divides_by_is_the_size_and_a_later_size_binds_no_earlier_formula(factor, verdict):
+    report = audit_document(LN_D % factor, "layernorm")
+    assert [f.verdict for f in report.findings[:2]] == ["correct", "correct"], report.to_text()
+    assert report.findings[2].verdict in ((verdict, "correct-other-form") if verdict == "correct" else (verdict,)), \
+        report.to_text()
+
+
+EXAMPLE = r"""$$y_i = \gamma \hat{x}_i + \beta$$
+
+With $\partial L/\partial y = (-2, 2)$ and $\hat{x} = (-1, 1)$:
+
+$$\frac{\partial L}{\partial \gamma} = \sum_i \frac{\partial L}{\partial y_i} \hat{x}_i = (-2)(-1) + (2)(1) = %s$$
+
+$$\sum_j \frac{\partial L}{\partial y_j} = -2 + 2 = %s$$
+"""
+
+
+def test_an_examples_numbers_after_a_formula_are_arithmetic_only():
+    report = audit_document(EXAMPLE % ("4", "0"))
+    gamma, total = report.findings[-2], report.findings[-1]
+    assert gamma.verdict == "correct" and "arithmetic only" in gamma.checked, gamma.to_text()
+    assert total.verdict == "cannot-evaluate" and "worked example" in total.reason, total.to_text()
+
+
+def test_an_examples_arithmetic_slip_is_still_wrong():
+    report = audit_document(EXAMPLE % ("3", "1"))
+    gamma, total = report.findings[-2], report.findings[-1]
+    assert gamma.verdict == "wrong" and (gamma.counterexample.got, gamma.counterexample.want) == (3.0, 4.0), gamma.to_text()
+    assert total.verdict == "wrong" and (total.counterexample.got, total.counterexample.want) == (1.0, 0.0), total.to_text()
+
+
+def test_a_wrong_formula_before_an_examples_numbers_is_still_wrong():
+    found = audit_document(EXAMPLE.replace(r"\sum_i \frac{\partial L}{\partial y_i} \hat{x}_i =",
+                                           r"\sum_i \frac{\partial L}{\partial y_i} =") % ("4", "0")).findings[-2]
+    assert found.verdict == "wrong", found.to_text()

@@ -53,6 +53,8 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
                 concrete += [int(k) for ix in e.atoms(sp.Indexed) for k in ix.indices if k.is_Integer]
                 concrete += [int(s.limits[0][2]) for s in e.atoms(sp.Sum) if s.limits[0][2].is_Integer]
                 size_names |= {s.limits[0][2].name for s in e.atoms(sp.Sum) if s.limits[0][2].is_Symbol}
+            if target and target[0] in ("mu", "sigma2", "rms") and target[1] is None:
+                size_names |= _divisor_of_a_sum(sides[0])  # \mu = \frac{1}{d}\sum_i x_i: d is the size
             if target and target[0] == "y" and "beta" in names_in(sides[0]):
                 ctx.beta_is_shift = True
             # (y = 0, y_i = γ z_i + β use no x: a setting, or another letter's; no definition of the output)
@@ -72,6 +74,13 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
             register_helper(*pair, ctx)
     ctx.shared.clear()  # worked out while the helpers were still being registered
     return ctx, bound_at
+
+
+def _divisor_of_a_sum(e: sp.Expr) -> set[str]:
+    """The letter a mean divides its sum by: ``Sum(…)/d`` (a sum written without limits runs over the batch)."""
+    if not (e.is_Mul and any(isinstance(f, sp.Sum) for f in e.args)):
+        return set()
+    return {f.base.name for f in e.args if f.is_Pow and f.exp == -1 and f.base.is_Symbol}
 
 
 def register_helper(lhs, sides, ctx: Context) -> None:

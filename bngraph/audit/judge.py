@@ -398,10 +398,19 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
     sizes = sizes_for((lhs, *sides), ctx)
     if isinstance(index, sp.Integer):
         sizes = tuple(m for m in sizes if m >= int(index)) or (int(index),)
+    key = f"{name}[i]" if index is not None else name
+    numbers, formulas = _numbers_apart(sides, ctx)
+    if numbers and formulas:  # ∂L/∂γ = Σ_i ∂L/∂y_i x̂_i = (−2)(−1) + (2)(1) = 4: a worked example whose batch is not read
+        slip = worked_example(key, ctx.label(name), numbers)
+        if slip.verdict == WRONG:
+            return slip
+        sides = formulas
     result = combine([check_side(ctx, expected, side, index_name, sizes) for side in sides])
     result = at_documents_own(ctx, result, lambda sizes_: combine(
         [check_side(ctx, expected, side, index_name, sizes_) for side in sides]), sizes, sides)
-    key = f"{name}[i]" if index is not None else name
+    if numbers and formulas:
+        result = replace(result, checked=_join_checked(result.checked, "the numbers after it as arithmetic only (a "
+                                                                       "worked example whose batch is not read)"))
     if result.verdict == WRONG and all(not s.free_symbols for s in sides):
         if len(sides) > 1:  # μ = (1 + 2 + 3)/3 = 2: a worked example's chain of numbers
             return worked_example(key, ctx.label(name), sides)
@@ -409,6 +418,8 @@ def judge_quantity(lhs, name, index, sides, notation, ctx: Context) -> Judgement
             return Judgement(f"setting:{name}", f"setting {name}", HELPER,
                              f"sets {name} to the number {float(sides[0]):g} (a case or a setting of the document's "
                              "own), not a formula of the layer")
+        if ctx.batch is None and not name.startswith("dL_d"):  # σ² = 0 "at batch size 1", μ = 3 of an example
+            return _a_value(key, ctx.label(name), sides[0])
     fix = None
     if result.verdict == WRONG:
         right = result.repaired if result.repaired is not None else expected
@@ -441,6 +452,21 @@ def judge_per_entry(name: str, written, sides, ctx: Context) -> Judgement | None
     return Judgement(name, ctx.label(name), WRONG, f"the document's {letter} is one per entry ({letter}_j), so ∂ℓ/∂{letter} "
                      f"is too, (∂ℓ/∂{letter})_j = {to_latex(expected, ctx.notation)}; this is one number for all "
                      f"the entries (the gradient of one shared {letter})", (), result.counterexample, None, result.checked)
+
+
+def _numbers_apart(sides, ctx: Context, lhs=None) -> tuple[list, list]:
+    """The members of a chain that are bare numbers, and the others, where the numbers are of an example the auditor
+    does not see: the document's batch is not read, or the formula uses what its numbers do not give (∂ℓ/∂y, γ, β
+    of the example). Nothing apart where the document's numbers are all the formula needs."""
+    used = set().union(*(names_in(e) for e in (lhs, *sides) if e is not None))
+    if ctx.batch is not None and not used & {"dL_dy", "gamma", "beta"}:
+        return [], list(sides)
+    return [s for s in sides if not s.free_symbols], [s for s in sides if s.free_symbols]
+
+
+def _a_value(key: str, label: str, number) -> Judgement:
+    return Judgement(key, label, CANNOT_EVALUATE, f"a value ({float(number):g}) of an example or a case (such as m = 1) "
+                                                  "whose batch is not read, not a formula of the layer")
 
 
 def worked_example(key: str, label: str, sides) -> Judgement:
@@ -539,6 +565,8 @@ def judge_sigma(lhs, sides, notation, ctx: Context) -> Judgement:
     result = at_documents_own(ctx, check(sizes), check, sizes, sides)
     if result.verdict == WRONG and len(sides) > 1 and all(not s.free_symbols for s in sides):
         return worked_example("sigma", ctx.label("sigma"), sides)  # σ = √4.67 ≈ 2.16
+    if result.verdict == WRONG and ctx.batch is None and len(sides) == 1 and not sides[0].free_symbols:
+        return _a_value("sigma", ctx.label("sigma"), sides[0])  # σ_B = 0 "with batch size 1"
     fix = correction(lhs, sp.sqrt(sigma2), notation, set()) if result.verdict == WRONG else None
     return Judgement("sigma", ctx.label("sigma"), result.verdict, result.reason, (), result.counterexample, fix,
                      result.checked)
@@ -576,6 +604,11 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
         [check_side(ctx, lhs, side, next(iter(free), None), sizes_) for side in sides]), sizes, sides)
     if result.verdict == WRONG:
         result = _identity_conventions(lhs, sides, free, sizes, ctx) or result
+    numbers, formulas = _numbers_apart(sides, ctx, lhs)
+    # Σ_j ∂L/∂y_j = −2 + 2 = 0: a number of the example's upstream gradient (Σ x̂_i = 0 is a property, checked)
+    if (result.verdict == WRONG and numbers and not formulas
+            and "dL_dy" in set().union(*(names_in(e) for e in (lhs, *sides)))):
+        return worked_example("identity", label, numbers)
     verdict = CORRECT if result.verdict == OTHER_FORM else result.verdict
     fix = None
     if result.verdict == WRONG and result.repaired is not None:
