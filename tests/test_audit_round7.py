@@ -482,3 +482,13 @@ def test_a_wrong_formula_before_an_examples_numbers_is_still_wrong():
     found = audit_document(EXAMPLE.replace(r"\sum_i \frac{\partial L}{\partial y_i} \hat{x}_i =",
                                            r"\sum_i \frac{\partial L}{\partial y_i} =") % ("4", "0")).findings[-2]
     assert found.verdict == "wrong", found.to_text()
+
+
+# -- plain TeX's font switches, {\rm d} (ascend_add_layer_norm_grad.md) --------------------------------------------
+@pytest.mark.parametrize("tex, want", [(r"\frac{{\rm d}\hat{x}_j}{{\rm d}x_i} = 1", "Derivative(xhat[j], x[i])"),
+                                       (r"{\rm var} = 1", "var"), (r"\rm{var} = 1", "var"), (r"{\cal L} = 1", "L"),
+                                       (r"{\bf x}_i = 1", "x[i]"),
+                                       (r"\frac{\rm d \sigma^2}{\rm dx_i} = 1", "Derivative(sigma2, x[i])")])
+def test_plain_tex_font_switches(tex, want):
+    from bngraph.tex.grammar import parse_equation
+    assert str(parse_equation(tex).lhs) == want

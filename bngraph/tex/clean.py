@@ -131,7 +131,12 @@ _GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsi
 _EXPECTATION = re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|mathbb|operatorname|text)\s*\{\s*E\s*\}|E)\s*\[\s*x\s*\]")
 _VARIANCE = re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|operatorname|text)\s*\{\s*Var\s*\}|Var)\s*(?:\[\s*x\s*\]|\(\s*x\s*\))")
 _BATCH_STATISTIC = re.compile(r"\\(?:mu|sigma)(?![a-zA-Z])|[μσ]")
+_OLD_FONTS = {"rm": "mathrm", "bf": "mathbf", "it": "mathit", "cal": "mathcal", "sf": "mathrm", "tt": "mathrm"}
 _REWRITES = [
+    # plain TeX's font switches, {\rm d}x, {\bf x}, {\cal L}, \rm{d}: the word after the switch in that font
+    (re.compile(r"\\(rm|bf|it|cal|sf|tt)\s*\{"), lambda k: f"\\{_OLD_FONTS[k[1]]}{{"),
+    (re.compile(r"\\(rm|bf|it|cal|sf|tt)(?![a-zA-Z])\s*([A-Za-z]+)"),  # {\rm dx}: the differential d, then x
+     lambda k: f"\\{_OLD_FONTS[k[1]]}{{d}}{k[2][1]}" if re.fullmatch(r"d[a-z]", k[2]) else f"\\{_OLD_FONTS[k[1]]}{{{k[2]}}}"),
     # X', f'': a letter with primes is a name of its own (X' = (X − μ)/σ), not X and a stray mark
     (re.compile(r"(?<![\\A-Za-z])([A-Za-z])('+|\^\{?\\prime\}?)"), lambda k: f"\\mathrm{{{k[1]}{'prime' * max(1, k[2].count(chr(39)))}}}"),
     # \delta_j^i, \delta^i_j: Kronecker's delta in index notation, as \delta_{ij}
