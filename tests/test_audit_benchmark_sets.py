@@ -1,5 +1,5 @@
 """Zero false "wrong" on every set of real write-ups the benchmark measures (benchmarks/audit_corpus.py): the
-held-out sets, the fresh, round-4, final and untouched sets (the test corpus has its own, stricter test in test_audit_corpus.py).
+held-out sets, the fresh, round-4, final and the untouched sets (second, third, fourth) (the test corpus has its own, stricter test in test_audit_corpus.py).
 A "wrong" on a line not recorded by hand as a real error (nor as disputed) fails here, whichever set it is in."""
 from __future__ import annotations
 
