@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
+import networkx as nx
 import sympy as sp
 
 from bngraph.audit.compiled import Unevaluable, compiled
@@ -278,15 +279,13 @@ def consumers(graph: Mapping[str, Helper], node: str) -> list[str]:
 
 def reaches(graph: Mapping[str, Helper], node: str, start: str) -> bool:
     """Whether ``start``'s formula depends on ``node``, through the document's formulas."""
-    seen, todo = set(), [start]
-    while todo:
-        name = todo.pop()
-        if name == node:
-            return True
-        if name not in seen and name in graph:
-            seen.add(name)
-            todo.extend(_names(graph[name].expr))
-    return False
+    return depends_on({name: h.expr for name, h in graph.items()}, start, node)
+
+
+def depends_on(formulas: Mapping[str, sp.Expr], name: str, source: str) -> bool:
+    """Whether ``name``'s formula uses ``source``, directly or through the other formulas (a path in their graph)."""
+    graph = nx.DiGraph([(n, used) for n, e in formulas.items() for used in _names(e)])
+    return name == source or (name in graph and source in graph and nx.has_path(graph, name, source))
 
 
 def _held(expr: sp.Expr, node: str) -> sp.Expr:

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 import sympy as sp
 
+from bngraph.audit.batcheval import depends_on
 from bngraph.tex.grammar import Equation
 from bngraph.tex.names import PRIME_VARIABLE, canonical, canonical_bound, free_index_names, symbol
 
@@ -112,15 +113,7 @@ def staged_ends(equations: list[Equation | None]) -> list[Equation | None]:
 
 def _follows(forward: dict, name: str, source: str) -> bool:
     """Whether ``name``'s formula depends on ``source`` through the others."""
-    seen, todo = set(), [name]
-    while todo:
-        at = todo.pop()
-        if at == source:
-            return True
-        if at in forward and at not in seen:
-            seen.add(at)
-            todo.extend(_names(forward[at][1]))
-    return False
+    return depends_on({at: formula[1] for at, formula in forward.items()}, name, source)
 
 
 def accented_squares(equations: list[Equation | None]) -> list[Equation | None]:
