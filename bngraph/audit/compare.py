@@ -16,7 +16,7 @@ from typing import Callable
 
 import sympy as sp
 
-from bngraph.audit.batcheval import Batch, Unevaluable, _rename_bound, close
+from bngraph.audit.batcheval import Batch, Unevaluable, _names, _rename_bound, close
 from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CORRECT, OTHER_FORM, WRONG, Context,
                                     Counterexample)
 from bngraph.tex.names import FAMILIES, Notation, free_index_names, symbol
@@ -139,10 +139,6 @@ def operator_over_product(expr: sp.Expr) -> sp.Expr:
                     return sp.Derivative(d.expr * sp.Mul(*rest), d.variables[0], evaluate=False)
         return m
     return expr.replace(lambda e: isinstance(e, sp.Mul) and e.has(sp.Derivative), apply)
-
-
-def _names(e: sp.Expr) -> set[str]:
-    return {s.name for s in e.free_symbols} | {ix.base.label.name for ix in e.atoms(sp.Indexed)}
 
 
 def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None) -> list[Reading]:
