@@ -492,3 +492,12 @@ def test_a_wrong_formula_before_an_examples_numbers_is_still_wrong():
 def test_plain_tex_font_switches(tex, want):
     from bngraph.tex.grammar import parse_equation
     assert str(parse_equation(tex).lhs) == want
+
+
+# -- ∂x_i/∂x_j, the input by itself: Kronecker's delta (ln_backprop_jacobian.md 38) ----------------------------------
+@pytest.mark.parametrize("sign, verdict", [("-", "correct"), ("+", "wrong")])
+def test_a_partial_of_the_input_by_itself_is_kroneckers_delta(sign, verdict):
+    found = last(r"$$\frac{\partial \hat{x}_i}{\partial x_j} = \left( \frac{\partial x_i}{\partial x_j} "
+                 rf"{sign} \frac{{\partial \mu}}{{\partial x_j}} \right) \frac{{1}}{{\sqrt{{\sigma^2 + \epsilon}}}} + (x_i - \mu) "
+                 r"\frac{\partial}{\partial x_j}\frac{1}{\sqrt{\sigma^2 + \epsilon}}$$")
+    assert found.verdict == verdict, found.to_text()

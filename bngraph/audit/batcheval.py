@@ -339,6 +339,8 @@ def _output_is_the_layers(ev: Evaluator, graph: Mapping[str, Helper]) -> bool:
 def definition_of(ev: Evaluator, top: sp.Expr, var) -> sp.Expr:
     """What ∂top/∂var differentiates: a quantity's own formula (one level down), or the expression."""
     name = top.base.label.name if isinstance(top, sp.Indexed) else getattr(top, "name", None)
+    if isinstance(top, sp.Indexed) and name == "x" and "x" not in ev.helpers:  # ∂x_i/∂x_j: 1 where i = j, else 0
+        return top
     if isinstance(top, sp.Indexed) and top.indices[0].is_Integer and f"{name}[{top.indices[0]}]" in ev.helpers:
         return ev.helpers[f"{name}[{top.indices[0]}]"].expr
     if name in ev.helpers:
