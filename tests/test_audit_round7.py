@@ -501,3 +501,18 @@ def test_a_partial_of_the_input_by_itself_is_kroneckers_delta(sign, verdict):
                  rf"{sign} \frac{{\partial \mu}}{{\partial x_j}} \right) \frac{{1}}{{\sqrt{{\sigma^2 + \epsilon}}}} + (x_i - \mu) "
                  r"\frac{\partial}{\partial x_j}\frac{1}{\sqrt{\sigma^2 + \epsilon}}$$")
     assert found.verdict == verdict, found.to_text()
+
+
+# -- the squared norm of the input, ‖x‖² (zh_llama_rmsnorm_grad.md 57) ----------------------------------------------
+@pytest.mark.parametrize("norm", [r"\|x\|^2", r"\lVert \mathbf{x} \rVert_2^2", r"\left\| x \right\|^2"])
+def test_the_squared_norm_of_the_input(norm):
+    doc = (rf"$$s = \sqrt{{\frac{{1}}{{d}} {norm} + \epsilon}}, \quad y_i = \gamma x_i / s$$" "\n\n"
+           r"$$\frac{\partial s}{\partial x_j} = \frac{x_j}{d \cdot s}$$")
+    report = audit_document(doc, "rmsnorm")
+    assert [f.verdict for f in report.findings][-2:] == ["correct-other-form", "correct"], report.to_text()
+
+
+def test_a_slip_beside_the_squared_norm_is_still_wrong():
+    doc = (r"$$s = \sqrt{\frac{1}{d} \|x\|^2 + \epsilon}, \quad y_i = \gamma x_i / s$$" "\n\n"
+           r"$$\frac{\partial s}{\partial x_j} = \frac{x_j}{s}$$")
+    assert last(doc, "rmsnorm").verdict == "wrong"

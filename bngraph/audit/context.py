@@ -53,8 +53,8 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
                 concrete += [int(k) for ix in e.atoms(sp.Indexed) for k in ix.indices if k.is_Integer]
                 concrete += [int(s.limits[0][2]) for s in e.atoms(sp.Sum) if s.limits[0][2].is_Integer]
                 size_names |= {s.limits[0][2].name for s in e.atoms(sp.Sum) if s.limits[0][2].is_Symbol}
-            if target and target[0] in ("mu", "sigma2", "rms") and target[1] is None:
-                size_names |= _divisor_of_a_sum(sides[0])  # \mu = \frac{1}{d}\sum_i x_i: d is the size
+            if target:  # \mu = \frac{1}{d}\sum_i x_i, s = \sqrt{\frac{1}{d}\|x\|^2 + \epsilon}: d is the size
+                size_names |= _divisor_of_a_sum(sides[0])
             if target and target[0] == "y" and "beta" in names_in(sides[0]):
                 ctx.beta_is_shift = True
             # (y = 0, y_i = γ z_i + β use no x: a setting, or another letter's; no definition of the output)
@@ -77,10 +77,15 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
 
 
 def _divisor_of_a_sum(e: sp.Expr) -> set[str]:
-    """The letter a mean divides its sum by: ``Sum(…)/d`` (a sum written without limits runs over the batch)."""
-    if not (e.is_Mul and any(isinstance(f, sp.Sum) for f in e.args)):
-        return set()
-    return {f.base.name for f in e.args if f.is_Pow and f.exp == -1 and f.base.is_Symbol}
+    """The letter a mean of the batch divides its sum by: ``Sum(…)/d``, the sum written without limits (so over the
+    batch) and of the batch's x."""
+    found = set()
+    for product in e.atoms(sp.Mul):
+        sums = [f for f in product.args if isinstance(f, sp.Sum) and f.limits[0][2] == symbol("m")
+                and any(ix.base.label.name == "x" for ix in f.function.atoms(sp.Indexed))]
+        if sums:
+            found |= {f.base.name for f in product.args if f.is_Pow and f.exp == -1 and f.base.is_Symbol}
+    return found
 
 
 def register_helper(lhs, sides, ctx: Context) -> None:

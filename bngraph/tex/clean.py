@@ -131,8 +131,12 @@ _GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsi
 _EXPECTATION = re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|mathbb|operatorname|text)\s*\{\s*E\s*\}|E)\s*\[\s*x\s*\]")
 _VARIANCE = re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|operatorname|text)\s*\{\s*Var\s*\}|Var)\s*(?:\[\s*x\s*\]|\(\s*x\s*\))")
 _BATCH_STATISTIC = re.compile(r"\\(?:mu|sigma)(?![a-zA-Z])|[μσ]")
+# ‖x‖², \lVert \mathbf{x} \rVert_2^2: the squared norm of the input vector, Σ_k x_k² (‖x‖ its root)
+_NORM = re.compile(r"(?:\\\||\\lVert|\\left\s*\\\||\\Vert)\s*(?:\\(?:mathbf|boldsymbol|bm)\s*\{\s*x\s*\}|x)\s*"
+                   r"(?:\\\||\\rVert|\\right\s*\\\||\\Vert)\s*(?:_\s*\{?\s*2\s*\}?)?\s*(\^\s*\{?\s*2\s*\}?)?")
 _OLD_FONTS = {"rm": "mathrm", "bf": "mathbf", "it": "mathit", "cal": "mathcal", "sf": "mathrm", "tt": "mathrm"}
 _REWRITES = [
+    (_NORM, lambda k: r"\sum_{k} x_{k}^{2}" if k[1] else r"\sqrt{\sum_{k} x_{k}^{2}}"),
     # plain TeX's font switches, {\rm d}x, {\bf x}, {\cal L}, \rm{d}: the word after the switch in that font
     (re.compile(r"\\(rm|bf|it|cal|sf|tt)\s*\{"), lambda k: f"\\{_OLD_FONTS[k[1]]}{{"),
     (re.compile(r"\\(rm|bf|it|cal|sf|tt)(?![a-zA-Z])\s*([A-Za-z]+)"),  # {\rm dx}: the differential d, then x
