@@ -213,8 +213,6 @@ class Evaluator:
         if getattr(var, "name", None) == PRIME_VARIABLE:
             raise Unevaluable("a prime (q′) before the text names a variable to differentiate by")
         var = self._unaliased(var, derivative.expr)
-        if isinstance(var, sp.Indexed) and var.base.label.name in ("gamma", "beta"):  # ∂/∂γ_i: γ is one number here
-            var = var.base.label
         if isinstance(var, sp.Indexed):
             seed = (var.base.label.name, int(value_of(self._value(var.indices[0], env))))
         elif isinstance(var, sp.Symbol):

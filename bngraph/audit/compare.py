@@ -156,7 +156,8 @@ def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None
                          primary=False)]
         if index:  # x_i² w_i = x_i x_j w_j "for i = j": the case the text names
             same = actual.xreplace({symbol(s): symbol(index) for s in stray})
-            forms.append(Reading(f"if {', '.join(sorted(stray))} = {index} (the case the text may name)", same, primary=False))
+            forms.append(Reading(f"if {', '.join(sorted(stray))} = {index} (the case the text may name)", same,
+                                 primary=False))
     forms += conventions(ctx, forms[0])
     if not (expected.has(sp.Derivative) or forms[0].actual.has(sp.Derivative)):
         return forms
@@ -284,8 +285,8 @@ def _writes_epsilon(ctx: Context, expr: sp.Expr, depth: int = 4) -> bool:
     """ε in the formula or in a definition of a name of the document's own that it uses."""
     if expr.has(symbol("epsilon")):
         return True
-    names = {s.name for s in expr.free_symbols} | {ix.base.label.name for ix in expr.atoms(sp.Indexed)}
-    return depth > 0 and any(_writes_epsilon(ctx, ctx.helpers[n].expr, depth - 1) for n in names & set(ctx.helpers))
+    return depth > 0 and any(_writes_epsilon(ctx, ctx.helpers[n].expr, depth - 1)
+                             for n in _names(expr) & set(ctx.helpers))
 
 
 def _right_with(ctx, expected, reading: Reading, index, sizes, changes: dict) -> bool:

@@ -160,12 +160,9 @@ def name_the_scale(equations: list[Equation | None]) -> list[Equation | None]:
 
 
 def _name_of(e) -> str | None:
-    """The name of a plain symbol or of a one-index family member (w, w_i)."""
-    if isinstance(e, sp.Symbol):
-        return e.name
-    if isinstance(e, sp.Indexed) and len(e.indices) == 1:
-        return e.base.label.name
-    return None
+    """The name of a plain symbol or of a one-index family member (w, w_i): what :func:`target_of` names."""
+    target = target_of(e)
+    return target[0] if target else None
 
 
 # -- two indices ----------------------------------------------------------------------------
