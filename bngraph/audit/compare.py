@@ -106,12 +106,15 @@ def spelled_out(expr: sp.Expr, ctx: Context) -> frozenset[str]:
 def as_vectors(actual: sp.Expr, index: str | None) -> sp.Expr | None:
     """``\\hat{x}`` with no index read as the batch's vector: elementwise at i, or a dot
     product (summed over the batch) when the left side is one number."""
+    original = actual
+    by_sums = _by_the_sums_index(actual)
+    actual = by_sums
     # N dy − Σ_j dy_j: dy stands bare beside its members, so the members are set aside while the bare ones are found
     members = {ix: sp.Dummy() for ix in actual.atoms(sp.Indexed)}
     masked = actual.xreplace(members)
     bare = [s for s in masked.atoms(sp.Symbol) if s.name in FAMILIES]
     if not bare:
-        return None
+        return None if by_sums == original else by_sums
     k = symbol(index) if index else sp.Dummy("k")
     filled = masked.xreplace({s: sp.IndexedBase(symbol(s.name))[k] for s in bare}).xreplace(
         {d: ix for ix, d in members.items()})
@@ -119,6 +122,18 @@ def as_vectors(actual: sp.Expr, index: str | None) -> sp.Expr | None:
         return filled
     terms = sp.Add.make_args(sp.expand(filled)) if filled.is_Add else (filled,)
     return sp.Add(*(sp.Sum(t, (k, 1, symbol("m"))) if t.has(k) else t for t in terms))
+
+
+def _by_the_sums_index(expr: sp.Expr) -> sp.Expr:
+    """``Σ_{i=1}^N dy·(x − μ)/σ``: a sum whose index its body never uses runs over the bare families in it
+    (dy_i (x_i − μ)/σ), as the author means; read as a sum of one term N times, it is no one's formula."""
+    def fill(s: sp.Sum) -> sp.Expr:
+        var = s.limits[0][0]
+        bare = [a for a in s.function.atoms(sp.Symbol) if a.name in FAMILIES]
+        if len(s.limits) != 1 or s.function.has(var) or not bare or s.function.atoms(sp.Indexed):
+            return s
+        return sp.Sum(s.function.xreplace({a: sp.IndexedBase(a)[var] for a in bare}), *s.limits)
+    return expr.replace(lambda e: isinstance(e, sp.Sum), fill)
 
 
 def operator_over_product(expr: sp.Expr) -> sp.Expr:

@@ -1,0 +1,40 @@
+"""Readings added in round 8 of issue 14, each on a minimal document. Expected values are worked out by hand
+or with NumPy written here, never with the engine."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bngraph.audit.auditor import audit_document
+
+
+def last(doc: str, layer: str = "batchnorm"):
+    return audit_document(doc, layer).findings[-1]
+
+
+def batch_of(c):
+    return np.array(c.batch.x), c.batch.epsilon, c.batch.gamma, c.index[1] - 1 if c.index else None
+
+
+# -- a sum whose index its body never uses runs over the bare names in it (final ln_backprop_dx_readme 23-39,
+#    u4 zh_hexo_batchnormal_2019 139): Σ_{i=1}^m dy (x − μ)/σ is Σ_i dy_i (x_i − μ)/σ ----------------------------
+@pytest.mark.parametrize("tex", [
+    r"d\beta=\sum_{i=1}^{m}dy",
+    r"d\gamma=\sum_{i=1}^{m}dy\cdot\frac{x-\mu}{\sqrt{\sigma^2+\epsilon}}",
+    r"\frac{\partial \ell}{\partial \mu} = \sum_{j=1}^m \frac{\partial \ell}{\partial \widehat{x}}"
+    r" \cdot \frac{-1}{\sqrt{\sigma^2 + \epsilon}}",
+    r"\frac{\partial L}{\partial \gamma} = \sum_{i} \frac{\partial L}{\partial y} \hat{x}",
+])
+def test_a_sum_runs_over_the_bare_names_in_its_body(tex):
+    found = last(f"$${tex}$$")
+    assert found.verdict in ("correct", "correct-other-form"), found.to_text()
+
+
+def test_a_sum_over_bare_names_still_catches_a_flipped_sign():
+    found = last(r"$$d\gamma=\sum_{i=1}^{m}dy\cdot\frac{x+\mu}{\sqrt{\sigma^2+\epsilon}}$$")
+    assert found.verdict == "wrong", found.to_text()
+    c = found.counterexample
+    x, eps, _, _ = batch_of(c)
+    dy = np.array(c.batch.dL_dy)
+    assert c.want == pytest.approx(np.sum(dy * (x - x.mean()) / np.sqrt(x.var() + eps)))
+    assert c.got == pytest.approx(np.sum(dy * (x + x.mean()) / np.sqrt(x.var() + eps)))
