@@ -38,3 +38,16 @@ def test_a_sum_over_bare_names_still_catches_a_flipped_sign():
     dy = np.array(c.batch.dL_dy)
     assert c.want == pytest.approx(np.sum(dy * (x - x.mean()) / np.sqrt(x.var() + eps)))
     assert c.got == pytest.approx(np.sum(dy * (x + x.mean()) / np.sqrt(x.var() + eps)))
+
+
+# -- the loss written as a word (u2 zh_idl_bn_dudz, final idl_notes_bn_uz: dLoss/dγ) -------------------------------
+@pytest.mark.parametrize("loss", ["dLoss", r"\partial \text{loss}", r"\partial \mathrm{Cost}"])
+def test_the_loss_written_as_a_word(loss):
+    d = loss[:-4] if loss == "dLoss" else r"\partial "
+    right = last(rf"$$\frac{{{loss}}}{{{d}\beta}} = \sum_{{i=1}}^m \frac{{{loss}}}{{{d}y_i}}$$")
+    assert right.verdict == "correct", right.to_text()
+    wrong = last(rf"$$\frac{{{loss}}}{{{d}\gamma}} = \sum_{{i=1}}^m \frac{{{loss}}}{{{d}y_i}}$$")
+    assert wrong.verdict == "wrong", wrong.to_text()
+    x, eps, _, _ = batch_of(wrong.counterexample)
+    dy = np.array(wrong.counterexample.batch.dL_dy)
+    assert wrong.counterexample.want == pytest.approx(np.sum(dy * (x - x.mean()) / np.sqrt(x.var() + eps)))

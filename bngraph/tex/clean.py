@@ -165,6 +165,9 @@ _REWRITES = [
     # E[x], \mathbb{E}[x], Var(x), \text{Var}[x] of the input itself: the batch's mean and variance (the papers' and
     # PyTorch's own notation); of anything else (E[\mu_B], Var(q_i)) they stay unread, and so they do beside the
     # batch's own μ or σ (Var[x] = \frac{m}{m-1}\sigma_B^2: the population's variance, another quantity)
+    # dLoss/dγ, ∂\text{loss}/∂y: the loss written as a word (a derivative's numerator), not L·o·s·s
+    (re.compile(r"(\\partial\s*|(?<![A-Za-z\\])d\s*)(?:\\(?:text|mathrm|mathit|operatorname)\s*\{\s*(?:Loss|loss|Cost|cost)"
+                r"\s*\}|(?:Loss|loss|Cost|cost)(?![A-Za-z]))"), r"\1L "),
     (_EXPECTATION, r"\\mu "),
     (_VARIANCE, r"\\sigma^2 "),
     (re.compile(r"\\(?:left\s*)?[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\(?:right\s*)?[|]|[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*[|]"
