@@ -51,3 +51,42 @@ def test_the_loss_written_as_a_word(loss):
     x, eps, _, _ = batch_of(wrong.counterexample)
     dy = np.array(wrong.counterexample.batch.dL_dy)
     assert wrong.counterexample.want == pytest.approx(np.sum(dy * (x - x.mean()) / np.sqrt(x.var() + eps)))
+
+
+# -- sums counted from 0, as code is (final zh_triton_rmsnorm, u2 cs231n_exercise_streams): Σ_{i=0}^{m-1} is over the
+#    batch's m members, and a two-index partial held at a letter that a sum runs over keeps the sum -------------------
+@pytest.mark.parametrize("tex, verdict", [
+    (r"\mu = \frac{1}{m}\sum_{i=0}^{m-1} x_i", "correct"),
+    (r"\mu = \frac{1}{m}\sum_{i=0}^{m-1} x_i^2", "wrong"),
+    (r"\sigma^2 = \frac{1}{3}\sum_{i=0}^{2} (x_i - \mu)^2", "correct"),
+])
+def test_a_sum_counted_from_zero_is_over_the_batch(tex, verdict):
+    found = last(f"$${tex}$$")
+    assert found.verdict == verdict, found.to_text()
+
+
+ROWS = r"""$$rms(x)_i=\sqrt{{\frac{{1}}{{N}}\sum_{{j=0}}^{{N-1}}x_{{ij}}^2}}$$
+
+$$\frac{{\partial (\frac{{1}}{{N}}\sum_{{q=0}}^{{N-1}}x_{{iq}}^2)^{{-\frac{{1}}{{2}}}}}}{{\partial x_{{ij}}}} =-\frac{{1}}{{2}}(\frac{{1}}{{N}}\sum_{{q=0}}^{{N-1}}x_{{iq}}^2)^{{-\frac{{3}}{{2}}}} \cdot {}$$
+"""
+
+
+def test_a_partial_of_a_row_sum_counted_from_zero_is_checked():
+    dropped = last(ROWS.format(r"\frac{2}{N}"), "rmsnorm")   # the inner derivative 2 x_ij/N lost its x_ij
+    assert dropped.verdict == "wrong", dropped.to_text()
+    x, _, _, k = batch_of(dropped.counterexample)
+    ms = np.mean(x ** 2)
+    assert dropped.counterexample.want == pytest.approx(-x[k] / len(x) * ms ** -1.5)
+    kept = last(ROWS.format(r"\frac{2 x_{ij}}{N}"), "rmsnorm")
+    assert kept.verdict in ("correct", "ambiguous"), kept.to_text()
+    assert "ε = 0" in kept.reason or kept.verdict == "correct"
+
+
+def test_a_letter_held_at_a_number_leaves_a_sum_over_that_letter_whole():
+    import sympy as sp
+    from bngraph.audit.judge import _held
+    j, n = sp.Symbol("j"), sp.Symbol("N")
+    x = sp.IndexedBase(sp.Symbol("x"))
+    held = _held(x[j] * sp.Sum(x[j] ** 2, (j, 1, n)), {j: 2})   # x_j Σ_j x_j²: the sum's j is its own
+    (s,) = held.atoms(sp.Sum)
+    assert held.has(x[2]) and s.function == x[s.variables[0]] ** 2 and s.variables[0] != j

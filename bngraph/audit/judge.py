@@ -30,7 +30,7 @@ from bngraph.audit.batcheval import SIZES, Batch, Unevaluable, _rename_bound, cl
 from bngraph.audit.compare import FAMILIES, PLAIN_OUTPUT, SideResult, outside_partials, as_vectors, check_side, find_mismatch
 from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, GIVEN, HELPER, NOT_ABOUT,
                                     OTHER_FORM, VERDICTS, WRONG, Context, Counterexample, Judgement)
-from bngraph.tex.names import MAX_INDEX, Notation, free_index_names, symbol
+from bngraph.tex.names import MAX_INDEX, Notation, canonical_bound, free_index_names, symbol
 from bngraph.tex.printer import to_latex
 
 __all__ = ["VERDICTS", "Context", "Counterexample", "Judgement", "judge", "names_in", "target_of"]
@@ -650,8 +650,8 @@ def _identity_conventions(lhs, sides, free, sizes, ctx: Context) -> SideResult |
 def _pinned(lhs, sides, notation, ctx: Context, label: str, index: str) -> Judgement:
     """A two-index identity judged with ``index`` held at 1 and at 2: wrong at either is wrong."""
     k = symbol(index)
-    found = [(v, judge_identity(lhs.xreplace({k: sp.Integer(v)}),
-                                tuple(s.xreplace({k: sp.Integer(v)}) for s in sides), notation, ctx)) for v in (1, 2)]
+    found = [(v, judge_identity(_held(lhs, {k: v}), tuple(_held(s, {k: v}) for s in sides), notation, ctx))
+             for v in (1, 2)]
     v, worst = next(((v, j) for v, j in found if j.verdict == WRONG), None) or next(
         ((v, j) for v, j in found if j.verdict != CORRECT), found[0])
     if worst.verdict == WRONG:  # ∂(x_i − μ)²/∂x_j = −2(x_i − μ)/m, stated "for i ≠ j": right off the diagonal only
@@ -662,6 +662,14 @@ def _pinned(lhs, sides, notation, ctx: Context, label: str, index: str) -> Judge
     return replace(worst, label=label, checked=_join_checked(worst.checked, held), correction=None)
 
 
+def _held(expr: sp.Expr, pins: dict) -> sp.Expr:
+    """``expr`` with the letters of ``pins`` held at their numbers; a sum that runs over one of them keeps it (a label
+    there), renamed out of the way (Σ_{q} x_{iq}² folded to Σ_q x_q² beside a held q)."""
+    if any(set(pins) & set(s.variables) for s in expr.atoms(sp.Sum)):
+        expr = canonical_bound(expr, {p.name for p in pins})
+    return expr.xreplace({p: sp.Integer(v) for p, v in pins.items()})
+
+
 def _one_case(lhs, sides, notation, ctx: Context, index: str) -> str | None:
     """"for i ≠ j" or "for i = j" when the two-index identity holds in that case alone (the text may say so)."""
     other = next(iter(_free_of_left(lhs) - {index}), None)
@@ -670,9 +678,9 @@ def _one_case(lhs, sides, notation, ctx: Context, index: str) -> str | None:
     k, o = symbol(index), symbol(other)
 
     def holds(at_other: int) -> bool:
-        pin = {k: sp.Integer(1), o: sp.Integer(at_other)}
+        pin = {k: 1, o: at_other}
         # right in that case, if only with ε = 0 or another convention it names (then the whole stays ambiguous anyway)
-        return judge_identity(lhs.xreplace(pin), tuple(s.xreplace(pin) for s in sides), notation, ctx).verdict in (
+        return judge_identity(_held(lhs, pin), tuple(_held(s, pin) for s in sides), notation, ctx).verdict in (
             CORRECT, AMBIGUOUS)
 
     diagonal, off = holds(1), holds(2)

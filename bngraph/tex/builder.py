@@ -276,6 +276,10 @@ class Builder(NameRules):
                 fail(f"cannot read the sum's range {lower.op}")
         if upper is not None:
             stop = self._num(upper)
+            if start == 0 and (stop + 1).is_Symbol or start == 0 and stop.is_Integer:
+                # \sum_{j=0}^{N-1}: counted from 0, as code is; the same members as \sum_{j=1}^{N} (a summed index
+                # is only a label)
+                start, stop = sp.Integer(1), stop + 1
             if isinstance(stop, sp.Symbol) and stop.name != "m":
                 self.notes.setdefault("m", stop.name)
         if var is None:
