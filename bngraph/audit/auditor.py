@@ -299,8 +299,10 @@ _WHOLE_BATCH = re.compile(r"cannot evaluate it: (?:dL_d)?[XYZ](?:hat)? is not de
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\\right\s*)?[)\]]"
-                   r"(?:\s*\^\s*\{?\s*(?:T|\\top)\s*\}?)?\s*[.,;]?\s*$"  # [1, 2, 6]^T: the same numbers, as a column
+                   r"(?:\s*\^\s*\{?\s*(?:T|\\top)\s*\}?)?"  # [1, 2, 6]^T: the same numbers, as a column
+                   r"(?:\s*\\in\s*\\mathbb\s*\{?\s*R\s*\}?\s*(?:\^\s*\{?\s*\w+\s*\}?)?)?\s*[.,;]?\s*$"  # … \in \mathbb{R}^3
                    % (_NUMBER, _NUMBER))
+_SPACES = re.compile(r"\\[ ,;!:]|\\q?quad(?![a-zA-Z])|~")  # [3.0, \ 0.0, \ 4.0]: spacing between the numbers
 _LIST = re.compile(r"=\s*(?:\\left\s*)?(?:\\\{|\{|\(|\[)[^=]*?,\s*(?:\.\.\.|\\[lc]?dots)")  # μ = {μ_0, …, μ_n}
 # (\mathbb{1} alone is the ones vector; \mathbb{1}_{i=j} is the indicator of i = j, read as δ_ij)
 _MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
@@ -323,7 +325,7 @@ class MatrixForm(TexSyntaxError):
 
 
 def _read(snippet: Snippet, words: frozenset[str] = frozenset()) -> Equation | TexSyntaxError:
-    data = _DATA.match(snippet.tex)
+    data = _DATA.match(_SPACES.sub(" ", snippet.tex))
     if data:
         return DataBinding(tuple(float(v) for v in re.split(r"\s*,\s*", data[1])))
     if _LIST.search(snippet.tex):
@@ -358,8 +360,8 @@ def _tolerance(eq) -> float:
     (``\\sigma^2 = \\frac{1}{m}\\sum … \\approx 4.67``); 0 for an equation."""
     if not isinstance(eq, Equation) or not (eq.kind == "approximation" or _APPROX.search(eq.tex)):
         return 0.0
-    number = re.search(r"(\d+)(?:\.(\d+))?\s*$", eq.tex)
-    return 10.0 ** -len(number[2] or "") if number else 0.0
+    number = re.search(r"(\d+)(?:\.(\d+))?[\s}.,;]*$", eq.tex)  # \approx \mathbf{0.000000}: its digits too
+    return 10.0 ** -len(number[2] or "") * (1 + 1e-9) if number else 0.0  # (and not a rounding error less)
 
 
 def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[str, sp.Expr] | None = None,
@@ -485,8 +487,13 @@ class _Reading:
         for k, (snippet, eq) in enumerate(zip(snippets, parsed)):
             row = snippet.tex.lstrip().startswith("=")
             if not isinstance(eq, Equation):
-                above = None if snippet.head else above  # an unreadable head: the rows after it have no left side
+                # an unreadable head or display equation: the "$$= …$$" rows after it go on from it, not from one before
+                if snippet.head or snippet.display and not row:
+                    above = None if snippet.head or not isinstance(eq, (NotChecked, MatrixForm)) else eq
                 inline = inline if row and not snippet.head else None  # an unreadable row: the chain goes on
+                continue
+            if eq.lhs is None and snippet.display and isinstance(above, (NotChecked, MatrixForm)):  # after a row not checked
+                parsed[k] = NotChecked(f"it goes on from the row above, not checked: {above}")
                 continue
             if eq.lhs is None and snippet.display and above is not None:  # "$$= …$$" after "$$a = …$$"
                 parsed[k] = eq = dataclasses.replace(eq, lhs=above.lhs)

@@ -258,20 +258,22 @@ def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | No
     reading, mismatch = next(((r, m) for r, m in found if r.primary), found[0])
     for says, changes in _document_settings(ctx, actual):
         if any(_right_with(ctx, expected, r, index, sizes, changes) for r, _ in found):
-            if "epsilon" in changes:
+            if "epsilon" in changes and EPS_SET not in says or "x" in changes:
                 return SideResult(AMBIGUOUS, f"wrong as written; right {says}", checked=where)
             return SideResult(CORRECT, checked=f"{where}, reading it {says}")
     stray = free_index_names([actual]) - ({index} if index else set())
     if stray:
         return SideResult(WRONG, f"the index {', '.join(sorted(stray))} is free on the right side only, "
                                  f"and summing over it does not make it right either", mismatch, None, where)
-    small = _small_counterexample(ctx, expected, reading, index, sizes) or mismatch
+    # on the document's own numbers, the counterexample is theirs
+    small = (None if ctx.batch_only else _small_counterexample(ctx, expected, reading, index, sizes)) or mismatch
     reason, repaired = diagnose(ctx, expected, reading.actual, index, sizes, reading.partials)
     if reading.says:
         reason += f" (reading it {reading.says})"
     return SideResult(WRONG, reason, small, repaired if reading.actual == actual else None, where)
 
 
+EPS_SET = "with ε = 0, as the document sets it"
 PLAIN_OUTPUT = "y being the normalised value as the document defines it"
 
 
@@ -283,11 +285,16 @@ def _document_settings(ctx: Context, actual: sp.Expr) -> list[tuple[str, dict]]:
         return []
     plain = {"gamma": 1.0, "beta": 0.0} if ctx.plain_output else None
     no_eps = None
-    if ctx.eps_free:
+    if ctx.eps_zero:
+        no_eps = EPS_SET
+    elif ctx.eps_free:
         no_eps = "with ε = 0, as the document writes no ε"
     elif not _writes_epsilon(ctx, actual):
         no_eps = "with ε = 0, as the formula writes no ε"
     out = [(f"with γ = 1 and β = 0, {PLAIN_OUTPUT}", plain)] if plain else []
+    if any(k.is_Integer for ix in actual.atoms(sp.Indexed) for k in ix.indices):  # (x_2 − x_1)/2 for σ, "x_1 < x_2"
+        out += [(f"for x_1 < x_2 < … (in that order){', ' + s if s else ''}", {**c, "x": "sorted"})
+                for s, c in [("", {}), *((s, c) for s, c in [(no_eps, {"epsilon": 0.0})] if s)]]
     if no_eps:
         out.append((no_eps, {"epsilon": 0.0}))
     if plain and no_eps:
@@ -306,10 +313,15 @@ def _writes_epsilon(ctx: Context, expr: sp.Expr, depth: int = 4) -> bool:
 
 def _right_with(ctx, expected, reading: Reading, index, sizes, changes: dict) -> bool:
     """Does the reading hold with the batch's γ, β, ε set as ``changes`` says (every batch, every size)?"""
+    order = changes.get("x")  # "for x_1 < x_2": the batch in that order
+    changes = {k: v for k, v in changes.items() if k != "x"}
+
+    def batch(m, seed):
+        b = dataclasses.replace(Batch.random(m, seed), **changes)
+        return dataclasses.replace(b, x=tuple(sorted(b.x))) if order else b
     try:
         return find_mismatch(ctx, expected, reading.actual, index, sizes, reading=reading.partials,
-                             batches=lambda m: [dataclasses.replace(Batch.random(m, s), **changes)
-                                                for s in SEEDS]) is None
+                             batches=lambda m: [batch(m, s) for s in SEEDS]) is None
     except (Unevaluable, TypeError, ValueError):
         return False
 

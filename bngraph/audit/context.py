@@ -55,6 +55,8 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
                 size_names |= {s.limits[0][2].name for s in e.atoms(sp.Sum) if s.limits[0][2].is_Symbol}
             if target:  # \mu = \frac{1}{d}\sum_i x_i, s = \sqrt{\frac{1}{d}\|x\|^2 + \epsilon}: d is the size
                 size_names |= _divisor_of_a_sum(sides[0])
+            if target and target[0] == "epsilon" and sides[0] == 0:
+                ctx.eps_zero = True
             if target and target[0] == "y" and "beta" in names_in(sides[0]):
                 ctx.beta_is_shift = True
             # (y = 0, y_i = γ z_i + β use no x: a setting, or another letter's; no definition of the output)

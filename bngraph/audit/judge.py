@@ -297,7 +297,9 @@ def foreign_statistics(sides, ctx: Context) -> list[str]:
             inner = {n for n in names_in(expanded) & set(ctx.helpers) - seen if ctx.helpers[n].index is None}
             if not inner:
                 break
-            expanded = expanded.xreplace({symbol(n): ctx.helpers[n].expr for n in inner})
+            members = {ix: sp.Dummy() for ix in expanded.atoms(sp.Indexed)}  # g beside g_j: the members stay
+            expanded = expanded.xreplace(members).xreplace({symbol(n): ctx.helpers[n].expr for n in inner}).xreplace(
+                {d: ix for ix, d in members.items()})
             seen |= inner
         names = names_in(expanded)
         # the layer's own statistics (μ and σ² for Batch Norm, rms for RMSNorm)
@@ -515,12 +517,14 @@ def at_documents_own(ctx: Context, result: SideResult, check, sizes, sides=()) -
     if own is not None and not any(not s.free_symbols for s in sides):
         own = replace(own, dL_dy=Batch.small(own.m).dL_dy, gamma=2.0, beta=0.5)
     # a worked example's numbers mostly leave ε out (x̂_1 = (1 − 3)/√(14/3)): its own numbers with ε = 0 too
+    on_own = None
     for batch in (() if own is None else (own, replace(own, epsilon=0.0))):
         saved, ctx.batch_only = ctx.batch_only, batch
         try:
             again = check((batch.m,))
         finally:
             ctx.batch_only = saved
+        on_own = on_own or (again if again.verdict == WRONG and again.counterexample is not None else None)
         if again.verdict in (CORRECT, OTHER_FORM):
             numbers = ", ".join(f"{v:g}" for v in batch.x)
             return replace(again, checked=f"on the document's own numbers, x = ({numbers})"
@@ -537,6 +541,8 @@ def at_documents_own(ctx: Context, result: SideResult, check, sizes, sides=()) -
             return SideResult(AMBIGUOUS, f"wrong at m = {min(sizes)}, the largest index the document writes; right at "
                                          f"m = {own_m}, the largest this formula writes (an example of its own?)",
                               checked=f"numerically at m = {min(sizes)} and {own_m}")
+    if on_own is not None and any(not s.free_symbols for s in sides):  # ‖x‖² = 26 for x = (3, 0, 4): shown on them
+        return replace(on_own, checked=f"on the document's own numbers, x = ({', '.join(f'{v:g}' for v in own.x)})")
     return result
 
 
@@ -609,12 +615,28 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
     if (result.verdict == WRONG and numbers and not formulas
             and "dL_dy" in set().union(*(names_in(e) for e in (lhs, *sides)))):
         return worked_example("identity", label, numbers)
+    if result.verdict == WRONG and numbers and not formulas and ctx.batch is None and _varies(lhs, free, ctx):
+        return _a_value("identity", label, numbers[-1])  # Σ_k G_{k1} = 2.0, ‖x‖² = 25: one example's value
     verdict = CORRECT if result.verdict == OTHER_FORM else result.verdict
     fix = None
     if result.verdict == WRONG and result.repaired is not None:
         fix = correction(lhs, result.repaired, notation, free)
     return Judgement("identity", label, verdict, "" if verdict == CORRECT else result.reason, (),
                      result.counterexample, fix, result.checked)
+
+
+def _varies(expr: sp.Expr, free: set[str], ctx: Context) -> bool:
+    """Does ``expr`` take different values on different batches? Then a number it is said to equal is one example's
+    value (whose batch the auditor does not see), not a property of the layer (Σ_i x̂_i = 0 holds on every batch)."""
+    env = {name: 1.0 for name in free}
+    batches = [Batch.random(3, seed) for seed in (0, 1)]
+    try:  # with ε = 0 too: (1/m) Σ x̂_i² = 1 holds on every batch there
+        for pair in (batches, [replace(b, epsilon=0.0) for b in batches]):
+            if close(*(float(ctx.evaluator(b).value(expr, env)) for b in pair)):
+                return False
+    except (Unevaluable, TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return False
+    return True
 
 
 def _free_of_left(lhs) -> set[str]:
