@@ -165,3 +165,44 @@ def test_a_formula_right_only_for_inputs_in_order_is_ambiguous_naming_the_order(
     found = by_line(DEV8 / "false_wrong" / "c_bn_eps0_b2.md", "batchnorm")[5]   # σ as (x_2 − x_1)/2, "for x_1 < x_2"
     assert found.verdict == "ambiguous" and "x_1 < x_2" in found.reason, found.to_text()
     assert last(r"$$\mu = \frac{x_2 - x_1}{2}$$").verdict == "wrong"   # in no order
+
+
+# -- settings written in a row, set apart by commas (u4 ko_ai_intro_normalization 125: $\gamma=2.0,\ \beta=0$) -------
+def test_settings_set_apart_by_commas_are_read_one_by_one():
+    found = audit_document(r"Take $\gamma=2.0,\ \beta=0, \epsilon = 0$ here.").findings
+    assert [(f.verdict, f.reason) for f in found] == [("helper", "sets gamma = 2"), ("helper", "sets beta = 0"),
+                                                       ("helper", "sets epsilon = 0")]
+
+
+@pytest.mark.parametrize("tex", [r"\mu = \frac1m \sum_i x_i, \quad i = 1, \dots, m",
+                                 r"\mu = \frac1m \sum_i x_i, i = 1, \dots, m",
+                                 r"\mu = \frac1m \sum_{i \in B} x_i, j \in B"])
+def test_a_range_after_a_comma_is_not_an_equation_of_its_own(tex):
+    found = audit_document(f"$${tex}$$").findings
+    assert [f.verdict for f in found] == ["correct"], [f.to_text() for f in found]
+
+
+def test_a_comma_inside_brackets_or_a_list_does_not_split():
+    assert len(audit_document(r"$$y_{i,j} = \gamma_j \hat{x}_{i,j} + \beta_j$$").findings) == 1
+    assert len(audit_document(r"$$x = 1, 2, 3$$").findings) == 1
+
+
+# -- a formula that counts from 0 (u2 cs231n_exercise_streams 71-88, dev8 norm_chapter_6_8_bn 124) --------------------
+ZERO = r"""$$\mu = \frac{1}{m}\sum_{i=1}^m x_i$$
+
+$$\frac{\partial \mu}{\partial x_0} = %s$$
+"""
+
+
+def test_an_index_counted_from_zero_is_read():
+    assert last(ZERO % r"\frac{1}{m}").verdict == "correct"
+    wrong = last(ZERO % r"\frac{x_0}{m}")
+    assert wrong.verdict == "wrong", wrong.to_text()
+    assert wrong.counterexample.got == pytest.approx(wrong.counterexample.batch.x[0] / wrong.counterexample.batch.m)
+
+
+def test_a_text_that_counts_from_one_in_its_maths_keeps_its_count():
+    found = audit_document(r"""Code: $\hat{x}_0 = \frac{x_0 - \mu}{\sqrt{\sigma^2 + \epsilon}}$.
+
+With two examples, $\mu = \frac{x_1 + x_2}{2}$.""").findings
+    assert [f.verdict for f in found] == ["correct", "correct"], [f.to_text() for f in found]

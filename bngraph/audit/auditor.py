@@ -36,7 +36,8 @@ import sympy as sp
 from bngraph.audit.adjoints import SHARE_REASON, as_a_share
 from bngraph.audit.batcheval import Batch, reference_table
 from bngraph.audit.context import build_context, fold_feature_index, name_the_scale
-from bngraph.audit.letters import accented_squares, element_capitals, own_letters, primes, staged_ends, step_updates
+from bngraph.audit.letters import (accented_squares, element_capitals, own_letters, primes, staged_ends, step_updates,
+                                   zero_based)
 from bngraph.audit.sections import section_layers
 from bngraph.audit.compare import sum_scopes
 from bngraph.audit.judge import judge
@@ -477,7 +478,7 @@ class _Reading:
     def of(cls, snippets, first, refs, eval_mode: bool) -> "_Reading":
         equations = element_capitals([eq if isinstance(eq, Equation) else None for eq in first])
         equations = staged_ends(own_letters(name_the_scale(fold_feature_index(step_updates(
-            accented_squares(primes(equations))))), refs))
+            accented_squares(primes(zero_based(equations)))))), refs))
         parsed = [eq if folded is None else folded for eq, folded in zip(first, equations)]
         ctx, sizes = build_context([None if s.head else eq for s, eq in zip(snippets, equations)], refs)
         if eval_mode:  # Batch Norm's evaluation-mode formulas, where a write-up gives them

@@ -156,6 +156,25 @@ def primes(equations: list[Equation | None]) -> list[Equation | None]:
     return out
 
 
+def zero_based(equations: list[Equation | None]) -> list[Equation | None]:
+    r"""``\hat{X}_{1,0}``, ``\sigma_0^2``, ``\partial x_{0,0}``: a formula that counts from 0, as code does. Each number it
+    indexes with is one more in the auditor's count (x_0 is the first example). Formula by formula: a text may count
+    from 0 in its code-like part and from 1 in its maths (x_1, x_2 of a batch of two)."""
+    def numbered(e):
+        return [ix for ix in e.atoms(sp.Indexed) if any(k.is_Integer for k in ix.indices)]
+
+    def shift(e):
+        if e is None:
+            return None
+        return e.xreplace({ix: ix.base[tuple(k + 1 if k.is_Integer else k for k in ix.indices)] for ix in numbered(e)})
+    out = []
+    for eq in equations:
+        if eq is not None and any(k == 0 for e in _sides(eq) for ix in numbered(canonical(e)) for k in ix.indices):
+            eq = replace(eq, lhs=shift(eq.lhs), rhs=shift(eq.rhs), chain=tuple(map(shift, eq.chain)))
+        out.append(eq)
+    return out
+
+
 def _scaled(equations: list[Equation | None], name: str) -> bool:
     r"""Does the document define ``name`` with γ or β (``\hat{z}_i = \gamma u_i + \beta``: its hat is the output)?"""
     return any(eq is not None and eq.lhs is not None and isinstance(canonical(eq.lhs), sp.Indexed)

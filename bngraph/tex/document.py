@@ -521,11 +521,34 @@ def _split_separated(text: str) -> list[str]:
     pieces, start = [], 0
     for match in _SEPARATOR.finditer(text):
         before, after = text[start:match.start()], text[match.end():]
-        if first_relation(before) is not None and first_relation(after) is not None:
+        if first_relation(before) is not None and first_relation(after) is not None and not _RANGE_AFTER.match(after):
             pieces.append(before)
             start = match.end()
     pieces.append(text[start:])
-    return [p.strip() for p in pieces if p.strip()]
+    return [q.strip() for p in pieces for q in _split_at_commas(p) if q.strip()]
+
+
+_RANGE_AFTER = re.compile(r"^\s*(?:[a-z]\s*(?:=\s*-?\d+\s*(?:,|\\l?dots|\\cdots|\.\.)|\\in(?![a-zA-Z])|\\ne)|\\forall)")
+
+
+def _split_at_commas(text: str) -> list[str]:
+    r"""``\gamma = 1, \sigma_0 = 1, B = 2``: settings written in a row, set apart by commas outside any bracket. Not
+    a range after a formula (``…, i = 1, \dots, m``, ``…, j \in B``) and not a list (``x = 1, 2, 3``)."""
+    pieces, start, depth = [], 0, 0
+    for k, ch in enumerate(text):
+        if ch in "{([" and text[k - 1:k] != "\\":
+            depth += 1
+        elif ch in "})]" and text[k - 1:k] != "\\":
+            depth -= 1
+        elif ch == "," and depth == 0 and text[k - 1:k] != "\\":  # not the thin space \,
+            before, after = text[start:k], text[k + 1:]
+            rest = re.sub(r"^(?:\s|\\[ ,;!:]|\\q?quad(?![a-zA-Z]))*", "", after)
+            if first_relation(before) is not None and first_relation(rest.split(",")[0]) is not None \
+                    and not _RANGE_AFTER.match(rest):
+                pieces.append(before)
+                start = k + 1
+    pieces.append(text[start:])
+    return pieces
 
 
 _LAYOUT = re.compile(r"(?<!\\)&|\\(?:label|tag)\*?\{[^{}]*\}|\\(?:nonumber|notag)(?![a-zA-Z])")

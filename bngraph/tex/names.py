@@ -209,7 +209,7 @@ def _sub_kind(sub) -> tuple[str, object]:
         fail(f"cannot read the subscript {sub.tex or sub.base}")
     if isinstance(sub, ParenIndex):
         return _sub_kind(sub.value)
-    if isinstance(sub, sp.Integer) and sub > 0:
+    if isinstance(sub, sp.Integer) and sub >= 0:  # x_0: a text that counts from 0 (the auditor shifts it)
         if sub > MAX_INDEX:
             raise TooLarge(f"the index {sub} is beyond the batches checked (m <= {MAX_INDEX})")
         return "index", (sub,)
