@@ -206,3 +206,20 @@ def test_a_text_that_counts_from_one_in_its_maths_keeps_its_count():
 
 With two examples, $\mu = \frac{x_1 + x_2}{2}$.""").findings
     assert [f.verdict for f in found] == ["correct", "correct"], [f.to_text() for f in found]
+
+
+# -- a condition bar on the left side (u3 zh_norm_survey_ln 47-67, linalg_nb_rmsnorm 65): its members still checked ---
+BAR = r"$$\bar{\sigma} = \sqrt{\sigma^2 + \epsilon}$$" "\n\n" r"$$\frac{\partial \hat{x}_j}{\partial \mu}\bigg|_{\bar{\sigma}} = \frac{\partial}{\partial \mu}\left(\frac{x_j - \mu}{\bar{\sigma}}\right) = %s$$"
+
+
+def test_the_members_after_a_condition_bar_are_checked_against_each_other():
+    assert last(BAR % r"-\frac{1}{\bar{\sigma}}", "layernorm").verdict == "correct"
+    assert last(BAR % r"\frac{1}{\bar{\sigma}}", "layernorm").verdict == "wrong"
+    alone = last(r"$$\frac{\partial \hat{x}_i}{\partial x_i}\bigg|_{r\text{ fixed}} = \frac{1}{r}$$", "rmsnorm")
+    assert alone.verdict == "cannot-evaluate" and "condition bar" in alone.reason
+
+
+@pytest.mark.parametrize("tex", [r"\hat{x}_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}\ ,",
+                                 "\\hat{x}_i = \\frac{x_i - \\mu}{\\sqrt{\\sigma^2 + \\epsilon}}\\"])
+def test_a_trailing_spaced_comma_or_lone_backslash_is_not_part_of_the_formula(tex):
+    assert last(f"$${tex}$$").verdict == "correct"

@@ -304,6 +304,7 @@ _DATA = re.compile(r"^\s*x\s*=\s*(?:\\left\s*)?[(\[]\s*(%s(?:\s*,\s*%s)+)\s*(?:\
                    r"(?:\s*\\in\s*\\mathbb\s*\{?\s*R\s*\}?\s*(?:\^\s*\{?\s*\w+\s*\}?)?)?\s*[.,;]?\s*$"  # … \in \mathbb{R}^3
                    % (_NUMBER, _NUMBER))
 _SPACES = re.compile(r"\\[ ,;!:]|\\q?quad(?![a-zA-Z])|~")  # [3.0, \ 0.0, \ 4.0]: spacing between the numbers
+_CONDITION_BAR = re.compile(r"^[^=]*\\[bB]igg?\s*\|\s*_")  # on the left side, before its first =
 _LIST = re.compile(r"=\s*(?:\\left\s*)?(?:\\\{|\{|\(|\[)[^=]*?,\s*(?:\.\.\.|\\[lc]?dots)")  # μ = {μ_0, …, μ_n}
 # (\mathbb{1} alone is the ones vector; \mathbb{1}_{i=j} is the indicator of i = j, read as δ_ij)
 _MATRIX = re.compile(r"\\begin\{[pbvBV]?matrix\}|\\begin\{array\}|\^\s*\{?\s*(?:\\top|T)\s*\}?(?![a-zA-Z])"
@@ -333,6 +334,14 @@ def _read(snippet: Snippet, words: frozenset[str] = frozenset()) -> Equation | T
         return MatrixForm("a vector written out by its components, not checked")
     if _MATRIX.search(_SUM_LIMITS.sub(r"\\sum ", clean(snippet.tex))):  # not in a note after it (\qquad w, β ∈ ℝ^N)
         return MatrixForm("matrix form, not checked")
+    if _CONDITION_BAR.search(snippet.tex):  # ∂x̂_j/∂μ \bigg|_{\bar\sigma}, ∂L/∂x_j \big|_{\mu}: held fixed, or one path
+        rest = snippet.tex.split("=", 1)[1]
+        if "=" in rest:  # the members after it are still equal to each other
+            found = _parsed(rest)
+            if isinstance(found, Equation):
+                return found
+        return NotChecked("a partial with a condition bar (\\big|_{…}: something held fixed, or one path's share): "
+                          "not checked")
     if "\\begin{cases}" in snippet.tex:  # μ = \begin{cases} x_1 & m = 1 \\ … \end{cases}
         return NotChecked("a value by cases (\\begin{cases}): one value per condition, not checked")
     tex = with_own_words(snippet.tex, words)

@@ -22,7 +22,7 @@ _QUALIFIER = re.compile(
 _REMARK = re.compile(r"\\(?:text|textrm|mbox|textit|textbf)\s*\{(?![A-Za-z][A-Za-z0-9_\\]*\})[^{}]*\}")
 _RANGE = re.compile(  # ", i = 1, \dots, m" or "\quad i \in \mathcal{B}" after the formula
     r"(?:,|\\q?quad|\\[,;])\s*(?:\\q?quad\s*|\\[,;]\s*)*[a-z]\s*(?:=\s*[01]\s*,|\\in\b|=\s*1\s*(?:,\s*)?\\[lc]?dots)")
-_TRAILING = re.compile(r"(?:\s|\\[,;!]|\\q?quad)*[,.;]?(?:\s|\\[,;!]|\\q?quad)*$")
+_TRAILING = re.compile(r"(?:\s|\\[,;! ]|\\q?quad)*[,.;]?(?:\s|\\[,;! ]|\\q?quad|(?<!\\)\\(?=\s*$))*$")  # "\ ,", a lone \ 
 
 
 _SPACED = re.compile(r"\\q?quad(?![a-zA-Z])")
