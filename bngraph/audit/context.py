@@ -95,6 +95,9 @@ def register_helper(lhs, sides, ctx: Context) -> None:
     target = target_of(lhs)
     if target is None:
         return
+    middle = target_of(sides[0]) if len(sides) > 1 else None
+    if middle is not None and middle[0] not in ctx.refs and middle[0] not in GIVEN:  # r = RMS(x) = √(…): RMS too
+        register_helper(sides[0], sides[1:], ctx)
     name, index = target
     if name in ctx.refs and not any(name in names_in(s) for s in sides):
         key = f"{name}[{int(index)}]" if index is not None and index.is_Integer else name
@@ -183,7 +186,9 @@ def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None
                 if str(var) not in features:
                     positions.update(ix.indices.index(var) for ix in s.function.atoms(sp.Indexed)
                                      if len(ix.indices) == 2 and var in ix.indices)
-    batch_position = positions.most_common(1)[0][0] if positions else None
+    # the most sums' position; a tie goes to the first (x_{i,j}: the i-th example's j-th feature, as most write it),
+    # never to the order a set happens to give
+    batch_position = max(sorted(positions), key=lambda p: positions[p]) if positions else None
 
     def fold(e, dropped: set):
         if e is None:

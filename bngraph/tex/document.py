@@ -382,7 +382,7 @@ def _closing(close: re.Pattern, text: str, start: int) -> re.Match | None:
 _INNER = re.compile(r"\\(?:begin|end)\{(?:aligned|split|gathered|alignedat|align|equation|eqnarray|gather|multline|"
                     r"alignat|flalign)\*?\}(?:\{\d+\})?")
 # a row break, with its spacing \\[2pt]; a row that starts with a bracket (\\ [\frac{a}{b}]' = …) keeps it
-_ROW = re.compile(r"\\\\(?:\s*\[\s*-?[\d.]+\s*(?:pt|em|ex|mm|cm|in|mu|px|bp|pc|dd|sp)\s*\])?")
+_ROW = re.compile(r"\\\\(?:\s*\[\s*-?[\d.]+\s*(?:pt|em|ex|mm|cm|in|mu|px|bp|pc|dd|sp)\s*\])?|\\newline(?![a-zA-Z])")
 _RELATION = re.compile(r"(?<![\\:<>!])=|:\s*=|\\(?:gets|leftarrow|longleftarrow|coloneqq|coloneq|triangleq|equiv|defeq|approx|mapsto)(?![a-zA-Z])")
 _ENDS_WITH_RELATION = re.compile(r"(?<![\\:<>!])=\s*&?\s*$")
 _ENDS_WITH_OPERATOR = re.compile(r"(?:(?<![\\^_{])[+\-]|\\cdot|\\times)\s*&?\s*$")
@@ -447,8 +447,34 @@ def _rows(offset: int, content: str, env: str) -> list[tuple[int, str]]:
         pieces.append((offset + start, content[start:match.start()]))
         start = match.end()
     pieces.append((offset + start, content[start:]))
+    if len(pieces) == 1 and not env.startswith("multline") and "\\begin" not in content:
+        pieces = _lines_of_equations(offset, content)
     if env.startswith("multline"):  # one equation set over several lines
         return [(pieces[0][0], " ".join(p for _, p in pieces))]
+    return pieces
+
+
+_ENDS_WITH_ARROW = re.compile(_ARROW + r"(?:\s|\\q?quad(?![a-zA-Z])|\\[,;:! ])*$")
+
+
+def _lines_of_equations(offset: int, content: str) -> list[tuple[int, str]]:
+    """A block with no \\\\ that holds one whole equation per line (a ```math block, a $$ … $$ typed line by line):
+    a line starts an equation of its own when the one above is whole (it does not end in = or an operator) and
+    it has a left side of its own; any other line goes on from the one above."""
+    pieces, at = [], 0
+    for line in content.split("\n"):
+        text = line.strip()
+        relation = first_relation(text)
+        own = relation is not None and text[:relation.start()].replace("&", "").strip() and not _OPERATOR_START.match(text)
+        if pieces and own and first_relation(pieces[-1][1]) is not None and not (
+                _ENDS_WITH_RELATION.search(pieces[-1][1]) or _ENDS_WITH_OPERATOR.search(pieces[-1][1])
+                or _ENDS_WITH_ARROW.search(pieces[-1][1])):  # "a = b \quad\to\quad" + "c = d": the arrow sets apart
+            pieces.append((offset + at, line))
+        elif pieces:
+            pieces[-1] = (pieces[-1][0], pieces[-1][1] + "\n" + line)
+        else:
+            pieces.append((offset + at, line))
+        at += len(line) + 1
     return pieces
 
 

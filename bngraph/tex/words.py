@@ -4,7 +4,7 @@ Write-ups about RMSNorm name its statistic as a function of the input (``rms(x)_
 ``\text{RMS}(x) = …``) and then write the word bare (``\frac{\gamma}{RMS}``, ``\partial rrms(x)_k``).
 Letter by letter, ``rms`` is r·m·s and ``\text{RMS}(x)`` is RMS·x. A word the document writes as a
 function of its input (``WORD(x)``, x or X, bold or not), as a name in ``\text``, ``\mathrm`` or
-``\operatorname``, or differentiated by (``\partial istd``: a code's name, three letters or more) is one
+``\operatorname``, defined by a formula of its own (``dout = …``, lower case), or differentiated by (``\partial istd``: a code's name, three letters or more) is one
 name wherever the document writes it; the ``(x)`` after it is its argument (a statistic of the whole
 input), not a factor. Known functions (ln, exp, max …) and the words of a note (for, where …) are left
 alone.
@@ -32,6 +32,7 @@ _ARGUMENT = r"\(\s*(?:\\(?:mathbf|boldsymbol|vec|bm)\s*\{\s*[xX]\s*\}|\\(?:mathb
 _FONT = r"\\(?:text|mathrm|operatorname|textrm)\s*\{([A-Za-z]{2,})\}"  # \text{via } with a space: prose
 _CALL = re.compile(rf"(?:{_FONT}|(?<![\\A-Za-z])([A-Za-z]{{2,}}))\s*{_ARGUMENT}")
 _NAMED = re.compile(_FONT)
+_DEFINED = re.compile(r"^\s*([a-z]{3,})(?:_\{?\s*[a-z0-9]\s*\}?)?\s*=")  # dout = ∂L/∂y, xmu_i = x_i − μ: a code's name
 _DIFFERENTIATED = re.compile(r"\\partial\s*([A-Za-z]{3,})(?![A-Za-z])")  # ∂l/∂istd: a code's name, one word
 
 
@@ -42,6 +43,7 @@ def own_words(texes) -> frozenset[str]:
         words |= {font or bare for font, bare in _CALL.findall(tex)}
         words |= set(_NAMED.findall(tex))
         words |= set(_DIFFERENTIATED.findall(tex))
+        words |= set(_DEFINED.findall(tex))
     return frozenset(w for w in words if w.lower() not in _NOT_NAMES)
 
 
