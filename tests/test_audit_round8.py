@@ -277,3 +277,10 @@ def test_a_code_name_the_document_defines_is_one_name():
     assert last(DOUT % "dout_i").verdict == "correct"
     wrong = last(DOUT % r"dout_i \hat{x}_i")
     assert wrong.verdict == "wrong", wrong.to_text()
+
+
+# -- \operatorname{E}(x), the mean of the input as a function (u4 ascend_add_layer_norm_grad 28, 81) ------------------
+def test_the_expectation_of_the_input_written_as_a_function_is_the_mean():
+    var = r"$$\operatorname{Var}(x)=\frac{1}{D}\sum_{i=1}^{D}{(x_i-\operatorname{E}(x))^2}$$"
+    assert last(var, "layernorm").verdict == "correct"
+    assert last(var.replace("-\\operatorname{E}(x)", "+\\operatorname{E}(x)"), "layernorm").verdict == "wrong"

@@ -128,7 +128,8 @@ _GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsi
 
 
 # -- what write-ups write, rewritten to what the grammar reads ---------------------------------
-_EXPECTATION = re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|mathbb|operatorname|text)\s*\{\s*E\s*\}|E)\s*\[\s*x\s*\]")
+_EXPECTATION = re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|mathbb|operatorname|text)\s*\{\s*E\s*\}\s*(?:\[\s*x\s*\]|\(\s*x\s*\))"
+                          r"|E\s*\[\s*x\s*\])")  # E[x], \operatorname{E}(x); a bare E(x) may be the loss's value
 _VARIANCE = re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|operatorname|text)\s*\{\s*Var\s*\}|Var)\s*(?:\[\s*x\s*\]|\(\s*x\s*\))")
 _BATCH_STATISTIC = re.compile(r"\\(?:mu|sigma)(?![a-zA-Z])|[μσ]")
 # ‖x‖², \lVert \mathbf{x} \rVert_2^2: the squared norm of the input vector, Σ_k x_k² (‖x‖ its root)
