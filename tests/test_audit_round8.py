@@ -284,3 +284,66 @@ def test_the_expectation_of_the_input_written_as_a_function_is_the_mean():
     var = r"$$\operatorname{Var}(x)=\frac{1}{D}\sum_{i=1}^{D}{(x_i-\operatorname{E}(x))^2}$$"
     assert last(var, "layernorm").verdict == "correct"
     assert last(var.replace("-\\operatorname{E}(x)", "+\\operatorname{E}(x)"), "layernorm").verdict == "wrong"
+
+
+# -- readings found on the fifth untouched set after its one measurement (benchmarks/heldout_u5) ----------------------
+@pytest.mark.parametrize("tex", [r"\mu_k = \frac{1}{m} \sum_{i=1}^{m} x_k^{(i)}",
+                                 r"\sigma_k^2 = \frac{1}{m} \sum_{i=1}^{m} \left( x_k^{(i)} - \mu_k \right)^2"])
+def test_an_index_in_parentheses_above_is_an_index_not_a_power(tex):
+    assert last(f"$${tex}$$").verdict == "correct"
+    assert last(f"$${tex}$$".replace("x_k^{(i)}", "x_k^{(i)} x_k^{(i)}")).verdict == "wrong"
+
+
+SCALA = r"""RMSNorm applies a learned per-channel scale $g_i$:
+
+$$\operatorname{RMS}(x)=\sqrt{\frac{1}{C}\sum_i x_i^2+\epsilon}$$
+
+$$y_i=g_i\frac{x_i}{\operatorname{RMS}(x)}$$
+
+Let $r=\operatorname{RMS}(x)$ and let $g_i$ denote upstream gradient after scale. Then:
+
+$$\frac{\partial L}{\partial x_i} =\frac{g_i}{r} -\frac{x_i}{Cr^3}\sum_j g_j%s$$
+"""
+
+
+def test_a_gradient_with_no_upstream_gradient_in_it_may_name_it_with_the_scales_letter():
+    found = last(SCALA % "x_j", "rmsnorm")   # u5 en_scala_course_rmsnorm 32
+    assert found.verdict == "ambiguous" and "upstream gradient" in found.reason, found.to_text()
+    assert last(SCALA % "", "rmsnorm").verdict == "wrong"   # Σ_j g_j without x_j: wrong under that reading too
+
+
+CASES = r"""$$\mu_{\mathcal{B}} \approx 0 \implies \hat{x}_i = \frac{x_i - 0}{\sqrt{\sigma_{\mathcal{B}}^2 + \epsilon}}$$
+
+All values identical: $\hat{x}_i = 0$, output $y_i = \beta$.
+
+Mean 0 and variance 1: $\hat{x}_i \approx x_i$.
+
+Always: $y_i = \beta$.
+"""
+
+
+def test_a_case_the_line_states_or_an_approximation_is_judged_in_that_case():
+    found = by_line(CASES, "batchnorm")
+    rows = {f.line: f for f in audit_document(CASES).findings if f.tex.startswith(("\\hat{x}_i =", "y_i", "\\hat{x}_i \\approx"))}
+    assert rows[1].verdict == "ambiguous" and "mean is 0" in rows[1].reason     # μ ≈ 0 ⟹ x̂ = (x − 0)/√(σ² + ε)
+    assert rows[3].verdict == "ambiguous" and "all equal" in rows[3].reason     # x̂ = 0, so y = β
+    assert rows[5].verdict == "ambiguous" and "σ² + ε = 1" in rows[5].reason    # x̂ ≈ x
+    assert rows[7].verdict == "wrong"                                          # y = β stated for every batch
+    assert found[1].verdict == "cannot-evaluate"                               # μ ≈ 0 itself: one example's value
+
+
+SECTIONS = r"""# Layer Norm
+
+$\mu = \frac{1}{D} \sum_{i=1}^D x_i$, $\sigma^2 = \frac{1}{D} \sum_{i=1}^D (x_i - \mu)^2$,
+$\hat{x}_i = \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}$, $y_i = \gamma_i \hat{x}_i + \beta_i$
+
+# RMSNorm
+
+$\text{RMS} = \sqrt{\frac{1}{D} \sum_{i=1}^D x_i^2 + \epsilon}$, $\hat{x}_i = \frac{x_i}{\text{RMS}}$, $y_i = \gamma_i \hat{x}_i%s$
+"""
+
+
+def test_a_section_of_another_layer_is_read_with_its_own_definitions():
+    found = audit_document(SECTIONS % "", "layernorm").findings[-1]   # u5 en_ln_rmsnorm_math_notes 55
+    assert found.verdict in ("correct", "correct-other-form"), found.to_text()
+    assert audit_document(SECTIONS % r" + \hat{x}_i", "layernorm").findings[-1].verdict == "wrong"

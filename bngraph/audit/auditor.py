@@ -40,7 +40,7 @@ from bngraph.audit.letters import (accented_squares, element_capitals, own_lette
                                    zero_based)
 from bngraph.audit.sections import section_layers
 from bngraph.audit.compare import sum_scopes
-from bngraph.audit.judge import judge
+from bngraph.audit.judge import judge, target_of
 from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, HELPER, NOT_ABOUT, OTHER_FORM,
                                     VERDICTS, WRONG, Context, Counterexample, Judgement)
 from bngraph.errors import BngraphError, one_line
@@ -399,12 +399,21 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
         batches.append(batch)
     readings: dict[str, _Reading] = {}
 
-    def judged(k: int, as_layer: str) -> Finding | None:
-        if as_layer not in readings:
+    whole: dict[str, _Reading] = {}
+
+    def reading(as_layer: str, own_sections: bool) -> _Reading:
+        cache = readings if own_sections else whole
+        if as_layer not in cache:
             refs = reference_table(references) if references is not None else dict(_default_table(as_layer))
-            readings[as_layer] = _Reading.of(snippets, first, refs, as_layer == "batchnorm" and references is None)
-            readings[as_layer].ctx.per_entry = as_layer in PER_ENTRY
-        return readings[as_layer].finding(k, batches[k])
+            # a section a heading gives another layer is read with its own formulas: its x̂ = x/RMS(x), not the
+            # x̂ = (x − μ)/σ of the document's Layer Norm sections (a later definition holds where it is given)
+            own = [eq if not own_sections or sections[i] == as_layer else None for i, eq in enumerate(first)]
+            cache[as_layer] = _Reading.of(snippets, own, refs, as_layer == "batchnorm" and references is None)
+            cache[as_layer].ctx.per_entry = as_layer in PER_ENTRY
+        return cache[as_layer]
+
+    def judged(k: int, as_layer: str) -> Finding | None:  # in its section, with its section's formulas; else all
+        return reading(as_layer, as_layer != layer and sections[k] == as_layer).finding(k, batches[k])
 
     sections = (section_layers(fmt, cells, [(s.cell, s.line) for s in snippets], layer) if references is None
                 else [layer] * len(snippets))
@@ -416,20 +425,20 @@ def audit_document(path_or_text, layer: str = "batchnorm", references: Mapping[s
                                                           dict.fromkeys((layer, *SECTION_LAYERS)) if other != sections[k]])
         if found is not None:
             findings[k] = found
-    _rows_that_add_up(findings, sections, readings, batches)
+    _rows_that_add_up(findings, sections, lambda k: reading(sections[k], sections[k] != layer), batches)
     return AuditReport(name, layer, tuple(findings.values()))
 
 
-def _rows_that_add_up(found: dict, sections: list, readings: dict, batches: list) -> None:
+def _rows_that_add_up(found: dict, sections: list, reading_of, batches: list) -> None:
     """``x̄ ← a``, ``x̄ ← b`` …, each one path's share of ∂L/∂x (an AD page's rows add up): their sum judged once;
     where it is the whole adjoint, each row is right."""
     groups: dict[tuple, list[int]] = {}
     for k, f in found.items():
-        eq = readings[sections[k]].parsed[k] if sections[k] in readings else None
+        eq = reading_of(k).parsed[k]
         if f.verdict == AMBIGUOUS and SHARE_REASON in f.reason and isinstance(eq, Equation) and eq.kind == "update":
             groups.setdefault((sections[k], canonical(eq.lhs)), []).append(k)
     for (section, _), rows in groups.items():
-        reading, first = readings[section], rows[0]
+        reading, first = reading_of(rows[0]), rows[0]
         if len(rows) < 2:
             continue
         saved = reading.parsed[first]
@@ -514,11 +523,25 @@ class _Reading:
             inline = eq.lhs if snippet.head or (row and inline is not None) else None
         return cls(snippets, parsed, ctx, sizes)
 
+    def _case_before(self, k: int) -> str | None:
+        """μ ≈ 0 ⟹ x̂_i = …, "x̂_i = 0, so y_i = β": the case a setting just before on the same line states."""
+        if k == 0 or self.snippets[k - 1].line != self.snippets[k].line or not isinstance(self.parsed[k - 1], Equation):
+            return None
+        eq = self.parsed[k - 1]
+        target = target_of(canonical(eq.lhs)) if eq.lhs is not None else None
+        if target is None or not eq.rhs.is_Number:
+            return None
+        value = float(eq.rhs)
+        return {("mu", 0.0): "centred", ("xhat", 0.0): "equal", ("sigma2", 0.0): "equal", ("sigma", 0.0): "equal",
+                ("sigma2", 1.0): "standardised", ("sigma", 1.0): "standardised"}.get((target[0], value))
+
     def finding(self, k: int, batch: Batch | None) -> Finding | None:
         eq, ctx = self.parsed[k], self.ctx
         ctx.batch = batch
         ctx.doc_m = len(batch.x) if batch is not None else self.sizes[k]
         ctx.tolerance = _tolerance(eq)
+        ctx.approximate = isinstance(eq, Equation) and (eq.kind == "approximation" or bool(_APPROX.search(eq.tex)))
+        ctx.case = self._case_before(k)
         found = _finding(self.snippets[k], eq, ctx)
         used = {s.name for expr, _ in ctx.refs.values() for s in expr.free_symbols} & {"gamma", "beta", "epsilon"}
         return found if found is None else dataclasses.replace(found, parameters=frozenset(used))

@@ -174,6 +174,7 @@ def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None
             forms.append(Reading(f"if {', '.join(sorted(stray))} = {index} (the case the text may name)", same,
                                  primary=False))
     forms += conventions(ctx, forms[0])
+    forms += _scale_as_upstream(expected, forms[0], index)
     if not (expected.has(sp.Derivative) or forms[0].actual.has(sp.Derivative)):
         return forms
     out = []
@@ -190,6 +191,34 @@ def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None
         out += [Reading(form.says, form.actual, spelled_out(form.actual, ctx), form.primary),
                 Reading(_join(form.says, "with every partial read as local"), form.actual, "local", False),
                 Reading(_join(form.says, "with every partial read as total"), form.actual, "total", False)]
+    return out
+
+
+def _scale_as_upstream(expected: sp.Expr, form: Reading, index: str | None) -> list[Reading]:
+    """A gradient with no upstream gradient in it (∂L/∂x_i = g_i/r − x_i/(C r³) Σ_j g_j x_j) is no gradient: the letter
+    read as the scale (g, the RMSNorm write-ups' gain) may be the upstream gradient itself, as g often is."""
+    gamma = symbol("gamma")
+    if not expected.has(symbol("dL_dy")) and not any(
+            isinstance(a, sp.Indexed) and a.base.label.name == "dL_dy" for a in expected.atoms(sp.Indexed)):
+        return []
+    if not form.actual.has(gamma) or any(n.startswith("dL_d") for n in _names(form.actual)):
+        return []
+    if index is None:
+        return []
+
+    def filled(e, k, member):  # γ one per entry, read as γ: the entry is the sum's index inside a sum, else the left's
+        if isinstance(e, sp.Sum) and len(e.limits) == 1:
+            return sp.Sum(filled(e.function, e.limits[0][0], member), *e.limits)
+        if e == gamma:
+            return member(k)
+        return e.func(*(filled(a, k, member) for a in e.args)) if e.args else e
+    out = []
+    upstream = sp.IndexedBase(symbol("dL_dy"))
+    for member, says in ((lambda k: gamma * upstream[k], "γ ∂L/∂y, the gradient after the scale"),
+                         (lambda k: upstream[k], "∂L/∂y")):
+        swapped = filled(form.actual, symbol(index), member)
+        out.append(Reading(_join(form.says, f"if the letter read as the scale γ is the upstream gradient {says}"),
+                           swapped, primary=False))
     return out
 
 
@@ -258,7 +287,7 @@ def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | No
     reading, mismatch = next(((r, m) for r, m in found if r.primary), found[0])
     for says, changes in _document_settings(ctx, actual):
         if any(_right_with(ctx, expected, r, index, sizes, changes) for r, _ in found):
-            if "epsilon" in changes and EPS_SET not in says or "x" in changes:
+            if "epsilon" in changes and EPS_SET not in says or "x" in changes:  # a reading, or a case
                 return SideResult(AMBIGUOUS, f"wrong as written; right {says}", checked=where)
             return SideResult(CORRECT, checked=f"{where}, reading it {says}")
     stray = free_index_names([actual]) - ({index} if index else set())
@@ -274,6 +303,22 @@ def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | No
 
 
 EPS_SET = "with ε = 0, as the document sets it"
+
+
+def _standardised(b: Batch) -> tuple:
+    """x centred and scaled so that σ² + ε = 1: x̂ = x."""
+    mean = sum(b.x) / len(b.x)
+    var = sum((v - mean) ** 2 for v in b.x) / len(b.x)
+    scale = ((1 - b.epsilon) / var) ** 0.5 if var > 0 and b.epsilon < 1 else 1.0
+    return tuple((v - mean) * scale for v in b.x)
+
+
+SPECIAL_BATCHES = {"sorted": lambda b: tuple(sorted(b.x)),
+                   "centred": lambda b: tuple(v - sum(b.x) / len(b.x) for v in b.x),
+                   "standardised": _standardised,
+                   "equal": lambda b: (b.x[0],) * len(b.x)}
+SPECIAL_CASES = (("if the batch's mean is 0", "centred"), ("if the batch's mean is 0 and σ² + ε = 1", "standardised"),
+                 ("if the inputs are all equal (σ² = 0)", "equal"))
 PLAIN_OUTPUT = "y being the normalised value as the document defines it"
 
 
@@ -297,6 +342,13 @@ def _document_settings(ctx: Context, actual: sp.Expr) -> list[tuple[str, dict]]:
                 for s, c in [("", {}), *((s, c) for s, c in [(no_eps, {"epsilon": 0.0})] if s)]]
     if no_eps:
         out.append((no_eps, {"epsilon": 0.0}))
+    # a case the text may state in words ("if the mean is already 0", "all values identical: y_i = β")
+    # a case: the one the line states just before (μ ≈ 0 ⟹ …, x̂_i = 0: y_i = β), or any, for an approximation
+    # between formulas (x̂_i ≈ x_i "for mean 0 and variance 1")
+    cases = [c for c in SPECIAL_CASES if c[1] == ctx.case or ctx.approximate and c[1] != "equal"]
+    if actual.free_symbols:  # (μ = 3 alone is one example's value, not a case)
+        out += [(f"only {says} ({'the case the line states' if case == ctx.case else 'a case the text may state'})",
+                 {"x": case}) for says, case in cases]
     if plain and no_eps:
         out.append((f"{no_eps} and γ = 1, β = 0, {PLAIN_OUTPUT}",
                     {**plain, "epsilon": 0.0}))
@@ -313,12 +365,12 @@ def _writes_epsilon(ctx: Context, expr: sp.Expr, depth: int = 4) -> bool:
 
 def _right_with(ctx, expected, reading: Reading, index, sizes, changes: dict) -> bool:
     """Does the reading hold with the batch's γ, β, ε set as ``changes`` says (every batch, every size)?"""
-    order = changes.get("x")  # "for x_1 < x_2": the batch in that order
+    case = changes.get("x")  # "for x_1 < x_2", "when the mean is 0": batches of that kind
     changes = {k: v for k, v in changes.items() if k != "x"}
 
     def batch(m, seed):
         b = dataclasses.replace(Batch.random(m, seed), **changes)
-        return dataclasses.replace(b, x=tuple(sorted(b.x))) if order else b
+        return dataclasses.replace(b, x=SPECIAL_BATCHES[case](b)) if case else b
     try:
         return find_mismatch(ctx, expected, reading.actual, index, sizes, reading=reading.partials,
                              batches=lambda m: [batch(m, s) for s in SEEDS]) is None

@@ -59,6 +59,8 @@ class Context:
     per_entry: bool = False  # a layer over one example's entries (Layer Norm, RMSNorm): γ_i, β_i are per entry
     plain_output: bool = False  # every definition of y the document gives has no γ, β: its y is x̂ (RMSNorm's x/rms)
     eps_free: bool = False  # the document writes no ε and defines σ (or x̂) without it: ε is 0 there
+    case: str | None = None  # the case the line states before this formula (μ ≈ 0 ⟹ …): a key of SPECIAL_BATCHES
+    approximate: bool = False  # the formula says ≈ between formulas: it may hold in a case only
     eps_zero: bool = False  # the document sets ε = 0 ("with $\epsilon = 0$", a worked example's setting)
     definitions: dict[str, list[Helper]] = field(default_factory=dict)
     batch: Batch | None = None  # the document's own numbers (x = (1, 2, 6)), where they are in force

@@ -179,6 +179,9 @@ _REWRITES = [
     # running_{mean}, moving_{var}: one name written as a word with a word under it, not r·u·n·n·i·n·g
     (re.compile(r"(?<![\\A-Za-z])([A-Za-z]{3,})\s*_\{\s*([A-Za-z]{2,})\s*\}"), r"\\mathrm{\1_\2}"),
     (re.compile(r"(?<!\\)_\{\s*([A-Za-z]{3,}|[A-Z][a-z]+)\s*\}"), r"_{\\text{\1}}"),  # \mu_{run}: a word, not r·u·n
+    # x_k^{(i)}: a second index in parentheses above (the i-th example's k-th feature, or the k-th feature's i-th
+    # example), never a power; which one is the feature is worked out as for x_{k,i}
+    (re.compile(r"_\s*(?:\{\s*([a-z])\s*\}|([a-z]))\s*\^\s*\{\s*\(\s*([a-z])\s*\)\s*\}"), lambda k: f"_{{{k[1] or k[2]},{k[3]}}}"),
     (re.compile(r"\\sum\s*_\{\s*([a-z])\s*,?\s*([a-z])\s*\}"), r"\\sum_{\1}\\sum_{\2}"),  # \sum_{kl}: over k and l
     # x_{B,j}, x_{\mathcal{B},i}: the batch's name beside the example's index, as μ_B carries it: only the index
     (re.compile(r"_\{\s*(?:B|\\mathcal\s*\{?\s*B\s*\}?)\s*,\s*([a-z])\s*\}"), r"_{\1}"),
