@@ -347,3 +347,18 @@ def test_a_section_of_another_layer_is_read_with_its_own_definitions():
     found = audit_document(SECTIONS % "", "layernorm").findings[-1]   # u5 en_ln_rmsnorm_math_notes 55
     assert found.verdict in ("correct", "correct-other-form"), found.to_text()
     assert audit_document(SECTIONS % r" + \hat{x}_i", "layernorm").findings[-1].verdict == "wrong"
+
+
+TILDE = r"""$$\mu_k = \frac{1}{m} \sum_{i=1}^{m} x_k^{(i)}, \quad \sigma_k^2 = \frac{1}{m} \sum_{i=1}^{m} (x_k^{(i)} - \mu_k)^2$$
+
+Let $\sigma_k^2 + \epsilon = \tilde{\sigma}_k^2$.
+
+$$\frac{\partial \hat{x}_k^{(i)}}{\partial \mu_k} = %s$$
+"""
+
+
+def test_a_name_given_on_the_right_of_a_formula_is_that_formula_per_feature():
+    found = last(TILDE % r"-\frac{1}{\sqrt{\tilde{\sigma}_k^2}}")   # u5 en_bn_explained_delta 127, 140
+    assert found.verdict == "correct", found.to_text()
+    assert last(TILDE % r"-\frac{1}{\tilde{\sigma}_k^2}").verdict == "wrong"
+    assert by_line(TILDE % "0", "batchnorm")[3].verdict in ("correct", "helper")

@@ -74,6 +74,7 @@ def build_context(equations: list[Equation | None], refs) -> tuple[Context, list
     for pair in sides_of:
         if pair is not None:
             register_helper(*pair, ctx)
+            _named_on_the_right(*pair, ctx)
     ctx.shared.clear()  # worked out while the helpers were still being registered
     return ctx, bound_at
 
@@ -88,6 +89,18 @@ def _divisor_of_a_sum(e: sp.Expr) -> set[str]:
         if sums:
             found |= {f.base.name for f in product.args if f.is_Pow and f.exp == -1 and f.base.is_Symbol}
     return found
+
+
+def _named_on_the_right(lhs, sides, ctx: Context) -> None:
+    r"""``\sigma_k^2 + \epsilon = \tilde{\sigma}_k^2``: a name given on the right of a formula in the layer's quantities
+    (a definition written the other way round) is that formula."""
+    last = sides[-1]
+    target = target_of(last)
+    if (target is None or target_of(lhs) is not None or target[0] in ctx.refs or target[0] in GIVEN
+            or target[0] in ctx.helpers or target[0] in ctx.size_names or target[0].startswith("dL_d")
+            or not names_in(lhs) & (set(ctx.refs) | {"x", "epsilon"})):
+        return
+    register_helper(last, (lhs,), ctx)
 
 
 def register_helper(lhs, sides, ctx: Context) -> None:
@@ -179,6 +192,9 @@ def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None
         return equations
     features = Counter(str(ix.indices[0]) for e in exprs for ix in e.atoms(sp.Indexed)
                        if ix.base.label.name in PER_FEATURE and len(ix.indices) == 1 and ix.indices[0].is_Symbol)
+    # the letters μ and σ carry: a feature's in any layer (γ_i may be one per entry of a Layer Norm)
+    statistics = {str(ix.indices[0]) for e in exprs for ix in e.atoms(sp.Indexed) if ix.base.label.name in
+                  ("mu", "sigma", "sigma2") and len(ix.indices) == 1 and ix.indices[0].is_Symbol}
     positions = Counter()
     for e in exprs:
         for s in e.atoms(sp.Sum):
@@ -195,8 +211,11 @@ def fold_feature_index(equations: list[Equation | None]) -> list[Equation | None
             return None
 
         def one(ix):
-            if ix.base.label.name in PER_FEATURE and len(ix.indices) == 1 and str(ix.indices[0]) in features:
-                return symbol(ix.base.label.name)
+            if len(ix.indices) == 1 and (
+                    ix.base.label.name in PER_FEATURE and str(ix.indices[0]) in features
+                    or str(ix.indices[0]) in statistics and ix.base.label.name not in FAMILIES
+                    and not ix.base.label.name.startswith("dL_d") and ix.base.label.name != "delta"):
+                return symbol(ix.base.label.name)  # μ_k, and a name of the document's own per feature (σ̃_k²)
             if len(ix.indices) != 2 or ix.base.label.name == "delta":  # δ_ij keeps both
                 return ix
             # the letter μ_j, σ_j carry is the feature wherever it stands (x_{i,j} or x_{j,i}); only when
