@@ -337,21 +337,20 @@ def _document_settings(ctx: Context, actual: sp.Expr) -> list[tuple[str, dict]]:
     elif not _writes_epsilon(ctx, actual):
         no_eps = "with ε = 0, as the formula writes no ε"
     out = [(f"with γ = 1 and β = 0, {PLAIN_OUTPUT}", plain)] if plain else []
-    if any(k.is_Integer for ix in actual.atoms(sp.Indexed) for k in ix.indices):  # (x_2 − x_1)/2 for σ, "x_1 < x_2"
-        out += [(f"for x_1 < x_2 < … (in that order){', ' + s if s else ''}", {**c, "x": "sorted"})
-                for s, c in [("", {}), *((s, c) for s, c in [(no_eps, {"epsilon": 0.0})] if s)]]
     if no_eps:
         out.append((no_eps, {"epsilon": 0.0}))
-    # a case the text may state in words ("if the mean is already 0", "all values identical: y_i = β")
-    # a case: the one the line states just before (μ ≈ 0 ⟹ …, x̂_i = 0: y_i = β), or any, for an approximation
-    # between formulas (x̂_i ≈ x_i "for mean 0 and variance 1")
+    if plain and no_eps:
+        out.append((f"{no_eps} and γ = 1, β = 0, {PLAIN_OUTPUT}", {**plain, "epsilon": 0.0}))
+    # then an order or a case the text may state in words, only where nothing above makes the formula right:
+    # (x_2 − x_1)/2 for σ "for x_1 < x_2"; the case the line states just before (μ ≈ 0 ⟹ …, x̂_i = 0: y_i = β), or
+    # any, for an approximation between formulas (x̂_i ≈ x_i "for mean 0 and variance 1")
+    if any(k.is_Integer for ix in actual.atoms(sp.Indexed) for k in ix.indices):
+        out += [(f"for x_1 < x_2 < … (in that order){', ' + s if s else ''}", {**c, "x": "sorted"})
+                for s, c in [("", {}), *((s, c) for s, c in [(no_eps, {"epsilon": 0.0})] if s)]]
     cases = [c for c in SPECIAL_CASES if c[1] == ctx.case or ctx.approximate and c[1] != "equal"]
     if actual.free_symbols:  # (μ = 3 alone is one example's value, not a case)
         out += [(f"only {says} ({'the case the line states' if case == ctx.case else 'a case the text may state'})",
                  {"x": case}) for says, case in cases]
-    if plain and no_eps:
-        out.append((f"{no_eps} and γ = 1, β = 0, {PLAIN_OUTPUT}",
-                    {**plain, "epsilon": 0.0}))
     return out
 
 

@@ -306,19 +306,25 @@ def foreign_statistics(sides, ctx: Context) -> list[str]:
         statistics = sorted(q for q, (_, index) in ctx.refs.items() if index is None and not q.startswith("dL_d"))
         if "x" not in names or names & {"sigma", "xhat", *statistics}:
             continue
-        try:
-            ev = ctx.evaluator(Batch.random(5, 0))
-            value = float(ev.value(expanded))
-            layer = [float(ev.value(symbol(q))) for q in statistics]
-            # σ² also as √σ² and √(σ² + ε); each also as its reciprocal (rrms = 1/rms)
-            layer += [v ** 0.5 for q, v in zip(statistics, layer) if q == "sigma2"]
-            layer += [(v + ctx_eps(ev)) ** 0.5 for q, v in zip(statistics, layer) if q == "sigma2"]
-            layer += [1 / v for v in layer if v]
-        except Unevaluable:
-            continue
-        if not any(close(value, v) for v in layer):
+        if not any(_one_of_the_layers(expanded, statistics, ctx, batch)
+                   for batch in (Batch.random(5, 0), replace(Batch.random(5, 0), epsilon=0.0))):  # s = √(‖x‖²/d): ε = 0
             found.append(name)
     return found
+
+
+def _one_of_the_layers(expanded, statistics, ctx: Context, batch: Batch) -> bool:
+    """Is the helper's value on ``batch`` one of the layer's statistics (or unknown there)?"""
+    try:
+        ev = ctx.evaluator(batch)
+        value = float(ev.value(expanded))
+        layer = [float(ev.value(symbol(q))) for q in statistics]
+        # σ² also as √σ² and √(σ² + ε); each also as its reciprocal (rrms = 1/rms)
+        layer += [v ** 0.5 for q, v in zip(statistics, layer) if q == "sigma2"]
+        layer += [(v + ctx_eps(ev)) ** 0.5 for q, v in zip(statistics, layer) if q == "sigma2"]
+        layer += [1 / v for v in layer if v]
+    except Unevaluable:
+        return True
+    return any(close(value, v) for v in layer)
 
 
 def ctx_eps(ev) -> float:

@@ -134,7 +134,7 @@ _VARIANCE = re.compile(r"(?<![A-Za-z\\])(?:\\(?:mathrm|operatorname|text)\s*\{\s
 _BATCH_STATISTIC = re.compile(r"\\(?:mu|sigma)(?![a-zA-Z])|[μσ]")
 # ‖x‖², \lVert \mathbf{x} \rVert_2^2: the squared norm of the input vector, Σ_k x_k² (‖x‖ its root)
 _NORM = re.compile(r"(?:\\\||\\lVert|\\left\s*\\\||\\Vert)\s*(?:\\(?:mathbf|boldsymbol|bm)\s*\{\s*x\s*\}|x)\s*"
-                   r"(?:\\\||\\rVert|\\right\s*\\\||\\Vert)\s*(?:_\s*\{?\s*2\s*\}?)?\s*(\^\s*\{?\s*2\s*\}?)?")
+                   r"(?:\\\||\\rVert|\\right\s*\\\||\\Vert)\s*(?:_\s*(?:\{\s*2\s*\}|2))?\s*(\^\s*(?:\{\s*2\s*\}|2))?")
 _OLD_FONTS = {"rm": "mathrm", "bf": "mathbf", "it": "mathit", "cal": "mathcal", "sf": "mathrm", "tt": "mathrm"}
 _REWRITES = [
     (_NORM, lambda k: r"\sum_{k} x_{k}^{2}" if k[1] else r"\sqrt{\sum_{k} x_{k}^{2}}"),
