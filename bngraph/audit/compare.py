@@ -198,12 +198,8 @@ def _scale_as_upstream(expected: sp.Expr, form: Reading, index: str | None) -> l
     """A gradient with no upstream gradient in it (∂L/∂x_i = g_i/r − x_i/(C r³) Σ_j g_j x_j) is no gradient: the letter
     read as the scale (g, the RMSNorm write-ups' gain) may be the upstream gradient itself, as g often is."""
     gamma = symbol("gamma")
-    if not expected.has(symbol("dL_dy")) and not any(
-            isinstance(a, sp.Indexed) and a.base.label.name == "dL_dy" for a in expected.atoms(sp.Indexed)):
-        return []
-    if not form.actual.has(gamma) or any(n.startswith("dL_d") for n in _names(form.actual)):
-        return []
-    if index is None:
+    if (index is None or "dL_dy" not in _names(expected) or not form.actual.has(gamma)
+            or any(n.startswith("dL_d") for n in _names(form.actual))):
         return []
 
     def filled(e, k, member):  # γ one per entry, read as γ: the entry is the sum's index inside a sum, else the left's
@@ -287,7 +283,7 @@ def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | No
     reading, mismatch = next(((r, m) for r, m in found if r.primary), found[0])
     for says, changes in _document_settings(ctx, actual):
         if any(_right_with(ctx, expected, r, index, sizes, changes) for r, _ in found):
-            if "epsilon" in changes and EPS_SET not in says or "x" in changes:  # a reading, or a case
+            if ("epsilon" in changes and EPS_SET not in says) or "x" in changes:  # a reading, or a case
                 return SideResult(AMBIGUOUS, f"wrong as written; right {says}", checked=where)
             return SideResult(CORRECT, checked=f"{where}, reading it {says}")
     stray = free_index_names([actual]) - ({index} if index else set())
