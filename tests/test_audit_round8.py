@@ -376,3 +376,15 @@ def test_a_norm_under_a_root_and_the_rms_without_eps_are_read():   # u5 zh_llama
     assert found[0].verdict == "helper" and found[-1].verdict == "ambiguous" and "ε = 0" in found[-1].reason
     wrong = audit_document(LLAMA % r"\gamma_i x_i", "rmsnorm").findings[-1]   # y_i/s for x_i/s: γ twice
     assert wrong.verdict == "wrong", wrong.to_text()
+
+
+# -- the development set dev10 (benchmarks/heldout_dev10/FALSE_WRONG.md) ------------------------------------------------
+DEV10 = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout_dev10"
+
+
+def test_an_index_the_left_side_lost_is_a_typo_when_the_right_side_is_right_with_it():
+    text = (DEV10 / "false_wrong" / "f1_case_index_typo_lhs.md").read_text()
+    found = audit_document(text).findings[-1]   # ∂x̂_i/∂x_i = −1/(mσ) − (x_j − μ)(x_i − μ)/(mσ³), "for j ≠ i"
+    assert found.verdict == "ambiguous" and "index typo" in found.reason, found.to_text()
+    flipped = audit_document(text.replace(r"\frac{-1}{m\sigma} -", r"\frac{-2}{m\sigma} -")).findings[-1]
+    assert flipped.verdict == "wrong", flipped.to_text()

@@ -616,6 +616,8 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
         [check_side(ctx, lhs, side, next(iter(free), None), sizes_) for side in sides]), sizes, sides)
     if result.verdict == WRONG:
         result = _identity_conventions(lhs, sides, free, sizes, ctx) or result
+    if result.verdict == WRONG and (typo := _index_typo_on_the_left(lhs, sides, free, notation, ctx)):
+        return typo
     numbers, formulas = _numbers_apart(sides, ctx, lhs)
     # Σ_j ∂L/∂y_j = −2 + 2 = 0: a number of the example's upstream gradient (Σ x̂_i = 0 is a property, checked)
     if (result.verdict == WRONG and numbers and not formulas
@@ -643,6 +645,22 @@ def _varies(expr: sp.Expr, free: set[str], ctx: Context) -> bool:
     except (Unevaluable, TypeError, ValueError, ZeroDivisionError, OverflowError):
         return False
     return True
+
+
+def _index_typo_on_the_left(lhs, sides, free, notation, ctx: Context) -> Judgement | None:
+    r"""``\partial \hat{x}_i / \partial x_i = … (x_j − μ)(x_i − μ) …`` under "for j ≠ i": the right side's one stray letter
+    is the numerator's index the left side lost (∂x̂_j/∂x_i); right so, the row is a typo, "ambiguous"."""
+    stray = free_index_names(sides) - free
+    if not (isinstance(lhs, sp.Derivative) and len(stray) == 1 and len(free) == 1 and isinstance(lhs.expr, sp.Indexed)
+            and len(lhs.expr.indices) == 1 and lhs.expr.indices[0] == symbol(next(iter(free)))):
+        return None
+    retyped = sp.Derivative(lhs.expr.base[symbol(next(iter(stray)))], *lhs.variables, evaluate=False)
+    again = judge_identity(retyped, sides, notation, ctx)
+    if again.verdict not in (CORRECT, AMBIGUOUS):
+        return None
+    where = again.reason.split("; right ", 1)[1] if again.verdict == AMBIGUOUS and "; right " in again.reason else ""
+    return Judgement("identity", "local partial", AMBIGUOUS, f"wrong as written; right as {to_latex(retyped, notation)}"
+                     f"{', ' + where if where else ''} (an index typo on the left side)", checked=again.checked)
 
 
 def _free_of_left(lhs) -> set[str]:

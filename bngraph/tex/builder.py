@@ -334,7 +334,7 @@ class Builder(NameRules):
 
 
 def _constant(obj) -> bool:
-    """A number or a size's reciprocal (2, 1/n, \frac{1}{N}): no operator's operand."""
+    r"""A number or a size's reciprocal (2, 1/n, \frac{1}{N}): no operator's operand."""
     if isinstance(obj, (DiffOp, Partial, Items, tuple)) or not isinstance(obj, (sp.Expr, Name)):
         return False
     try:
