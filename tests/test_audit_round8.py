@@ -388,3 +388,33 @@ def test_an_index_the_left_side_lost_is_a_typo_when_the_right_side_is_right_with
     assert found.verdict == "ambiguous" and "index typo" in found.reason, found.to_text()
     flipped = audit_document(text.replace(r"\frac{-1}{m\sigma} -", r"\frac{-2}{m\sigma} -")).findings[-1]
     assert flipped.verdict == "wrong", flipped.to_text()
+
+
+# -- readings found on the sixth untouched set after its one measurement (benchmarks/heldout_u6) ----------------------
+def test_a_step_written_above_in_parentheses_is_a_step_not_a_power():
+    found = last(r"$$\tilde{\mu}^{(k)} = \alpha \tilde{\mu}^{(k-1)} + (1-\alpha)\mu_B^{(k)}$$")   # u6 en_nn_framework 34
+    assert found.verdict == "correct", found.to_text()
+    assert last(r"$$\tilde{\mu}^{(k)} = \alpha \tilde{\mu}^{(k-1)} + \alpha\mu_B^{(k)}$$").verdict == "wrong"
+
+
+def test_a_sign_opening_a_bold_or_coloured_group_belongs_to_the_term():   # u6 zh_bn_global_stats_renorm 38
+    tex = (r"$$\frac{\partial L}{\partial x_i} = \frac{1}{m \sqrt{\sigma^2 + \epsilon}} \left( m \frac{\partial L}"
+           r"{\partial \hat{x}_i} - \sum_{k=1}^m \frac{\partial L}{\partial \hat{x}_k} \mathbf{%s \hat{x}_i \sum_{k=1}^m "
+           r"\frac{\partial L}{\partial \hat{x}_k} \hat{x}_k} \right)$$")
+    assert last(tex % "-").verdict in ("correct", "correct-other-form")
+    assert last((tex % "+").replace(r"\mathbf", r"\color{red}")).verdict == "wrong"
+
+
+SCRATCH = r"""Take $x = [1, 3, 4, 6]$, $\gamma = 1$, $\beta = 0$.
+
+Scale the upstream gradient: $g_i = \frac{\partial L}{\partial y_i} \cdot \gamma$, here $g$ = [0.5, -0.2, 0.1, 0.4].
+
+Sum of g: $\sum g_j = %s$
+"""
+
+
+def test_a_sum_of_the_documents_own_gradient_names_is_the_examples_number():   # u6 en_scratch_gpt_layernorm_notes 96
+    found = last(SCRATCH % "0.8", "layernorm")
+    assert found.verdict == "cannot-evaluate" and "worked example" in found.reason, found.to_text()
+    slip = last(SCRATCH % "0.5 - 0.2 + 0.1 + 0.4 = 1.2", "layernorm")   # an arithmetic slip stays one
+    assert slip.verdict == "wrong" and "arithmetic" in slip.reason, slip.to_text()

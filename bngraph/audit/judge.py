@@ -466,10 +466,17 @@ def _numbers_apart(sides, ctx: Context, lhs=None) -> tuple[list, list]:
     """The members of a chain that are bare numbers, and the others, where the numbers are of an example the auditor
     does not see: the document's batch is not read, or the formula uses what its numbers do not give (∂ℓ/∂y, γ, β
     of the example). Nothing apart where the document's numbers are all the formula needs."""
-    used = set().union(*(names_in(e) for e in (lhs, *sides) if e is not None))
-    if ctx.batch is not None and not used & {"dL_dy", "gamma", "beta"}:
+    if ctx.batch is not None and not _uses(lhs, sides, ctx) & {"dL_dy", "gamma", "beta"}:
         return [], list(sides)
     return [s for s in sides if not s.free_symbols], [s for s in sides if s.free_symbols]
+
+
+def _uses(lhs, sides, ctx: Context) -> set[str]:
+    """The names a formula uses, through the document's own names (g_i = ∂L/∂y_i γ: Σ g_j = 0.8 uses ∂L/∂y and γ)."""
+    used = set().union(*(names_in(e) for e in (lhs, *sides) if e is not None))
+    for _ in range(3):
+        used |= set().union(set(), *(names_in(ctx.helpers[n].expr) for n in used & set(ctx.helpers)))
+    return used
 
 
 def _a_value(key: str, label: str, number) -> Judgement:
@@ -620,8 +627,7 @@ def judge_identity(lhs, sides, notation, ctx: Context) -> Judgement:
         return typo
     numbers, formulas = _numbers_apart(sides, ctx, lhs)
     # Σ_j ∂L/∂y_j = −2 + 2 = 0: a number of the example's upstream gradient (Σ x̂_i = 0 is a property, checked)
-    if (result.verdict == WRONG and numbers and not formulas
-            and "dL_dy" in set().union(*(names_in(e) for e in (lhs, *sides)))):
+    if result.verdict == WRONG and numbers and not formulas and "dL_dy" in _uses(lhs, sides, ctx):
         return worked_example("identity", label, numbers)
     if result.verdict == WRONG and numbers and not formulas and ctx.batch is None and _varies(lhs, free, ctx):
         return _a_value("identity", label, numbers[-1])  # Σ_k G_{k1} = 2.0, ‖x‖² = 25: one example's value

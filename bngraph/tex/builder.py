@@ -17,7 +17,8 @@ import sympy as sp
 from lark import Token, Transformer, v_args
 
 from bngraph.tex.names import (FAMILIES, KNOWN_COMMANDS, LOSS_NAMES, MAX_MAGNITUDE, PRIME_VARIABLE, DiffOp, Items, Name, ParenIndex, Partial,
-                               NotChecked, Relation, TexSyntaxError, TooLarge, fail, index_symbol, index_symbols, resolve_name, symbol, value)
+                               NotChecked, Relation, TexSyntaxError, TooLarge, _is_index_expr, fail, index_symbol, index_symbols, resolve_name,
+                               symbol, value)
 
 
 @v_args(inline=True)
@@ -81,7 +82,10 @@ class NameRules(Transformer):
         item = items[0]
         if isinstance(item, sp.Integer) or (isinstance(item, Name) and item.is_plain_letter()):
             return ParenIndex(item)  # (i) may be the index of x^{(i)}
-        return self._num(item)
+        number = self._num(item)
+        if _is_index_expr(number) and {s.name for s in number.free_symbols} <= set("ijklnt"):
+            return ParenIndex(number)  # (k-1): the step before, as in 	ilde{\mu}^{(k-1)}
+        return number
 
     # -- decorations and scripts
     def accent(self, tok, arg):

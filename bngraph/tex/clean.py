@@ -173,6 +173,9 @@ _REWRITES = [
     (_VARIANCE, r"\\sigma^2 "),
     (re.compile(r"\\(?:left\s*)?[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\(?:right\s*)?[|]|[|]\s*\\mathcal\s*\{?\s*B\s*\}?\s*[|]"
                 r"|\\lvert\s*\\mathcal\s*\{?\s*B\s*\}?\s*\\rvert|[|]\s*B\s*[|]"), "m"),  # |B|: the batch size
+    # \mathbf{- x̂_i Σ …}, \color{red}{+ …}: a sign that opens a decorated group is the term's, outside it (the group
+    # left alone after the command goes would be a factor of the term before)
+    (re.compile(r"(\\(?:boxed|bm|mathbf|boldsymbol|bold|color\s*\{[^{}]*\}|textcolor\s*\{[^{}]*\})\s*\{)\s*([-+])"), r"\2 \1"),
     (re.compile(r"\\color\s*\{[^{}]*\}|\\textcolor\s*\{[^{}]*\}"), ""),  # the argument stays, as a group
     (re.compile(r"\\(?:boxed|bm|mathbf|boldsymbol|bold)(?=\s*\{)"), ""),  # \bold: MathJax's old \mathbf
     (re.compile(r"\\(?:space|,|;|:|!|quad|qquad)(?![a-zA-Z])"), " "),
