@@ -418,3 +418,14 @@ def test_a_sum_of_the_documents_own_gradient_names_is_the_examples_number():   #
     assert found.verdict == "cannot-evaluate" and "worked example" in found.reason, found.to_text()
     slip = last(SCRATCH % "0.5 - 0.2 + 0.1 + 0.4 = 1.2", "layernorm")   # an arithmetic slip stays one
     assert slip.verdict == "wrong" and "arithmetic" in slip.reason, slip.to_text()
+
+
+# -- a family the document never defines, in a gradient's place (dev10 en_saikrishna_bn_notes 23-27) ------------------
+DELTA = r"""$$\frac{\partial L}{\partial \gamma} = \sum_{i=1}^m \frac{\partial L}{\partial y_i}\frac{\partial y_i}{\partial \gamma} = \sum_{i=1}^m \delta_i %s$$"""
+
+
+def test_a_family_never_defined_may_be_the_upstream_gradient_but_never_makes_a_formula_wrong():
+    right = last(DELTA % r"\hat{x}_i")
+    assert right.verdict == "ambiguous" and "δ (never defined)" in right.reason, right.to_text()
+    other = last(DELTA % r"x_i")   # right under no meaning of δ: still not "wrong", since δ's is a guess
+    assert other.verdict == "cannot-evaluate", other.to_text()

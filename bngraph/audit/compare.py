@@ -89,6 +89,7 @@ class Reading:
     actual: sp.Expr
     partials: object = "local"  # the evaluator's reading of a named ∂a/∂b
     primary: bool = True  # what the author most likely means; a secondary one can only make it "ambiguous"
+    guess: bool = False  # a meaning given to a name the document never defines: it can make it "ambiguous", never "wrong"
 
 
 
@@ -175,6 +176,7 @@ def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None
                                  primary=False))
     forms += conventions(ctx, forms[0])
     forms += _scale_as_upstream(expected, forms[0], index)
+    forms += _undefined_as_upstream(ctx, expected, forms[0])
     if not (expected.has(sp.Derivative) or forms[0].actual.has(sp.Derivative)):
         return forms
     out = []
@@ -215,6 +217,24 @@ def _scale_as_upstream(expected: sp.Expr, form: Reading, index: str | None) -> l
         swapped = filled(form.actual, symbol(index), member)
         out.append(Reading(_join(form.says, f"if the letter read as the scale γ is the upstream gradient {says}"),
                            swapped, primary=False))
+    return out
+
+
+def _undefined_as_upstream(ctx: Context, expected: sp.Expr, form: Reading) -> list[Reading]:
+    """``Σ_i δ_i x̂_i`` for ∂L/∂γ with δ never defined: the one family a formula names and the document does not define
+    may be the upstream gradient, as δ often is; a guess (the document does not say so)."""
+    known = set(ctx.refs) | set(ctx.helpers) | set(FAMILIES) | {"gamma", "beta", "x"}
+    unknown = {a.base.label.name for a in form.actual.atoms(sp.Indexed) if len(a.indices) == 1} - known
+    if len(unknown) != 1 or "dL_dy" not in _names(expected) or any(n.startswith("dL_d") for n in _names(form.actual)):
+        return []
+    name = next(iter(unknown))
+    upstream, gamma = sp.IndexedBase(symbol("dL_dy")), symbol("gamma")
+    out = []
+    for member, says in ((lambda k: upstream[k], "∂L/∂y"), (lambda k: gamma * upstream[k], "γ ∂L/∂y (∂L/∂x̂)")):
+        swapped = form.actual.replace(lambda a: isinstance(a, sp.Indexed) and a.base.label.name == name,
+                                      lambda a: member(a.indices[0]))
+        out.append(Reading(_join(form.says, f"if {sp.pretty(symbol(name))} (never defined) is the upstream gradient {says}"), swapped,
+                           primary=False, guess=True))
     return out
 
 
@@ -278,7 +298,7 @@ def check_side(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | No
     if right:
         wrong_as_written = "wrong as written" if any(r.primary for r, _ in found) else "not right as written"
         return SideResult(AMBIGUOUS, f"{wrong_as_written}; right {right[0].says}", checked=where)
-    if not found:
+    if not found or all(r.guess for r, _ in found):  # a guessed meaning alone never makes a formula wrong
         return SideResult(CANNOT_EVALUATE, f"cannot evaluate it: {unevaluable[0]}")
     reading, mismatch = next(((r, m) for r, m in found if r.primary), found[0])
     for says, changes in _document_settings(ctx, actual):
