@@ -89,7 +89,7 @@ class Reading:
     actual: sp.Expr
     partials: object = "local"  # the evaluator's reading of a named ∂a/∂b
     primary: bool = True  # what the author most likely means; a secondary one can only make it "ambiguous"
-    guess: bool = False  # a meaning given to a name the document never defines: it can make it "ambiguous", never "wrong"
+    guess: bool = False  # a meaning for a name the document never defines: "ambiguous" at most, never "wrong"
 
 
 
@@ -197,14 +197,14 @@ def readings(ctx: Context, expected: sp.Expr, actual: sp.Expr, index: str | None
 
 
 def _scale_as_upstream(expected: sp.Expr, form: Reading, index: str | None) -> list[Reading]:
-    """A gradient with no upstream gradient in it (∂L/∂x_i = g_i/r − x_i/(C r³) Σ_j g_j x_j) is no gradient: the letter
-    read as the scale (g, the RMSNorm write-ups' gain) may be the upstream gradient itself, as g often is."""
+    """A gradient with no upstream gradient in it (∂L/∂x_i = g_i/r − x_i/(C r³) Σ_j g_j x_j) is no gradient: the
+    letter read as the scale (g, the RMSNorm write-ups' gain) may be the upstream gradient itself, as g often is."""
     gamma = symbol("gamma")
     if (index is None or "dL_dy" not in _names(expected) or not form.actual.has(gamma)
             or any(n.startswith("dL_d") for n in _names(form.actual))):
         return []
 
-    def filled(e, k, member):  # γ one per entry, read as γ: the entry is the sum's index inside a sum, else the left's
+    def filled(e, k, member):  # γ_j read as γ: its entry is the sum's index inside a sum, else the left side's
         if isinstance(e, sp.Sum) and len(e.limits) == 1:
             return sp.Sum(filled(e.function, e.limits[0][0], member), *e.limits)
         if e == gamma:
@@ -221,8 +221,8 @@ def _scale_as_upstream(expected: sp.Expr, form: Reading, index: str | None) -> l
 
 
 def _undefined_as_upstream(ctx: Context, expected: sp.Expr, form: Reading) -> list[Reading]:
-    """``Σ_i δ_i x̂_i`` for ∂L/∂γ with δ never defined: the one family a formula names and the document does not define
-    may be the upstream gradient, as δ often is; a guess (the document does not say so)."""
+    """``Σ_i δ_i x̂_i`` for ∂L/∂γ with δ never defined: the one family a formula names and the document does not
+    define may be the upstream gradient, as δ often is; a guess (the document does not say so)."""
     known = set(ctx.refs) | set(ctx.helpers) | set(FAMILIES) | {"gamma", "beta", "x"}
     unknown = {a.base.label.name for a in form.actual.atoms(sp.Indexed) if len(a.indices) == 1} - known
     if len(unknown) != 1 or "dL_dy" not in _names(expected) or any(n.startswith("dL_d") for n in _names(form.actual)):
@@ -230,11 +230,12 @@ def _undefined_as_upstream(ctx: Context, expected: sp.Expr, form: Reading) -> li
     name = next(iter(unknown))
     upstream, gamma = sp.IndexedBase(symbol("dL_dy")), symbol("gamma")
     out = []
-    for member, says in ((lambda k: upstream[k], "∂L/∂y"), (lambda k: gamma * upstream[k], "γ ∂L/∂y (∂L/∂x̂)")):
+    for member, says in ((lambda k: upstream[k], "∂L/∂y"),
+                         (lambda k: gamma * upstream[k], "γ ∂L/∂y (∂L/∂x̂)")):
         swapped = form.actual.replace(lambda a: isinstance(a, sp.Indexed) and a.base.label.name == name,
                                       lambda a: member(a.indices[0]))
-        out.append(Reading(_join(form.says, f"if {sp.pretty(symbol(name))} (never defined) is the upstream gradient {says}"), swapped,
-                           primary=False, guess=True))
+        says = f"if {sp.pretty(symbol(name))} (never defined) is the upstream gradient {says}"
+        out.append(Reading(_join(form.says, says), swapped, primary=False, guess=True))
     return out
 
 
