@@ -21,15 +21,6 @@ X = RNG.normal(0.7, 1.5, 6)            # one vector (RMSNorm over H = 6 features
 GAMMA = RNG.normal(1.2, 0.4, 6)        # one gamma per feature
 
 
-class _Documents:
-    """The folder as documents_test sees it, without FALSE_WRONG.md (the minimal reproductions, not a write-up)."""
-
-    def glob(self, pattern):
-        return (p for p in DEV10.glob(pattern) if p.name != "FALSE_WRONG.md")
-
-    def __truediv__(self, name):
-        return DEV10 / name
-
 
 def _var(x):
     return np.mean((x - x.mean()) ** 2)
@@ -61,7 +52,7 @@ CHECKS = {
 test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numbers = recorded_error_tests(
     EXPECTED, CHECKS, T)
 test_every_repeat_points_at_a_recorded_error = repeat_of_test(EXPECTED)
-test_every_document_has_verdicts_a_layer_and_a_source = documents_test(_Documents(), EXPECTED, 8, 4)
+test_every_document_has_verdicts_a_layer_and_a_source = documents_test(DEV10, EXPECTED, 8, 4)
 
 
 def _xhat_jacobian(x, eps):

@@ -17,20 +17,11 @@ DEV8 = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout_dev8"
 EXPECTED = json.loads((DEV8 / "expected.json").read_text())
 
 
-class _Documents:
-    """The folder as documents_test sees it, without FALSE_WRONG.md (the minimal reproductions, not a write-up)."""
-
-    def glob(self, pattern):
-        return (p for p in DEV8.glob(pattern) if p.name != "FALSE_WRONG.md")
-
-    def __truediv__(self, name):
-        return DEV8 / name
-
 
 test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numbers = recorded_error_tests(
     EXPECTED, {})
 test_every_repeat_points_at_a_recorded_error = repeat_of_test(EXPECTED)
-test_every_document_has_verdicts_a_layer_and_a_source = documents_test(_Documents(), EXPECTED, 13, 7)
+test_every_document_has_verdicts_a_layer_and_a_source = documents_test(DEV8, EXPECTED, 13, 7)
 
 
 def _ln(x, gamma, eps):

@@ -23,15 +23,6 @@ DY = RNG.normal(0, 1, 6)
 EPS = 1e-3
 
 
-class _Documents:
-    """The folder as documents_test sees it, without FALSE_WRONG.md (the minimal reproductions, not a write-up)."""
-
-    def glob(self, pattern):
-        return (p for p in DEV9.glob(pattern) if p.name != "FALSE_WRONG.md")
-
-    def __truediv__(self, name):
-        return DEV9 / name
-
 
 def _rms(x, gamma, eps):
     return gamma * x / np.sqrt(np.mean(x ** 2) + eps)
@@ -77,7 +68,7 @@ CHECKS = {
 test_every_recorded_error_has_a_check, test_each_recorded_error_is_wrong_in_numbers = recorded_error_tests(
     EXPECTED, CHECKS)
 test_every_repeat_points_at_a_recorded_error = repeat_of_test(EXPECTED)
-test_every_document_has_verdicts_a_layer_and_a_source = documents_test(_Documents(), EXPECTED, 10, 7)
+test_every_document_has_verdicts_a_layer_and_a_source = documents_test(DEV9, EXPECTED, 10, 7)
 
 
 def test_the_checks_can_tell_right_from_wrong():

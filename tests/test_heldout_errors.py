@@ -123,7 +123,28 @@ def repeat_of_test(expected: dict):
     return test_every_repeat_points_at_a_recorded_error
 
 
+def verdict_lines_tests(folder, expected: dict):
+    """The tests a held-out set's file makes of where its verdicts sit: a reason for each error and only for them,
+    and each line an error, a dispute or another layer is recorded on holds '=', a command or a continued row."""
+
+    @pytest.mark.parametrize("name", sorted(expected))
+    def test_why_is_given_for_each_error_and_only_for_them(name):
+        assert sorted(map(int, expected[name]["why"])) == sorted(expected[name]["errors"])
+
+    @pytest.mark.parametrize("name", sorted(expected))
+    def test_every_line_named_holds_an_equation(name):
+        lines = (folder / name).read_text().splitlines()
+        entry = expected[name]
+        named = [*entry["errors"], *map(int, entry["disputed"]), *map(int, entry.get("layers_by_line", {}))]
+        assert all(("=" in lines[n - 1] or "\\" in lines[n - 1] or "+" in lines[n - 1]) for n in named), name
+
+    return test_why_is_given_for_each_error_and_only_for_them, test_every_line_named_holds_an_equation
+
+
 LAYER_NAMES = {"batchnorm", "layernorm", "rmsnorm"}  # what a set's ``layer`` may name (``audit --layer``)
+
+
+NOT_WRITE_UPS = ("README.md", "FALSE_WRONG.md")  # a set's own notes (a development set's triage), not write-ups
 
 
 def documents_test(folder, expected: dict, min_documents: int, min_batchnorm: int):
@@ -131,7 +152,7 @@ def documents_test(folder, expected: dict, min_documents: int, min_batchnorm: in
     and licence note, and every line its verdicts name lies in the file, none both error and disputed."""
 
     def test_every_document_has_verdicts_a_layer_and_a_source():
-        docs = sorted(p.name for p in folder.glob("*.md") if p.name != "README.md")
+        docs = sorted(p.name for p in folder.glob("*.md") if p.name not in NOT_WRITE_UPS)
         assert docs == sorted(expected) and len(docs) >= min_documents
         assert sum(expected[name]["layer"] == "batchnorm" for name in docs) >= min_batchnorm
         for name in docs:

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_heldout_errors import T, differs, documents_test, grad, recorded_error_tests, repeat_of_test
+from test_heldout_errors import (T, differs, documents_test, grad, recorded_error_tests, repeat_of_test,
+                                 verdict_lines_tests)
 
 U5 = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout_u5"
 EXPECTED = json.loads((U5 / "expected.json").read_text())
@@ -94,18 +95,8 @@ test_every_repeat_points_at_a_recorded_error = repeat_of_test(EXPECTED)
 test_every_document_has_verdicts_a_layer_and_a_source = documents_test(U5, EXPECTED, 16, 8)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_why_is_given_for_each_error_and_only_for_them(name):
-    assert sorted(map(int, EXPECTED[name]["why"])) == sorted(EXPECTED[name]["errors"])
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_every_line_named_holds_an_equation(name):
-    """Each line an error, a dispute or another layer is recorded on holds '=', '\\leftarrow' or a continued row."""
-    lines = (U5 / name).read_text().splitlines()
-    entry = EXPECTED[name]
-    named = [*entry["errors"], *map(int, entry["disputed"]), *map(int, entry.get("layers_by_line", {}))]
-    assert all(("=" in lines[n - 1] or "\\" in lines[n - 1] or "+" in lines[n - 1]) for n in named), name
+test_why_is_given_for_each_error_and_only_for_them, test_every_line_named_holds_an_equation = verdict_lines_tests(
+    U5, EXPECTED)
 
 
 def test_the_right_versions_pass_the_same_checks():
