@@ -39,7 +39,7 @@ from bngraph.audit.context import build_context, fold_feature_index, name_the_sc
 from bngraph.audit.letters import (accented_squares, element_capitals, own_letters, primes, staged_ends, step_updates,
                                    zero_based)
 from bngraph.audit.sections import section_layers
-from bngraph.audit.compare import sum_scopes
+from bngraph.audit.compare import CASE_OF_SETTING, sum_scopes
 from bngraph.audit.judge import judge, target_of
 from bngraph.audit.verdicts import (AMBIGUOUS, CANNOT_EVALUATE, CANNOT_READ, CORRECT, HELPER, NOT_ABOUT, OTHER_FORM,
                                     VERDICTS, WRONG, Context, Counterexample, Judgement)
@@ -531,9 +531,7 @@ class _Reading:
         target = target_of(canonical(eq.lhs)) if eq.lhs is not None else None
         if target is None or not eq.rhs.is_Number:
             return None
-        value = float(eq.rhs)
-        return {("mu", 0.0): "centred", ("xhat", 0.0): "equal", ("sigma2", 0.0): "equal", ("sigma", 0.0): "equal",
-                ("sigma2", 1.0): "standardised", ("sigma", 1.0): "standardised"}.get((target[0], value))
+        return CASE_OF_SETTING.get((target[0], float(eq.rhs)))
 
     def finding(self, k: int, batch: Batch | None) -> Finding | None:
         eq, ctx = self.parsed[k], self.ctx

@@ -336,6 +336,9 @@ SPECIAL_BATCHES = {"sorted": lambda b: tuple(sorted(b.x)),
                    "equal": lambda b: (b.x[0],) * len(b.x)}
 SPECIAL_CASES = (("if the batch's mean is 0", "centred"), ("if the batch's mean is 0 and σ² + ε = 1", "standardised"),
                  ("if the inputs are all equal (σ² = 0)", "equal"))
+# the case a setting states (μ ≈ 0, x̂_i = 0, σ² = 1): the batches of that kind
+CASE_OF_SETTING = {("mu", 0.0): "centred", ("xhat", 0.0): "equal", ("sigma2", 0.0): "equal", ("sigma", 0.0): "equal",
+                   ("sigma2", 1.0): "standardised", ("sigma", 1.0): "standardised"}
 PLAIN_OUTPUT = "y being the normalised value as the document defines it"
 
 

@@ -210,8 +210,7 @@ def judge(lhs: sp.Expr, sides: tuple[sp.Expr, ...], notation: Notation, ctx: Con
                 name == "y" and PLAIN_OUTPUT in found.checked):
             return Judgement("y[i]", ctx.label(name), AMBIGUOUS, "wrong if y_i is the output γ x̂_i + β; right if "
                              "y_i names the normalised value x̂_i (no γ, β), as some write-ups do", warnings)
-        own = foreign_statistics(sides, ctx)
-        if found.verdict == WRONG and own:
+        if found.verdict == WRONG and (own := foreign_statistics(sides, ctx)):  # (evaluated for a wrong one only)
             return Judgement(None, ctx.label(name), NOT_ABOUT, f"it normalises with the document's own "
                              f"{', '.join(own)}, not the batch's μ and σ²: another layer", warnings)
         return with_warnings(found, warnings)
